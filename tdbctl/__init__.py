@@ -1,0 +1,3 @@
+"""tdbctl: the operations tool for the database behind AI conversation-training platforms."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from tdbctl.cli import main
+
+main()

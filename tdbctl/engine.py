@@ -1,0 +1,40 @@
+"""Create the SQLAlchemy engine for a database URL, with each dialect's connection set-up."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL
+
+from tdbctl.ddl.sqlite_files import domain_file
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def create_engine(url: URL, *, schemas=None, echo: bool = False) -> sa.Engine:
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, schemas, echo)
+    return sa.create_engine(url, echo=echo, pool_pre_ping=False, poolclass=sa.pool.NullPool)
+
+
+def _sqlite_engine(url: URL, schemas, echo: bool) -> sa.Engine:
+    if schemas is None:
+        from tdbctl.schema import ALL_SCHEMAS as schemas
+    engine = sa.create_engine(url, echo=echo, poolclass=sa.pool.NullPool)
+    main_file = url.database
+
+    @event.listens_for(engine, "connect")
+    def _attach_domains(dbapi_connection, _record):
+        # Transactions are ours (BEGIN below), so that DDL is transactional too and a failed
+        # migration leaves every attached file as it was.
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        for schema in schemas:
+            dbapi_connection.execute(f'ATTACH DATABASE ? AS "{schema}"', (domain_file(main_file, schema),))
+        dbapi_connection.execute("PRAGMA foreign_keys = ON")
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):
+        connection.exec_driver_sql("BEGIN")
+
+    return engine

