@@ -1,0 +1,86 @@
+"""The tdbctl command line: a thin layer over the library.
+
+Each command module parses options, calls one library function and renders its result; library
+exceptions become one line on stderr and a documented exit code here, at the edge.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from tdbctl import __version__
+from tdbctl.cli import info as info_cmd
+from tdbctl.cli import migrate as migrate_cmd
+from tdbctl.cli.common import STATE
+
+app = typer.Typer(
+    name="tdbctl",
+    help="Operations tool for the database behind AI conversation-training platforms.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"tdbctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    database_url: Annotated[
+        Optional[str],
+        typer.Option(
+            "--database-url",
+            metavar="URL",
+            help="Database URL (else TDB_DATABASE_URL, DATABASE_URL, tdbctl.toml, then ./tdbctl.db). "
+            "Prefer the environment or ~/.pgpass for passwords: arguments are visible in ps.",
+            show_default=False,
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    STATE.database_url = database_url
+    STATE.debug = debug
+
+
+app.add_typer(migrate_cmd.app, name="migrate")
+app.command("info")(info_cmd.info)
+
+
+def main() -> None:
+    from tdbctl.errors import ExitCode, TdbError
+
+    try:
+        app()
+    except TdbError as exc:
+        _fail(exc.message, exc.exit_code, type(exc).__name__, exc)
+    except KeyboardInterrupt:
+        _fail("interrupted", ExitCode.INTERRUPTED, "Interrupted", None)
+    except Exception as exc:  # the last resort: still one line, never a traceback without --debug
+        from tdbctl.config import mask_secrets
+
+        message = mask_secrets(" ".join(str(exc).split())) or type(exc).__name__
+        _fail(f"unexpected error: {message}", ExitCode.FAILURE, type(exc).__name__, exc)
+
+
+def _fail(message: str, code: int, kind: str, exc: BaseException | None) -> None:
+    if STATE.debug and exc is not None:
+        import traceback
+
+        traceback.print_exception(exc)
+    if STATE.json:
+        import json
+
+        print(json.dumps({"error": {"type": kind, "message": message, "exit_code": int(code)}}))
+    sys.stderr.write(f"tdbctl: error: {message}\n")
+    sys.exit(int(code))

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from tdbctl.cli.common import JsonOption, Output, settings
+
+
+def info(json: JsonOption = False) -> None:
+    """Show the database URL (masked) and where it came from, server, extensions and schema state.
+
+    Example:
+
+        tdbctl info --json
+    """
+    from tdbctl.info import gather
+
+    out = Output(json)
+    report = gather(settings())
+    if out.json:
+        out.data(report)
+        return
+    pending = report["pending"]
+    out.fields(
+        "tdbctl info",
+        [
+            ("database", report["url"]),
+            ("from", report["url_source"]),
+            ("dialect", report["dialect"]),
+            ("server", report["server_version"] or "(database not created yet: run tdbctl migrate)"),
+            ("revision", report["current"] or "none"),
+            ("head", report["head"]),
+            ("pending", ", ".join(pending) if pending else "none (up to date)"),
+        ],
+    )
+    if report["extensions"]:
+        out.table(
+            "Extensions",
+            ["extension", "installed", "available"],
+            [(n, e["installed"] or "missing", "yes" if e["available"] else "no") for n, e in report["extensions"].items()],
+        )
+    out.table(
+        "Domains",
+        ["schema", "tables", "expected"],
+        [(s, d["tables"], d["expected"]) for s, d in report["domains"].items()],
+    )
+    if report["not_on_this_dialect"]:
+        out.table(
+            f"Not created on {report['dialect']}",
+            ["kind", "name", "why"],
+            [(o["kind"], o["name"], o["reason"]) for o in report["not_on_this_dialect"]],
+        )

@@ -1,0 +1,236 @@
+"""`tdbctl migrate`: upgrade (the default), down, history, current, check, validate, repair."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from tdbctl.cli.common import (
+    DryRunOption,
+    JsonOption,
+    LockTimeoutOption,
+    LockWaitOption,
+    Output,
+    YesOption,
+    confirm,
+    settings,
+)
+
+app = typer.Typer(
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+DEFAULT_LOCK_WAIT = 60.0
+DEFAULT_LOCK_TIMEOUT = 10.0
+
+
+def _log_progress() -> None:
+    """Alembic's 'Running upgrade ...' lines go to stderr as progress."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("alembic.runtime.migration")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def _steps(result) -> list[dict]:
+    return [{"revision": s.revision, "description": s.description, "script": s.script} for s in result.steps]
+
+
+@app.callback()
+def upgrade(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", metavar="REV", help="Upgrade to this revision instead of head.")] = "head",
+    sql: Annotated[bool, typer.Option("--sql", help="Print the SQL for a DBA instead of running it.")] = False,
+    start: Annotated[
+        Optional[str], typer.Option("--from", metavar="REV", help="With --sql: the revision the database is at.")
+    ] = None,
+    lock_wait: LockWaitOption = DEFAULT_LOCK_WAIT,
+    lock_timeout: LockTimeoutOption = DEFAULT_LOCK_TIMEOUT,
+    json: JsonOption = False,
+) -> None:
+    """Upgrade the database to head (or --to REV); with a subcommand, do that instead.
+
+    Example:
+
+        tdbctl migrate                 # to head, as a deploy pipeline runs it
+
+        tdbctl migrate --sql > up.sql  # the SQL, for a DBA to review
+    """
+    if ctx.invoked_subcommand:
+        return
+    from tdbctl.migrate import commands
+
+    out = Output(json)
+    if sql:
+        sys.stdout.write(commands.upgrade_sql(settings(), to, start))
+        return
+    _log_progress()
+    result = commands.upgrade(settings(), to, lock_wait=lock_wait, lock_timeout=lock_timeout)
+    if out.json:
+        out.data({"before": result.before, "after": result.after, "applied": _steps(result)})
+    elif result.steps:
+        out.log(f"migrated {result.before or 'empty database'} -> {result.after} ({len(result.steps)} applied)")
+    else:
+        out.log(f"already at {result.after}: nothing to do")
+
+
+@app.command("down")
+def down(
+    revision: Annotated[str, typer.Argument(metavar="REV", help="Revision to go back to (base: before the first).")],
+    yes: YesOption = False,
+    dry_run: DryRunOption = False,
+    lock_wait: LockWaitOption = DEFAULT_LOCK_WAIT,
+    lock_timeout: LockTimeoutOption = DEFAULT_LOCK_TIMEOUT,
+    json: JsonOption = False,
+) -> None:
+    """Revert migrations down to REV. Drops what they created, data included: asks first.
+
+    Example:
+
+        tdbctl migrate down 0004 --dry-run
+    """
+    from tdbctl.migrate import commands
+
+    out = Output(json)
+    config = settings()
+    plan = commands.plan_downgrade(config, revision)
+    rows_lost = sum(plan.dropped_tables.values())
+    if dry_run or not out.json:
+        if out.json:
+            out.data({"dry_run": True, "current": plan.current, "target": plan.target,
+                      "revert": [s.revision for s in plan.steps], "dropped_tables": plan.dropped_tables})
+            return
+        out.table(f"Would revert {plan.current} -> {plan.target}", ["revision", "description"],
+                  [(s.revision, s.description) for s in plan.steps])
+        out.table("Tables that would be dropped", ["table", "rows"], sorted(plan.dropped_tables.items()))
+        if dry_run:
+            return
+    confirm(f"Revert {len(plan.steps)} migration(s) and drop {len(plan.dropped_tables)} tables "
+            f"holding {rows_lost} rows?", yes)
+    _log_progress()
+    result = commands.downgrade(config, plan.target, lock_wait=lock_wait, lock_timeout=lock_timeout)
+    if out.json:
+        out.data({"before": result.before, "after": result.after, "reverted": _steps(result)})
+    else:
+        out.log(f"reverted {result.before} -> {result.after or 'base'} ({len(result.steps)} reverted)")
+
+
+@app.command("current")
+def current(json: JsonOption = False) -> None:
+    """Show the revision the database is at, the head, and what is pending.
+
+    Example:
+
+        tdbctl migrate current
+    """
+    from tdbctl.migrate import commands
+
+    out = Output(json)
+    state = commands.state(settings())
+    pending = [p.revision for p in state.pending]
+    if out.json:
+        out.data({"current": state.current, "head": state.head, "pending": pending})
+    else:
+        out.line(f"{state.current or 'base'} (head {state.head}; pending: {', '.join(pending) or 'none'})")
+
+
+@app.command("history")
+def history(json: JsonOption = False) -> None:
+    """List every migration, oldest first, with when each was applied.
+
+    Example:
+
+        tdbctl migrate history
+    """
+    from tdbctl.migrate import commands
+
+    out = Output(json)
+    revisions = commands.history(settings())
+    if out.json:
+        out.data([vars(r) for r in revisions])
+        return
+    out.table("Migrations", ["revision", "applied", "description", "script"],
+              [(r.revision, r.applied_at or "pending", r.description, r.script) for r in revisions])
+
+
+@app.command("check")
+def check(json: JsonOption = False) -> None:
+    """Compare the database with the metadata; exit 3 on drift or pending migrations.
+
+    Example:
+
+        tdbctl migrate check || echo "schema drift"
+    """
+    from tdbctl.errors import ExitCode
+    from tdbctl.migrate.drift import check as check_drift
+
+    out = Output(json)
+    report = check_drift(settings())
+    if out.json:
+        out.data({"clean": report.clean, "current": report.current, "head": report.head,
+                  "pending": report.pending, "differences": report.differences})
+    else:
+        for revision in report.pending:
+            out.line(f"pending migration {revision}")
+        for difference in report.differences:
+            out.line(difference)
+        out.log("no drift: database matches the metadata at head" if report.clean
+                else f"drift: {len(report.pending)} pending, {len(report.differences)} differences")
+    if not report.clean:
+        raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+@app.command("validate")
+def validate(json: JsonOption = False) -> None:
+    """Check applied migrations' scripts against the ledger's checksums; exit 4 if one was edited.
+
+    Example:
+
+        tdbctl migrate validate
+    """
+    from tdbctl.errors import ExitCode
+    from tdbctl.migrate import commands
+
+    out = Output(json)
+    problems = commands.validate(settings())
+    if out.json:
+        out.data({"valid": not problems, "problems": [p.describe() for p in problems]})
+    else:
+        for problem in problems:
+            out.line(problem.describe())
+        out.log("all applied migrations match their recorded checksums" if not problems
+                else f"{len(problems)} problem(s); `tdbctl migrate repair` re-records deliberate edits")
+    if problems:
+        raise typer.Exit(ExitCode.VALIDATION_FAILED)
+
+
+@app.command("repair")
+def repair(yes: YesOption = False, json: JsonOption = False) -> None:
+    """Re-record the checksums of applied migrations after a deliberate edit.
+
+    Example:
+
+        tdbctl migrate repair --yes
+    """
+    from tdbctl.migrate import commands
+
+    out = Output(json)
+    config = settings()
+    problems = commands.validate(config)
+    if not problems:
+        out.data({"repaired": []}) if out.json else out.log("nothing to repair")
+        return
+    for problem in problems:
+        out.log(problem.describe())
+    confirm(f"Re-record {len(problems)} checksum(s)?", yes)
+    repaired = commands.repair(config)
+    if out.json:
+        out.data({"repaired": [p.revision for p in repaired if p.actual is not None]})
+    else:
+        out.log(f"re-recorded {sum(1 for p in repaired if p.actual is not None)} checksum(s)")

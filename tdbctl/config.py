@@ -1,0 +1,110 @@
+"""Where the database URL comes from, and the settings in tdbctl.toml.
+
+Precedence: --database-url, TDB_DATABASE_URL, DATABASE_URL, tdbctl.toml in the current
+directory, then the embedded default: a SQLite file ``tdbctl.db`` in the current directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tdbctl.errors import ConfigError
+
+CONFIG_FILE = "tdbctl.toml"
+DEFAULT_SQLITE_FILE = "tdbctl.db"
+ENV_VARS = ("TDB_DATABASE_URL", "DATABASE_URL")
+SUPPORTED_BACKENDS = ("postgresql", "sqlite")
+
+_USERINFO_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*):(?P<pw>[^@\s]*)@", re.I)
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:password|pass)=)(?P<pw>[^&\s]*)", re.I)
+
+
+def mask_secrets(text: str) -> str:
+    """Hide passwords in anything that looks like a URL or a libpq key=value string."""
+    text = _USERINFO_PASSWORD.sub(lambda m: f"{m['head']}:***@", text)
+    text = _QUERY_PASSWORD.sub(lambda m: f"{m['head']}***", text)
+    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text, flags=re.I)
+
+
+@dataclass
+class Settings:
+    url: Any  # sqlalchemy.engine.URL; typed loosely so importing config stays light
+    source: str
+    file_settings: dict = field(default_factory=dict)
+
+    @property
+    def dialect(self) -> str:
+        return self.url.get_backend_name()
+
+    @property
+    def masked_url(self) -> str:
+        return mask_secrets(self.url.render_as_string(hide_password=True))
+
+    @property
+    def password(self) -> str | None:
+        return self.url.password
+
+    def section(self, name: str) -> dict:
+        value = self.file_settings.get(name, {})
+        return value if isinstance(value, dict) else {}
+
+
+def load_file_settings(directory: Path) -> dict:
+    path = directory / CONFIG_FILE
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def resolve(cli_url: str | None = None, *, directory: Path | None = None, environ=None) -> Settings:
+    directory = directory or Path.cwd()
+    environ = os.environ if environ is None else environ
+    file_settings = load_file_settings(directory)
+    raw, source = _pick_url(cli_url, environ, file_settings)
+    if raw is None:
+        raw = f"sqlite:///{directory / DEFAULT_SQLITE_FILE}"
+        source = "default (SQLite file in the current directory)"
+    return Settings(url=parse_url(raw, source), source=source, file_settings=file_settings)
+
+
+def _pick_url(cli_url, environ, file_settings) -> tuple[str | None, str]:
+    if cli_url:
+        return cli_url, "--database-url"
+    for name in ENV_VARS:
+        if environ.get(name):
+            return environ[name], name
+    file_url = file_settings.get("database", {}).get("url") if isinstance(file_settings.get("database"), dict) else None
+    if file_url:
+        return file_url, CONFIG_FILE
+    return None, ""
+
+
+def parse_url(raw: str, source: str):
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    text = raw.strip()
+    if text.startswith("postgres://"):
+        text = "postgresql://" + text[len("postgres://"):]
+    try:
+        url = make_url(text)
+    except (ArgumentError, ValueError):
+        raise ConfigError(f"malformed database URL from {source}: {mask_secrets(text)!r}") from None
+    backend = url.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise ConfigError(
+            f"unsupported database {backend!r} from {source}: tdbctl works with postgresql:// and sqlite:// URLs"
+        )
+    if backend == "postgresql" and url.get_driver_name() != "psycopg":
+        url = url.set(drivername="postgresql+psycopg")
+    if backend == "sqlite" and url.database and url.database != ":memory:":
+        url = url.set(database=str(Path(url.database).expanduser().absolute()))
+    return url

@@ -1,0 +1,77 @@
+"""`tdbctl info`: where the database is, what it runs, and where its schema stands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tdbctl.config import Settings
+from tdbctl.runtime import open_database
+
+
+def not_on_dialect(dialect_name: str, installed_extensions: set[str]) -> list[dict]:
+    """Schema objects that this dialect does not get, and why."""
+    from tdbctl.schema import metadata, objects_of
+
+    skipped = []
+    for table in metadata.sorted_tables:
+        for index in sorted(table.indexes, key=lambda i: i.name):
+            condition = getattr(index, "_ddl_if", None)
+            if condition is not None and condition.dialect not in (None, dialect_name):
+                skipped.append({"kind": "index", "name": f"{table.schema}.{index.name}",
+                                "reason": f"{condition.dialect} only"})
+    for obj in objects_of(metadata):
+        if not obj.supported_on(dialect_name):
+            skipped.append({"kind": obj.kind, "name": obj.qualified_name,
+                            "reason": f"{', '.join(obj.create)} only"})
+        elif obj.requires_extension and obj.requires_extension not in installed_extensions:
+            skipped.append({"kind": obj.kind, "name": obj.qualified_name,
+                            "reason": f"needs the {obj.requires_extension} extension"})
+    return skipped
+
+
+def gather(settings: Settings) -> dict:
+    from sqlalchemy import inspect
+
+    from tdbctl.migrate.commands import current_revision, script_directory, single_head, steps_between
+    from tdbctl.schema import ALL_SCHEMAS, metadata
+
+    script = script_directory(settings)
+    head = single_head(script)
+    expected = {s: sum(1 for t in metadata.tables.values() if t.schema == s) for s in ALL_SCHEMAS}
+    report = {
+        "url": settings.masked_url,
+        "url_source": settings.source,
+        "dialect": settings.dialect,
+        "head": head,
+    }
+    if settings.dialect == "sqlite" and not Path(settings.url.database or "").exists():
+        report.update(database_exists=False, server_version=None, extensions={}, current=None,
+                      pending=[r.revision for r in steps_between(script, None, head)],
+                      domains={s: {"tables": 0, "expected": n} for s, n in expected.items()},
+                      not_on_this_dialect=not_on_dialect("sqlite", set()))
+        return report
+    with open_database(settings) as db, db.connect() as conn:
+        extensions = db.dialect.extensions(conn)
+        current = current_revision(conn)
+        inspector = inspect(conn)
+        present = set(inspector.get_schema_names())
+        domains = {
+            schema: {
+                "tables": len([t for t in inspector.get_table_names(schema=schema) if t != "alembic_version"])
+                if schema in present else 0,
+                "expected": expected[schema],
+            }
+            for schema in ALL_SCHEMAS
+        }
+        report.update(
+            database_exists=True,
+            server_version=db.dialect.server_version(conn),
+            extensions={n: {"installed": e.installed_version, "available": e.available} for n, e in extensions.items()},
+            current=current,
+            pending=[r.revision for r in steps_between(script, current, head)],
+            domains=domains,
+            not_on_this_dialect=not_on_dialect(
+                db.dialect.name, {n for n, e in extensions.items() if e.installed}
+            ),
+        )
+    return report

@@ -1,0 +1,1 @@
+"""Migrations: Alembic underneath, with tdbctl's ledger, locking and checks around it."""

@@ -1,0 +1,325 @@
+"""The migrate library: one short function per `tdbctl migrate` action (cf. alembic.command).
+
+Each takes the resolved Settings and its arguments, opens the database through the runtime, and
+returns a plain result for the CLI to render. None of them holds SQL of its own.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tdbctl.config import Settings
+from tdbctl.errors import DatabaseError, PrerequisiteError, UsageError, ValidationFailed
+from tdbctl.migrate import ledger
+from tdbctl.runtime import Database, open_database
+
+MIGRATE_LOCK = "migrate"
+DEFAULT_LOCK_WAIT_SECONDS = 60.0
+
+
+@dataclass
+class Revision:
+    revision: str
+    description: str
+    script: str
+    applied: bool = False
+    applied_at: object = None
+
+
+@dataclass
+class MigrationState:
+    current: str | None
+    head: str
+    pending: list[Revision]
+
+
+@dataclass
+class MigrationResult:
+    before: str | None
+    after: str | None
+    steps: list[Revision] = field(default_factory=list)
+    sql: str | None = None
+
+
+@dataclass
+class DowngradePlan:
+    current: str | None
+    target: str
+    steps: list[Revision]
+    dropped_tables: dict[str, int]
+
+
+@dataclass
+class ChecksumProblem:
+    revision: str
+    script: str
+    recorded: str | None
+    actual: str | None
+
+    def describe(self) -> str:
+        if self.actual is None:
+            return f"migration {self.revision} was applied but its script {self.script} is missing"
+        if self.recorded is None:
+            return f"migration {self.revision} ({self.script}) is applied but not in the ledger"
+        return (
+            f"migration {self.revision} ({self.script}) was edited after it was applied: "
+            f"recorded checksum {self.recorded}, file now {self.actual}"
+        )
+
+
+# -- Alembic plumbing --------------------------------------------------------------------------
+
+
+def alembic_config(settings: Settings, *, stdout=None, **attributes):
+    from alembic.config import Config
+
+    from tdbctl.resources import migrations_dir
+
+    config = Config(stdout=stdout or io.StringIO(), output_buffer=stdout)
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.attributes.update(url=settings.url, **attributes)
+    return config
+
+
+def script_directory(settings: Settings):
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(settings))
+
+
+def single_head(script) -> str:
+    heads = script.get_heads()
+    if len(heads) != 1:
+        raise DatabaseError(
+            f"the migrations have {len(heads)} heads ({', '.join(sorted(heads))}): "
+            "merge them into one (alembic merge) before migrating"
+        )
+    return heads[0]
+
+
+def resolve_revision(script, revision: str) -> str:
+    from alembic.util import CommandError
+
+    if revision in ("head", "base"):
+        return revision
+    try:
+        found = script.get_revision(revision)
+    except (CommandError, KeyError) as exc:
+        known = ", ".join(s.revision for s in script.walk_revisions())
+        raise UsageError(f"unknown revision {revision!r} (known: {known}, head, base)") from exc
+    if found is None:
+        raise UsageError(f"unknown revision {revision!r}")
+    return found.revision
+
+
+def as_revision(script_obj) -> Revision:
+    return Revision(
+        revision=script_obj.revision,
+        description=(script_obj.doc or "").strip(),
+        script=Path(script_obj.path).name,
+    )
+
+
+def current_revision(conn) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    from tdbctl.schema import TOOL_SCHEMA
+
+    context = MigrationContext.configure(conn, opts={"version_table_schema": TOOL_SCHEMA})
+    heads = context.get_current_heads()
+    return heads[0] if heads else None
+
+
+def steps_between(script, lower: str | None, upper: str) -> list[Revision]:
+    """Revisions above ``lower`` up to ``upper``, oldest first."""
+    revisions = script.iterate_revisions(upper, lower or "base")
+    return [as_revision(r) for r in reversed(list(revisions))]
+
+
+@contextmanager
+def exclusive(db: Database, lock_wait: float):
+    with db.dialect.exclusive_run(db.engine, MIGRATE_LOCK, lock_wait):
+        yield
+
+
+# -- actions --------------------------------------------------------------------------------
+
+
+def state(settings: Settings) -> MigrationState:
+    script = script_directory(settings)
+    head = single_head(script)
+    with open_database(settings) as db, db.connect() as conn:
+        current = current_revision(conn)
+    return MigrationState(current, head, steps_between(script, current, head))
+
+
+def history(settings: Settings) -> list[Revision]:
+    script = script_directory(settings)
+    with open_database(settings) as db, db.connect() as conn:
+        applied = {e.version: e for e in ledger.read(conn)}
+    revisions = [as_revision(s) for s in reversed(list(script.walk_revisions()))]
+    for rev in revisions:
+        if rev.revision in applied:
+            rev.applied, rev.applied_at = True, applied[rev.revision].applied_at
+    return revisions
+
+
+def checksum_problems(conn, script) -> list[ChecksumProblem]:
+    problems = []
+    entries = ledger.read(conn)
+    recorded = {e.version for e in entries}
+    for entry in entries:
+        found = _find_script(script, entry.version)
+        if found is None:
+            problems.append(ChecksumProblem(entry.version, entry.script, entry.checksum, None))
+            continue
+        actual = ledger.script_checksum(found.path)
+        if actual != entry.checksum:
+            problems.append(ChecksumProblem(entry.version, Path(found.path).name, entry.checksum, actual))
+    current = current_revision(conn)
+    if current and entries:
+        for applied in steps_between(script, None, current):
+            if applied.revision not in recorded:
+                problems.append(ChecksumProblem(applied.revision, applied.script, None, ""))
+    return problems
+
+
+def _find_script(script, revision: str):
+    from alembic.util import CommandError
+
+    try:
+        return script.get_revision(revision)
+    except (CommandError, KeyError):
+        return None
+
+
+def validate(settings: Settings) -> list[ChecksumProblem]:
+    script = script_directory(settings)
+    with open_database(settings) as db, db.connect() as conn:
+        return checksum_problems(conn, script)
+
+
+def _refuse_edited(conn, script) -> None:
+    problems = checksum_problems(conn, script)
+    if problems:
+        hint = "revert the edit, or run `tdbctl migrate repair` if it was deliberate"
+        raise ValidationFailed(problems[0].describe() + f" ({hint})")
+
+
+def upgrade(
+    settings: Settings,
+    target: str = "head",
+    *,
+    lock_wait: float = DEFAULT_LOCK_WAIT_SECONDS,
+    lock_timeout: float | None = None,
+) -> MigrationResult:
+    from alembic import command
+
+    script = script_directory(settings)
+    head = single_head(script)
+    target = head if target == "head" else resolve_revision(script, target)
+    with open_database(settings) as db, exclusive(db, lock_wait), db.connect() as conn:
+        _refuse_edited(conn, script)
+        before = current_revision(conn)
+        steps = steps_between(script, before, target) if target != "base" else []
+        if steps:
+            problems = db.dialect.missing_prerequisites(conn)
+            if problems:
+                raise PrerequisiteError("; ".join(problems) + "; nothing was changed")
+        conn.commit()
+        config = alembic_config(settings, connection=conn, **_timeouts(lock_timeout))
+        command.upgrade(config, target)
+        conn.commit()
+        after = current_revision(conn)
+    return MigrationResult(before, after, steps)
+
+
+def upgrade_sql(settings: Settings, target: str = "head", start: str | None = None) -> str:
+    """The SQL a DBA would run for this upgrade, without touching the database."""
+    from alembic import command
+
+    script = script_directory(settings)
+    single_head(script)
+    target = resolve_revision(script, target)
+    span = f"{resolve_revision(script, start)}:{target}" if start else target
+    out = io.StringIO()
+    command.upgrade(alembic_config(settings, stdout=out), span, sql=True)
+    return out.getvalue()
+
+
+def plan_downgrade(settings: Settings, target: str) -> DowngradePlan:
+    from alembic import command
+
+    script = script_directory(settings)
+    target = resolve_revision(script, target)
+    with open_database(settings) as db, db.connect() as conn:
+        current = current_revision(conn)
+        if current is None:
+            raise UsageError("the database has no migrations applied: nothing to revert")
+        lower = None if target == "base" else target
+        if lower is not None and lower not in {r.revision for r in steps_between(script, None, current)}:
+            raise UsageError(f"revision {target} is not below the current revision {current}")
+        steps = list(reversed(steps_between(script, lower, current)))
+        out = io.StringIO()
+        command.downgrade(alembic_config(settings, stdout=out), f"{current}:{target}", sql=True)
+        dropped = re.findall(r"^DROP TABLE (?:IF EXISTS )?([\w.\"]+)", out.getvalue(), re.M)
+        counts = {name.replace('"', ""): db.dialect.count_rows(conn, name.replace('"', "")) for name in dropped}
+    return DowngradePlan(current, target, steps, counts)
+
+
+def downgrade(
+    settings: Settings,
+    target: str,
+    *,
+    lock_wait: float = DEFAULT_LOCK_WAIT_SECONDS,
+    lock_timeout: float | None = None,
+) -> MigrationResult:
+    from alembic import command
+
+    script = script_directory(settings)
+    target = resolve_revision(script, target)
+    with open_database(settings) as db, exclusive(db, lock_wait), db.connect() as conn:
+        _refuse_edited(conn, script)
+        before = current_revision(conn)
+        lower = None if target == "base" else target
+        steps = list(reversed(steps_between(script, lower, before))) if before else []
+        conn.commit()
+        config = alembic_config(settings, connection=conn, **_timeouts(lock_timeout))
+        command.downgrade(config, target)
+        conn.commit()
+        after = current_revision(conn)
+    return MigrationResult(before, after, steps)
+
+
+def repair(settings: Settings) -> list[ChecksumProblem]:
+    """Re-record checksums after a deliberate edit; returns what it changed."""
+    import sqlalchemy as sa
+
+    from tdbctl.schema.bookkeeping import migration_ledger
+
+    script = script_directory(settings)
+    with open_database(settings) as db, exclusive(db, 0), db.connect() as conn:
+        problems = checksum_problems(conn, script)
+        for problem in problems:
+            if problem.actual is None:
+                continue  # a missing script cannot be re-recorded; validate keeps reporting it
+            found = script.get_revision(problem.revision)
+            values = dict(script=Path(found.path).name, checksum=ledger.script_checksum(found.path))
+            if problem.recorded is None:
+                conn.execute(migration_ledger.insert().values(
+                    version=problem.revision, applied_by=ledger.applied_by(),
+                    description=(found.doc or "").strip()[:500], **values))
+            else:
+                conn.execute(
+                    sa.update(migration_ledger).where(migration_ledger.c.version == problem.revision).values(**values)
+                )
+        conn.commit()
+    return problems
+
+
+def _timeouts(lock_timeout: float | None) -> dict:
+    return {} if lock_timeout is None else {"lock_timeout_seconds": lock_timeout}

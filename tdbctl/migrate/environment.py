@@ -1,0 +1,59 @@
+"""What migrations/env.py runs: configure Alembic for tdbctl's schemas, ledger and timeouts."""
+
+from __future__ import annotations
+
+from tdbctl.ddl import dialect_for
+from tdbctl.migrate.ledger import Recorder
+from tdbctl.schema import ALL_SCHEMAS, TOOL_SCHEMA, metadata
+
+VERSION_TABLE = "alembic_version"
+DEFAULT_LOCK_TIMEOUT_SECONDS = 10.0
+
+
+def include_name(name, type_, parent_names) -> bool:
+    if type_ == "schema":
+        return name in ALL_SCHEMAS
+    if type_ == "table":
+        return not (name == VERSION_TABLE and parent_names.get("schema_name") == TOOL_SCHEMA)
+    return True
+
+
+def alembic_options(dialect_name: str) -> dict:
+    def include_for_dialect(obj, name, type_, reflected, compare_to):
+        condition = getattr(obj, "_ddl_if", None)
+        if condition is not None and condition.dialect is not None:
+            return condition.dialect == dialect_name
+        return True
+
+    return dict(
+        target_metadata=metadata,
+        version_table_schema=TOOL_SCHEMA,
+        include_schemas=True,
+        include_name=include_name,
+        include_object=include_for_dialect,
+        compare_type=True,
+        transactional_ddl=True,
+    )
+
+
+def run_migrations(context) -> None:
+    config = context.config
+    attributes = config.attributes
+    lock_timeout = attributes.get("lock_timeout_seconds", DEFAULT_LOCK_TIMEOUT_SECONDS)
+    if context.is_offline_mode():
+        url = attributes["url"]
+        dialect = dialect_for(url.get_backend_name())
+        context.configure(
+            url=url,
+            literal_binds=True,
+            on_version_apply=Recorder(),
+            **alembic_options(dialect.name),
+        )
+    else:
+        connection = attributes["connection"]
+        dialect = dialect_for(connection.dialect.name)
+        context.configure(connection=connection, on_version_apply=Recorder(), **alembic_options(dialect.name))
+    with context.begin_transaction():
+        dialect.set_lock_timeout(context.execute, lock_timeout)
+        dialect.prepare_schemas(context.execute, ALL_SCHEMAS)
+        context.run_migrations()

@@ -1,0 +1,70 @@
+"""Open the database a command works on, and turn driver errors into one clear line."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+from tdbctl.config import Settings, mask_secrets
+from tdbctl.errors import DatabaseError, TdbError
+
+
+@dataclass
+class Database:
+    settings: Settings
+    engine: object  # sqlalchemy.Engine
+    dialect: object  # tdbctl.ddl.Dialect
+
+    def connect(self):
+        return self.engine.connect()
+
+
+@contextmanager
+def open_database(settings: Settings) -> Iterator[Database]:
+    from tdbctl.ddl import dialect_for
+    from tdbctl.engine import create_engine
+
+    engine = create_engine(settings.url)
+    try:
+        with translate_errors(settings):
+            yield Database(settings, engine, dialect_for(settings.dialect))
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def translate_errors(settings: Settings) -> Iterator[None]:
+    """SQLAlchemy and driver exceptions become a DatabaseError with one scrubbed line."""
+    import sqlalchemy.exc as sa_exc
+
+    try:
+        yield
+    except TdbError:
+        raise
+    except sa_exc.DBAPIError as exc:
+        reason = driver_message(exc.orig, settings)
+        if exc.connection_invalidated or _is_connect_failure(exc):
+            raise DatabaseError(f"cannot connect to {settings.masked_url}: {reason}") from exc
+        raise DatabaseError(f"database error: {reason}") from exc
+    except sa_exc.SQLAlchemyError as exc:
+        raise DatabaseError(f"database error: {scrub(str(exc).splitlines()[0], settings)}") from exc
+
+
+def _is_connect_failure(exc) -> bool:
+    text = str(exc.orig).lower()
+    return any(p in text for p in ("connection failed", "could not connect", "unable to open database", "connection to server"))
+
+
+def driver_message(orig: BaseException, settings: Settings) -> str:
+    text = " ".join(str(orig).split())
+    text = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", text)
+    return scrub(text, settings)
+
+
+def scrub(text: str, settings: Settings) -> str:
+    text = mask_secrets(text)
+    if settings.password:
+        text = text.replace(settings.password, "***")
+    return text
