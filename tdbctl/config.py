@@ -103,7 +103,7 @@ def parse_url(raw: str, source: str):
         raise ConfigError(
             f"unsupported database {backend!r} from {source}: tdbctl works with postgresql:// and sqlite:// URLs"
         )
-    if backend == "postgresql" and url.get_driver_name() != "psycopg":
+    if backend == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
     if backend == "sqlite" and url.database and url.database != ":memory:":
         url = url.set(database=str(Path(url.database).expanduser().absolute()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -15,7 +16,9 @@ def _locate(top_level: str, packaged: str) -> Path:
 
 
 def migrations_dir() -> Path:
-    return _locate("migrations", "_migrations")
+    """TDB_MIGRATIONS_DIR points at another copy (for developing and testing migrations)."""
+    override = os.environ.get("TDB_MIGRATIONS_DIR")
+    return Path(override) if override else _locate("migrations", "_migrations")
 
 
 def seeds_dir() -> Path:

@@ -66,3 +66,21 @@ def sqlite_url(tmp_path):
 def db_url(request):
     """Runs the test once on each dialect."""
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+def run_cli(*args, cwd=None, env=None, timeout=120, input=None):
+    """Run the real `tdbctl` in a subprocess; returns the CompletedProcess (text mode)."""
+    import subprocess
+    import sys
+
+    full_env = {k: v for k, v in os.environ.items() if k not in ("TDB_DATABASE_URL", "DATABASE_URL")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "tdbctl", *map(str, args)],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, input=input,
+    )
+
+
+def url_text(url) -> str:
+    """A URL as the user would type it (postgresql://, password included)."""
+    return url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")

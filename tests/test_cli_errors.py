@@ -1,0 +1,109 @@
+"""Bad input and unreachable servers: one clear line on stderr, a documented exit code, no secrets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+import pg15
+from conftest import run_cli, url_text
+
+needs_pg15 = pytest.mark.skipif(not pg15.available(), reason="Debian PostgreSQL 15 binaries not installed")
+
+
+def assert_one_line(result, code: int, *fragments: str) -> None:
+    assert result.returncode == code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tdbctl: error: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def pg15_url():
+    with pg15.server() as url:
+        yield url
+
+
+def test_unreachable_server(tmp_path):
+    result = run_cli("--database-url", "postgresql://ops:hunter2@127.0.0.1:1/prod", "migrate", cwd=tmp_path)
+    assert_one_line(result, 1, "cannot connect to postgresql+psycopg://ops:***@127.0.0.1:1/prod")
+    assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_malformed_url_is_a_usage_error(tmp_path):
+    result = run_cli("--database-url", "postgresql://ops:hunter2@host:notaport/db", "info", cwd=tmp_path)
+    assert_one_line(result, 2, "malformed database URL from --database-url")
+    assert "hunter2" not in result.stderr
+
+
+def test_unsupported_backend_is_a_usage_error(tmp_path):
+    result = run_cli("info", cwd=tmp_path, env={"TDB_DATABASE_URL": "mysql://u:p@h/db"})
+    assert_one_line(result, 2, "unsupported database 'mysql' from TDB_DATABASE_URL")
+
+
+def test_missing_database(pg_server_url, tmp_path):
+    url = pg_server_url.set(database="no_such_database_here")
+    result = run_cli("--database-url", url_text(url), "info", cwd=tmp_path)
+    assert_one_line(result, 1, "no_such_database_here", "does not exist")
+
+
+def test_unknown_revision_is_a_usage_error(sqlite_url, tmp_path):
+    result = run_cli("--database-url", str(sqlite_url), "migrate", "--to", "nope", cwd=tmp_path)
+    assert_one_line(result, 2, "unknown revision 'nope'")
+    assert not sa.inspect(sa.create_engine(sqlite_url)).get_table_names(), "nothing was created"
+
+
+def test_bad_option_is_a_usage_error(tmp_path):
+    result = run_cli("migrate", "--lock-wait", "-3", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+def test_json_errors_come_as_json(tmp_path):
+    result = run_cli("--database-url", "postgresql://ops:hunter2@127.0.0.1:1/prod", "info", "--json", cwd=tmp_path)
+    assert result.returncode == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["exit_code"] == 1 and "cannot connect" in error["message"]
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = run_cli("--debug", "--database-url", "postgresql://ops:x@127.0.0.1:1/prod", "info", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+@needs_pg15
+def test_wrong_password_is_one_line_without_the_password(pg15_url, tmp_path):
+    wrong = pg15_url.replace(pg15.PASSWORD, "not-the-Pa55word")
+    result = run_cli("--database-url", wrong, "migrate", cwd=tmp_path)
+    assert_one_line(result, 1, "password authentication failed")
+    assert "not-the-Pa55word" not in result.stderr + result.stdout
+
+
+@needs_pg15
+def test_server_without_pgvector_stops_before_any_change(pg15_url, tmp_path):
+    result = run_cli("migrate", cwd=tmp_path, env={"TDB_DATABASE_URL": pg15_url})
+    assert_one_line(result, 1, "pgvector", "nothing was changed")
+    assert pg15.PASSWORD not in result.stderr
+    engine = sa.create_engine(pg15_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as conn:
+        schemas = set(conn.exec_driver_sql("SELECT nspname FROM pg_namespace").scalars())
+    engine.dispose()
+    assert not schemas & {"tdbctl", "dispatch", "voice", "academy", "chattrain"}
+    info = run_cli("info", "--json", cwd=tmp_path, env={"TDB_DATABASE_URL": pg15_url})
+    report = json.loads(info.stdout)
+    assert report["extensions"]["vector"] == {"installed": None, "available": False}
+    assert report["current"] is None
+
+
+def test_password_from_the_environment_never_shows(pg_server_url, tmp_path):
+    url = url_text(pg_server_url.set(password="Zebra-Secret-99"))
+    result = run_cli("info", "--json", cwd=tmp_path, env={"DATABASE_URL": url})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["url_source"] == "DATABASE_URL"
+    assert "Zebra-Secret-99" not in result.stdout + result.stderr

@@ -1,0 +1,66 @@
+"""Where the database URL comes from, and how it is shown."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_cli
+from tdbctl.config import mask_secrets, resolve
+from tdbctl.errors import ConfigError
+
+
+def test_precedence_flag_env_file_default(tmp_path):
+    (tmp_path / "tdbctl.toml").write_text('[database]\nurl = "postgresql://f:filepw@filehost/db"\n')
+    env = {"TDB_DATABASE_URL": "postgres://t:tpw@thost/db", "DATABASE_URL": "postgresql://d:dpw@dhost/db"}
+    assert resolve("sqlite:///x.db", directory=tmp_path, environ=env).source == "--database-url"
+    assert resolve(None, directory=tmp_path, environ=env).url.host == "thost"
+    assert resolve(None, directory=tmp_path, environ={"DATABASE_URL": env["DATABASE_URL"]}).url.host == "dhost"
+    from_file = resolve(None, directory=tmp_path, environ={})
+    assert (from_file.source, from_file.url.host) == ("tdbctl.toml", "filehost")
+    (tmp_path / "tdbctl.toml").unlink()
+    default = resolve(None, directory=tmp_path, environ={})
+    assert default.dialect == "sqlite" and default.url.database == str(tmp_path / "tdbctl.db")
+
+
+def test_postgres_schemes_use_psycopg3(tmp_path):
+    for raw in ("postgres://u:p@h/db", "postgresql://u:p@h/db", "postgresql+psycopg2://u:p@h/db"):
+        assert resolve(raw, directory=tmp_path, environ={}).url.drivername == "postgresql+psycopg"
+
+
+def test_masked_url_hides_the_password(tmp_path):
+    settings = resolve("postgresql://ops:s3cr3t@db.internal:5432/prod?sslmode=require", directory=tmp_path, environ={})
+    assert "s3cr3t" not in settings.masked_url and "ops:***@db.internal" in settings.masked_url
+
+
+@pytest.mark.parametrize("text", [
+    "postgresql://u:pw1@h/db", "host=h password=pw1 user=u", "postgresql://u@h/db?password=pw1",
+])
+def test_mask_secrets_covers_url_and_libpq_forms(text):
+    assert "pw1" not in mask_secrets(text)
+
+
+def test_broken_toml_is_a_config_error(tmp_path):
+    (tmp_path / "tdbctl.toml").write_text("[database\nurl=")
+    with pytest.raises(ConfigError):
+        resolve(None, directory=tmp_path, environ={})
+
+
+def test_info_says_which_source_won(tmp_path):
+    result = run_cli("info", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["url_source"].startswith("default") and report["dialect"] == "sqlite"
+    assert report["database_exists"] is False and not (tmp_path / "tdbctl.db").exists()
+
+
+def test_version_and_help(tmp_path):
+    from tdbctl import __version__
+
+    assert run_cli("--version", cwd=tmp_path).stdout.strip() == f"tdbctl {__version__}"
+    for command in (["--help"], ["migrate", "--help"], ["info", "--help"], ["migrate", "down", "--help"]):
+        result = run_cli(*command, cwd=tmp_path)
+        assert result.returncode == 0 and "Usage" in result.stdout
+        if command != ["--help"]:
+            assert "Example" in result.stdout, command

@@ -1,0 +1,256 @@
+"""`tdbctl migrate` end to end, through the real CLI, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import run_cli, url_text
+from tdbctl.engine import create_engine
+from tdbctl.migrate.ledger import script_checksum
+from tdbctl.resources import migrations_dir
+from tdbctl.schema import DOMAINS, metadata
+
+
+def migrate(url, *args, cwd, env=None):
+    return run_cli("--database-url", url_text(url), "migrate", *args, cwd=cwd, env=env)
+
+
+def schema_snapshot(url) -> dict:
+    """Tables -> (columns, indexes) as the database reports them."""
+    engine = create_engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        snapshot = {}
+        for schema in ("tdbctl", *DOMAINS):
+            for table in inspector.get_table_names(schema=schema):
+                columns = tuple((c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table, schema=schema))
+                indexes = tuple(sorted(i["name"] for i in inspector.get_indexes(table, schema=schema)))
+                snapshot[f"{schema}.{table}"] = (columns, indexes)
+        return snapshot
+    finally:
+        engine.dispose()
+
+
+def ledger_rows(url) -> list[tuple]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.exec_driver_sql("SELECT version, checksum FROM tdbctl.migration_ledger ORDER BY version")]
+    finally:
+        engine.dispose()
+
+
+def script_revisions() -> list[str]:
+    return sorted(p.name.split("_", 1)[0] for p in (migrations_dir() / "versions").glob("*.py"))
+
+
+def test_upgrade_to_head_then_check_reports_no_drift(db_url, tmp_path):
+    result = migrate(db_url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    check = migrate(db_url, "check", "--json", cwd=tmp_path)
+    report = json.loads(check.stdout)
+    assert check.returncode == 0, report
+    assert report["differences"] == [] and report["pending"] == []
+    # Every table of the metadata exists, and the ledger holds each script with its checksum.
+    assert set(schema_snapshot(db_url)) >= {t.fullname for t in metadata.sorted_tables}
+    scripts = {p.name.split("_", 1)[0]: script_checksum(p) for p in (migrations_dir() / "versions").glob("*.py")}
+    assert dict(ledger_rows(db_url)) == scripts
+
+
+def test_second_upgrade_does_nothing(db_url, tmp_path):
+    assert migrate(db_url, cwd=tmp_path).returncode == 0
+    again = migrate(db_url, "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["applied"] == []
+
+
+def test_down_to_base_and_up_again_restores_the_same_schema(db_url, tmp_path):
+    assert migrate(db_url, cwd=tmp_path).returncode == 0
+    before = schema_snapshot(db_url)
+    down = migrate(db_url, "down", "base", "--yes", cwd=tmp_path)
+    assert down.returncode == 0, down.stderr
+    assert set(schema_snapshot(db_url)) == set(), "base leaves no tdbctl or domain table behind"
+    current = migrate(db_url, "current", "--json", cwd=tmp_path)
+    assert json.loads(current.stdout)["current"] is None
+    assert migrate(db_url, cwd=tmp_path).returncode == 0
+    assert schema_snapshot(db_url) == before
+    assert migrate(db_url, "check", cwd=tmp_path).returncode == 0
+
+
+def test_upgrade_step_by_step_with_to(db_url, tmp_path):
+    revisions = script_revisions()
+    for revision in revisions:
+        result = migrate(db_url, "--to", revision, "--json", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["after"] == revision
+    assert migrate(db_url, "check", cwd=tmp_path).returncode == 0
+
+
+def test_down_needs_confirmation_off_a_terminal_and_dry_run_changes_nothing(db_url, tmp_path):
+    assert migrate(db_url, cwd=tmp_path).returncode == 0
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(metadata.tables["dispatch.training_scenarios"]).values(
+            name="Kept", description="d", caller_profile={}, scenario_script={}, difficulty_level="easy"))
+    engine.dispose()
+    before = schema_snapshot(db_url)
+    refused = migrate(db_url, "down", "0001", cwd=tmp_path)
+    assert refused.returncode == 6
+    assert "--yes" in refused.stderr
+    dry = migrate(db_url, "down", "0001", "--dry-run", "--json", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    plan = json.loads(dry.stdout)
+    assert plan["dropped_tables"]["dispatch.training_scenarios"] == 1
+    assert plan["revert"][-1] == "0002"
+    assert schema_snapshot(db_url) == before
+
+
+def _copy_migrations(tmp_path) -> Path:
+    copy = tmp_path / "migrations"
+    shutil.copytree(migrations_dir(), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def test_edited_migration_is_refused_until_repaired(db_url, tmp_path):
+    copy = _copy_migrations(tmp_path)
+    env = {"TDB_MIGRATIONS_DIR": str(copy)}
+    assert migrate(db_url, "--to", "0002", cwd=tmp_path, env=env).returncode == 0
+    script = next((copy / "versions").glob("0002_*.py"))
+    recorded = script_checksum(script)
+    script.write_text(script.read_text() + "\n# an edit after the fact\n")
+    edited = script_checksum(script)
+
+    refused = migrate(db_url, cwd=tmp_path, env=env)
+    assert refused.returncode == 4
+    assert script.name in refused.stderr and recorded in refused.stderr and edited in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert json.loads(migrate(db_url, "current", "--json", cwd=tmp_path, env=env).stdout)["current"] == "0002"
+
+    assert migrate(db_url, "validate", cwd=tmp_path, env=env).returncode == 4
+    assert migrate(db_url, "repair", "--yes", cwd=tmp_path, env=env).returncode == 0
+    assert migrate(db_url, "validate", cwd=tmp_path, env=env).returncode == 0
+    assert migrate(db_url, cwd=tmp_path, env=env).returncode == 0
+    assert dict(ledger_rows(db_url))["0002"] == edited
+
+
+def test_line_endings_do_not_count_as_an_edit(sqlite_url, tmp_path):
+    copy = _copy_migrations(tmp_path)
+    env = {"TDB_MIGRATIONS_DIR": str(copy)}
+    assert migrate(sqlite_url, "--to", "0002", cwd=tmp_path, env=env).returncode == 0
+    script = next((copy / "versions").glob("0002_*.py"))
+    script.write_bytes(script.read_bytes().replace(b"\n", b"\r\n"))
+    assert migrate(sqlite_url, "validate", cwd=tmp_path, env=env).returncode == 0
+
+
+def test_more_than_one_head_is_an_error_naming_the_heads(sqlite_url, tmp_path):
+    copy = _copy_migrations(tmp_path)
+    (copy / "versions" / "0999_branch.py").write_text(
+        'revision = "0999"\ndown_revision = "0001"\nbranch_labels = None\ndepends_on = None\n'
+        "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n"
+    )
+    result = migrate(sqlite_url, cwd=tmp_path, env={"TDB_MIGRATIONS_DIR": str(copy)})
+    assert result.returncode == 1
+    assert "0999" in result.stderr and script_revisions()[-1] in result.stderr
+
+
+def test_a_held_lock_makes_migrate_wait_then_exit_with_its_own_code(db_url, tmp_path):
+    from tdbctl.ddl import dialect_for
+
+    engine = create_engine(db_url)
+    dialect = dialect_for(engine.dialect.name)
+    with dialect.exclusive_run(engine, "migrate"):
+        started = time.monotonic()
+        result = migrate(db_url, "--lock-wait", "1", cwd=tmp_path)
+        waited = time.monotonic() - started
+    engine.dispose()
+    assert result.returncode == 5, result.stderr
+    assert "another tdbctl migrate is running" in result.stderr
+    assert waited >= 1
+    assert json.loads(migrate(db_url, "current", "--json", cwd=tmp_path).stdout)["current"] is None
+
+
+def test_two_migrates_started_at_once_do_not_collide(db_url, tmp_path):
+    command = [sys.executable, "-m", "tdbctl", "--database-url", url_text(db_url), "migrate", "--json"]
+    procs = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1] for o in outputs]
+    applied = sorted(len(json.loads(out)["applied"]) for out, _ in outputs)
+    assert applied == [0, len(script_revisions())]
+    assert [v for v, _ in ledger_rows(db_url)] == script_revisions()
+    assert migrate(db_url, "check", cwd=tmp_path).returncode == 0
+
+
+def test_sql_mode_prints_the_upgrade_without_a_server(tmp_path):
+    result = run_cli("--database-url", "postgresql://nobody:pw@127.0.0.1:1/none", "migrate", "--sql", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "CREATE TABLE dispatch.training_scenarios" in result.stdout
+    assert "INSERT INTO tdbctl.migration_ledger" in result.stdout
+    assert "lock_timeout" in result.stdout
+
+
+def _wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_killed_downgrade_on_postgresql_changes_nothing(pg_url, tmp_path):
+    assert migrate(pg_url, cwd=tmp_path).returncode == 0
+    before = schema_snapshot(pg_url)
+    blocker = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    watcher = sa.create_engine(pg_url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+    with blocker.connect() as held, watcher.connect() as watch:
+        # The downgrade reverts chattrain, academy and voice, then waits for this lock on dispatch.
+        held.exec_driver_sql("SELECT 1 FROM dispatch.training_scenarios LIMIT 1")
+        command = [sys.executable, "-m", "tdbctl", "--database-url", url_text(pg_url),
+                   "migrate", "down", "base", "--yes", "--lock-timeout", "60"]
+        proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        waiting = _wait_for(lambda: watch.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'DROP%%'").scalar())
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert waiting, "the downgrade never reached the held lock"
+        held.rollback()
+        _wait_for(lambda: not watch.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'DROP%%' AND state <> 'idle'").scalar())
+    blocker.dispose()
+    watcher.dispose()
+    assert schema_snapshot(pg_url) == before
+    assert migrate(pg_url, "check", cwd=tmp_path).returncode == 0
+
+
+def test_killed_downgrade_on_sqlite_rolls_back_every_file(sqlite_url, tmp_path):
+    assert migrate(sqlite_url, cwd=tmp_path).returncode == 0
+    before = schema_snapshot(sqlite_url)
+    import sqlite3
+
+    # A reader on the dispatch file: the downgrade can write its journals but not commit.
+    reader = sqlite3.connect(str(Path(sqlite_url.database).with_name("tdbctl.dispatch.db")), isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM training_scenarios").fetchall()
+    command = [sys.executable, "-m", "tdbctl", "--database-url", str(sqlite_url), "migrate", "down", "base", "--yes"]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    journals = lambda: list(tmp_path.glob("*.db-journal"))  # noqa: E731
+    saw_journal = _wait_for(lambda: len(journals()) >= 2)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    reader.execute("COMMIT")
+    reader.close()
+    assert saw_journal, "the downgrade never started writing"
+    assert schema_snapshot(sqlite_url) == before
+    assert migrate(sqlite_url, "check", cwd=tmp_path).returncode == 0
