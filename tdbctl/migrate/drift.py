@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 from tdbctl.config import Settings
@@ -59,6 +60,28 @@ def describe_diff(diff) -> str:
     return f"{action}: {rest}"
 
 
+def missing_expression_indexes(conn, dialect_name: str) -> list[str]:
+    """Alembic skips expression indexes (to_tsvector(...)); at least make sure they exist."""
+    import sqlalchemy as sa
+
+    from tdbctl.schema import metadata
+
+    inspector = sa.inspect(conn)
+    missing = []
+    for table in metadata.sorted_tables:
+        wanted = [
+            index for index in table.indexes
+            if any(not isinstance(e, sa.Column) for e in index.expressions)
+            and getattr(getattr(index, "_ddl_if", None), "dialect", dialect_name) in (None, dialect_name)
+        ]
+        if not wanted or not inspector.has_table(table.name, schema=table.schema):
+            continue
+        present = {i["name"] for i in inspector.get_indexes(table.name, schema=table.schema)}
+        missing += [f"index {table.schema}.{i.name} on {table.name} missing from the database"
+                    for i in wanted if i.name not in present]
+    return missing
+
+
 def check(settings: Settings) -> DriftReport:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
@@ -75,7 +98,13 @@ def check(settings: Settings) -> DriftReport:
         options = alembic_options(db.dialect.name)
         options.pop("transactional_ddl")
         context = MigrationContext.configure(conn, opts=options)
-        report.differences = [describe_diff(d) for d in compare_metadata(context, metadata)]
+        with warnings.catch_warnings():
+            # Expression indexes (to_tsvector) cannot be reflected for comparison; their
+            # presence is what matters and PostgreSQL reports it through the index list.
+            warnings.filterwarnings("ignore", message=".*expression-based index.*")
+            diffs = compare_metadata(context, metadata)
+        report.differences = [describe_diff(d) for d in diffs]
+        report.differences += missing_expression_indexes(conn, db.dialect.name)
         installed = {n for n, e in db.dialect.extensions(conn).items() if e.installed}
         existing = db.dialect.existing_objects(conn, ALL_SCHEMAS)
         for obj in expected_objects(db.dialect.name, installed):
