@@ -43,7 +43,8 @@ def render(op_list) -> str:
     context = MigrationContext.configure(dialect_name="postgresql", opts={"render_item": render_item})
     code = render_python_code(ops.UpgradeOps(ops=op_list), render_item=render_item, migration_context=context)
     lines = [line for line in code.splitlines() if "# ###" not in line]
-    return textwrap.dedent("\n".join(lines)).strip()
+    lines = textwrap.dedent("\n".join(lines)).strip().splitlines()
+    return "\n".join(line if line.startswith(("op.", ")")) else "    " + line for line in lines)
 
 
 def main(schema: str, revision: str, down_revision: str) -> None:

@@ -130,162 +130,162 @@ DROPS = {
 def upgrade() -> None:
     migration_ops.create_schema('voice')
     op.create_table('conversations',
-    sa.Column('id', types.UUID, server_default=types.new_uuid(), nullable=False),
-    sa.Column('session_id', sa.String(length=255), nullable=False),
-    sa.Column('room_name', sa.String(length=255), nullable=False),
-    sa.Column('user_id', sa.String(length=255), nullable=True),
-    sa.Column('status', sa.String(length=50), nullable=False),
-    sa.Column('started_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
-    sa.Column('ended_at', types.TIMESTAMPTZ, nullable=True),
-    sa.Column('duration_seconds', sa.Integer(), nullable=True),
-    sa.Column('final_state', sa.String(length=100), nullable=True),
-    sa.Column('metadata', types.JSONB, nullable=True),
-    sa.Column('created_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
-    sa.Column('updated_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('conversations_pkey')),
-    sa.UniqueConstraint('session_id', name=op.f('conversations_session_id_key')),
-    schema='voice'
+        sa.Column('id', types.UUID, server_default=types.new_uuid(), nullable=False),
+        sa.Column('session_id', sa.String(length=255), nullable=False),
+        sa.Column('room_name', sa.String(length=255), nullable=False),
+        sa.Column('user_id', sa.String(length=255), nullable=True),
+        sa.Column('status', sa.String(length=50), nullable=False),
+        sa.Column('started_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
+        sa.Column('ended_at', types.TIMESTAMPTZ, nullable=True),
+        sa.Column('duration_seconds', sa.Integer(), nullable=True),
+        sa.Column('final_state', sa.String(length=100), nullable=True),
+        sa.Column('metadata', types.JSONB, nullable=True),
+        sa.Column('created_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
+        sa.Column('updated_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
+        sa.PrimaryKeyConstraint('id', name=op.f('conversations_pkey')),
+        sa.UniqueConstraint('session_id', name=op.f('conversations_session_id_key')),
+        schema='voice'
     )
     op.create_index('idx_conversations_session_id', 'conversations', ['session_id'], unique=False, schema='voice')
     op.create_index('idx_conversations_started_at', 'conversations', ['started_at'], unique=False, schema='voice')
     op.create_index('idx_conversations_status', 'conversations', ['status'], unique=False, schema='voice')
     op.create_index('idx_conversations_user_id', 'conversations', ['user_id'], unique=False, schema='voice')
     op.create_table('conversations_archive',
-    sa.Column('id', types.UUID, server_default=types.new_uuid(), nullable=False),
-    sa.Column('session_id', sa.String(length=255), nullable=False),
-    sa.Column('room_name', sa.String(length=255), nullable=False),
-    sa.Column('user_id', sa.String(length=255), nullable=True),
-    sa.Column('status', sa.String(length=50), nullable=False),
-    sa.Column('started_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
-    sa.Column('ended_at', types.TIMESTAMPTZ, nullable=True),
-    sa.Column('duration_seconds', sa.Integer(), nullable=True),
-    sa.Column('final_state', sa.String(length=100), nullable=True),
-    sa.Column('metadata', types.JSONB, nullable=True),
-    sa.Column('created_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
-    sa.Column('updated_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('conversations_archive_pkey')),
-    sa.UniqueConstraint('session_id', name=op.f('conversations_archive_session_id_key')),
-    schema='voice'
+        sa.Column('id', types.UUID, server_default=types.new_uuid(), nullable=False),
+        sa.Column('session_id', sa.String(length=255), nullable=False),
+        sa.Column('room_name', sa.String(length=255), nullable=False),
+        sa.Column('user_id', sa.String(length=255), nullable=True),
+        sa.Column('status', sa.String(length=50), nullable=False),
+        sa.Column('started_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
+        sa.Column('ended_at', types.TIMESTAMPTZ, nullable=True),
+        sa.Column('duration_seconds', sa.Integer(), nullable=True),
+        sa.Column('final_state', sa.String(length=100), nullable=True),
+        sa.Column('metadata', types.JSONB, nullable=True),
+        sa.Column('created_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
+        sa.Column('updated_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
+        sa.PrimaryKeyConstraint('id', name=op.f('conversations_archive_pkey')),
+        sa.UniqueConstraint('session_id', name=op.f('conversations_archive_session_id_key')),
+        schema='voice'
     )
     op.create_index('conversations_archive_session_id_idx', 'conversations_archive', ['session_id'], unique=False, schema='voice')
     op.create_index('conversations_archive_started_at_idx', 'conversations_archive', ['started_at'], unique=False, schema='voice')
     op.create_index('conversations_archive_status_idx', 'conversations_archive', ['status'], unique=False, schema='voice')
     op.create_index('conversations_archive_user_id_idx', 'conversations_archive', ['user_id'], unique=False, schema='voice')
     op.create_table('appointments',
-    sa.Column('id', types.UUID, server_default=types.new_uuid(), nullable=False),
-    sa.Column('conversation_id', types.UUID, nullable=False),
-    sa.Column('user_name', sa.String(length=255), nullable=True),
-    sa.Column('appointment_date', sa.Date(), nullable=False),
-    sa.Column('appointment_time', sa.Time(), nullable=False),
-    sa.Column('appointment_type', sa.String(length=100), nullable=True),
-    sa.Column('contact_info', sa.String(length=255), nullable=True),
-    sa.Column('status', sa.String(length=50), server_default=sa.text("'confirmed'"), nullable=False),
-    sa.Column('confirmation_code', sa.String(length=50), nullable=True),
-    sa.Column('metadata', types.JSONB, nullable=True),
-    sa.Column('created_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
-    sa.Column('updated_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
-    sa.ForeignKeyConstraint(['conversation_id'], ['voice.conversations.id'], name=op.f('appointments_conversation_id_fkey'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('appointments_pkey')),
-    sa.UniqueConstraint('confirmation_code', name=op.f('appointments_confirmation_code_key')),
-    schema='voice'
+        sa.Column('id', types.UUID, server_default=types.new_uuid(), nullable=False),
+        sa.Column('conversation_id', types.UUID, nullable=False),
+        sa.Column('user_name', sa.String(length=255), nullable=True),
+        sa.Column('appointment_date', sa.Date(), nullable=False),
+        sa.Column('appointment_time', sa.Time(), nullable=False),
+        sa.Column('appointment_type', sa.String(length=100), nullable=True),
+        sa.Column('contact_info', sa.String(length=255), nullable=True),
+        sa.Column('status', sa.String(length=50), server_default=sa.text("'confirmed'"), nullable=False),
+        sa.Column('confirmation_code', sa.String(length=50), nullable=True),
+        sa.Column('metadata', types.JSONB, nullable=True),
+        sa.Column('created_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
+        sa.Column('updated_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
+        sa.ForeignKeyConstraint(['conversation_id'], ['voice.conversations.id'], name=op.f('appointments_conversation_id_fkey'), ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id', name=op.f('appointments_pkey')),
+        sa.UniqueConstraint('confirmation_code', name=op.f('appointments_confirmation_code_key')),
+        schema='voice'
     )
     op.create_index('idx_appointments_confirmation_code', 'appointments', ['confirmation_code'], unique=False, schema='voice')
     op.create_index('idx_appointments_conversation_id', 'appointments', ['conversation_id'], unique=False, schema='voice')
     op.create_index('idx_appointments_date', 'appointments', ['appointment_date'], unique=False, schema='voice')
     op.create_index('idx_appointments_status', 'appointments', ['status'], unique=False, schema='voice')
     op.create_table('conversation_turns',
-    sa.Column('id', types.UUID, server_default=types.new_uuid(), nullable=False),
-    sa.Column('conversation_id', types.UUID, nullable=False),
-    sa.Column('turn_number', sa.Integer(), nullable=False),
-    sa.Column('role', sa.String(length=20), nullable=False),
-    sa.Column('text', sa.Text(), nullable=False),
-    sa.Column('audio_url', sa.Text(), nullable=True),
-    sa.Column('transcribed_text', sa.Text(), nullable=True),
-    sa.Column('llm_response', sa.Text(), nullable=True),
-    sa.Column('state_at_turn', sa.String(length=100), nullable=True),
-    sa.Column('metadata', types.JSONB, nullable=True),
-    sa.Column('created_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
-    sa.ForeignKeyConstraint(['conversation_id'], ['voice.conversations.id'], name=op.f('conversation_turns_conversation_id_fkey'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('conversation_turns_pkey')),
-    schema='voice'
+        sa.Column('id', types.UUID, server_default=types.new_uuid(), nullable=False),
+        sa.Column('conversation_id', types.UUID, nullable=False),
+        sa.Column('turn_number', sa.Integer(), nullable=False),
+        sa.Column('role', sa.String(length=20), nullable=False),
+        sa.Column('text', sa.Text(), nullable=False),
+        sa.Column('audio_url', sa.Text(), nullable=True),
+        sa.Column('transcribed_text', sa.Text(), nullable=True),
+        sa.Column('llm_response', sa.Text(), nullable=True),
+        sa.Column('state_at_turn', sa.String(length=100), nullable=True),
+        sa.Column('metadata', types.JSONB, nullable=True),
+        sa.Column('created_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
+        sa.ForeignKeyConstraint(['conversation_id'], ['voice.conversations.id'], name=op.f('conversation_turns_conversation_id_fkey'), ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id', name=op.f('conversation_turns_pkey')),
+        schema='voice'
     )
     op.create_index('idx_turns_conversation_id', 'conversation_turns', ['conversation_id'], unique=False, schema='voice')
     op.create_index('idx_turns_created_at', 'conversation_turns', ['created_at'], unique=False, schema='voice')
     op.create_index('idx_turns_role', 'conversation_turns', ['role'], unique=False, schema='voice')
     op.create_table('error_logs',
-    sa.Column('id', types.UUID, server_default=types.new_uuid(), nullable=False),
-    sa.Column('conversation_id', types.UUID, nullable=True),
-    sa.Column('error_type', sa.String(length=100), nullable=False),
-    sa.Column('error_message', sa.Text(), nullable=False),
-    sa.Column('stack_trace', sa.Text(), nullable=True),
-    sa.Column('context', types.JSONB, nullable=True),
-    sa.Column('severity', sa.String(length=20), nullable=False),
-    sa.Column('resolved', sa.Boolean(), server_default=sa.text('false'), nullable=True),
-    sa.Column('created_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
-    sa.ForeignKeyConstraint(['conversation_id'], ['voice.conversations.id'], name=op.f('error_logs_conversation_id_fkey'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('error_logs_pkey')),
-    schema='voice'
+        sa.Column('id', types.UUID, server_default=types.new_uuid(), nullable=False),
+        sa.Column('conversation_id', types.UUID, nullable=True),
+        sa.Column('error_type', sa.String(length=100), nullable=False),
+        sa.Column('error_message', sa.Text(), nullable=False),
+        sa.Column('stack_trace', sa.Text(), nullable=True),
+        sa.Column('context', types.JSONB, nullable=True),
+        sa.Column('severity', sa.String(length=20), nullable=False),
+        sa.Column('resolved', sa.Boolean(), server_default=sa.text('false'), nullable=True),
+        sa.Column('created_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
+        sa.ForeignKeyConstraint(['conversation_id'], ['voice.conversations.id'], name=op.f('error_logs_conversation_id_fkey'), ondelete='SET NULL'),
+        sa.PrimaryKeyConstraint('id', name=op.f('error_logs_pkey')),
+        schema='voice'
     )
     op.create_index('idx_errors_created_at', 'error_logs', ['created_at'], unique=False, schema='voice')
     op.create_index('idx_errors_resolved', 'error_logs', ['resolved'], unique=False, schema='voice')
     op.create_index('idx_errors_severity', 'error_logs', ['severity'], unique=False, schema='voice')
     op.create_index('idx_errors_type', 'error_logs', ['error_type'], unique=False, schema='voice')
     op.create_table('state_transitions',
-    sa.Column('id', types.UUID, server_default=types.new_uuid(), nullable=False),
-    sa.Column('conversation_id', types.UUID, nullable=False),
-    sa.Column('from_state', sa.String(length=100), nullable=True),
-    sa.Column('to_state', sa.String(length=100), nullable=False),
-    sa.Column('trigger_type', sa.String(length=50), nullable=True),
-    sa.Column('trigger_data', types.JSONB, nullable=True),
-    sa.Column('transition_time', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
-    sa.Column('latency_ms', sa.Integer(), nullable=True),
-    sa.Column('metadata', types.JSONB, nullable=True),
-    sa.ForeignKeyConstraint(['conversation_id'], ['voice.conversations.id'], name=op.f('state_transitions_conversation_id_fkey'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('state_transitions_pkey')),
-    schema='voice'
+        sa.Column('id', types.UUID, server_default=types.new_uuid(), nullable=False),
+        sa.Column('conversation_id', types.UUID, nullable=False),
+        sa.Column('from_state', sa.String(length=100), nullable=True),
+        sa.Column('to_state', sa.String(length=100), nullable=False),
+        sa.Column('trigger_type', sa.String(length=50), nullable=True),
+        sa.Column('trigger_data', types.JSONB, nullable=True),
+        sa.Column('transition_time', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
+        sa.Column('latency_ms', sa.Integer(), nullable=True),
+        sa.Column('metadata', types.JSONB, nullable=True),
+        sa.ForeignKeyConstraint(['conversation_id'], ['voice.conversations.id'], name=op.f('state_transitions_conversation_id_fkey'), ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id', name=op.f('state_transitions_pkey')),
+        schema='voice'
     )
     op.create_index('idx_transitions_conversation_id', 'state_transitions', ['conversation_id'], unique=False, schema='voice')
     op.create_index('idx_transitions_to_state', 'state_transitions', ['to_state'], unique=False, schema='voice')
     op.create_index('idx_transitions_transition_time', 'state_transitions', ['transition_time'], unique=False, schema='voice')
     op.create_table('system_metrics',
-    sa.Column('time', types.TIMESTAMPTZ, nullable=False),
-    sa.Column('metric_name', sa.String(length=100), nullable=False),
-    sa.Column('metric_value', sa.Numeric(precision=12, scale=2), nullable=False),
-    sa.Column('tags', types.JSONB, nullable=True),
-    sa.Column('conversation_id', types.UUID, nullable=True),
-    sa.ForeignKeyConstraint(['conversation_id'], ['voice.conversations.id'], name=op.f('system_metrics_conversation_id_fkey')),
-    schema='voice'
+        sa.Column('time', types.TIMESTAMPTZ, nullable=False),
+        sa.Column('metric_name', sa.String(length=100), nullable=False),
+        sa.Column('metric_value', sa.Numeric(precision=12, scale=2), nullable=False),
+        sa.Column('tags', types.JSONB, nullable=True),
+        sa.Column('conversation_id', types.UUID, nullable=True),
+        sa.ForeignKeyConstraint(['conversation_id'], ['voice.conversations.id'], name=op.f('system_metrics_conversation_id_fkey')),
+        schema='voice'
     )
     op.create_index('idx_metrics_name_time', 'system_metrics', ['metric_name', sa.literal_column('time DESC')], unique=False, schema='voice')
     op.create_table('user_feedback',
-    sa.Column('id', types.UUID, server_default=types.new_uuid(), nullable=False),
-    sa.Column('conversation_id', types.UUID, nullable=False),
-    sa.Column('rating', sa.Integer(), nullable=True),
-    sa.Column('feedback_text', sa.Text(), nullable=True),
-    sa.Column('feedback_type', sa.String(length=50), nullable=True),
-    sa.Column('metadata', types.JSONB, nullable=True),
-    sa.Column('created_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
-    sa.CheckConstraint('rating >= 1 AND rating <= 5', name='user_feedback_rating_check'),
-    sa.ForeignKeyConstraint(['conversation_id'], ['voice.conversations.id'], name=op.f('user_feedback_conversation_id_fkey'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('user_feedback_pkey')),
-    schema='voice'
+        sa.Column('id', types.UUID, server_default=types.new_uuid(), nullable=False),
+        sa.Column('conversation_id', types.UUID, nullable=False),
+        sa.Column('rating', sa.Integer(), nullable=True),
+        sa.Column('feedback_text', sa.Text(), nullable=True),
+        sa.Column('feedback_type', sa.String(length=50), nullable=True),
+        sa.Column('metadata', types.JSONB, nullable=True),
+        sa.Column('created_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
+        sa.CheckConstraint('rating >= 1 AND rating <= 5', name='user_feedback_rating_check'),
+        sa.ForeignKeyConstraint(['conversation_id'], ['voice.conversations.id'], name=op.f('user_feedback_conversation_id_fkey'), ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id', name=op.f('user_feedback_pkey')),
+        schema='voice'
     )
     op.create_index('idx_feedback_conversation_id', 'user_feedback', ['conversation_id'], unique=False, schema='voice')
     op.create_index('idx_feedback_rating', 'user_feedback', ['rating'], unique=False, schema='voice')
     op.create_table('extracted_slots',
-    sa.Column('id', types.UUID, server_default=types.new_uuid(), nullable=False),
-    sa.Column('conversation_id', types.UUID, nullable=False),
-    sa.Column('turn_id', types.UUID, nullable=True),
-    sa.Column('slot_name', sa.String(length=100), nullable=False),
-    sa.Column('slot_value', sa.Text(), nullable=False),
-    sa.Column('confidence_score', sa.Numeric(precision=3, scale=2), nullable=True),
-    sa.Column('extraction_method', sa.String(length=50), nullable=True),
-    sa.Column('validated', sa.Boolean(), server_default=sa.text('false'), nullable=True),
-    sa.Column('created_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
-    sa.ForeignKeyConstraint(['conversation_id'], ['voice.conversations.id'], name=op.f('extracted_slots_conversation_id_fkey'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['turn_id'], ['voice.conversation_turns.id'], name=op.f('extracted_slots_turn_id_fkey'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('extracted_slots_pkey')),
-    schema='voice'
+        sa.Column('id', types.UUID, server_default=types.new_uuid(), nullable=False),
+        sa.Column('conversation_id', types.UUID, nullable=False),
+        sa.Column('turn_id', types.UUID, nullable=True),
+        sa.Column('slot_name', sa.String(length=100), nullable=False),
+        sa.Column('slot_value', sa.Text(), nullable=False),
+        sa.Column('confidence_score', sa.Numeric(precision=3, scale=2), nullable=True),
+        sa.Column('extraction_method', sa.String(length=50), nullable=True),
+        sa.Column('validated', sa.Boolean(), server_default=sa.text('false'), nullable=True),
+        sa.Column('created_at', types.TIMESTAMPTZ, server_default=sa.func.now(), nullable=False),
+        sa.ForeignKeyConstraint(['conversation_id'], ['voice.conversations.id'], name=op.f('extracted_slots_conversation_id_fkey'), ondelete='CASCADE'),
+        sa.ForeignKeyConstraint(['turn_id'], ['voice.conversation_turns.id'], name=op.f('extracted_slots_turn_id_fkey'), ondelete='SET NULL'),
+        sa.PrimaryKeyConstraint('id', name=op.f('extracted_slots_pkey')),
+        schema='voice'
     )
     op.create_index('idx_slots_conversation_id', 'extracted_slots', ['conversation_id'], unique=False, schema='voice')
     op.create_index('idx_slots_slot_name', 'extracted_slots', ['slot_name'], unique=False, schema='voice')

@@ -8,7 +8,7 @@ as it was, so an edited migration is caught before it does harm (Flyway's valida
 import sqlalchemy as sa
 
 from tdbctl.schema.base import TOOL_SCHEMA, metadata
-from tdbctl.schema.types import TIMESTAMPTZ, now
+from tdbctl.schema.types import JSONB, TIMESTAMPTZ, now
 
 migration_ledger = sa.Table(
     "migration_ledger",
@@ -23,4 +23,61 @@ migration_ledger = sa.Table(
     sa.Column("execution_ms", sa.Integer),
     schema=TOOL_SCHEMA,
     comment="Applied migrations with the checksum of each script as applied.",
+)
+
+# Every data-changing run (cleanup, archive, seed, reindex): who, where, with what options, what it
+# touched, how it ended. A run killed mid-way stays 'running' until the next run of the same
+# command, holding the lock, marks it 'killed'.
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("command", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", TIMESTAMPTZ, nullable=False, server_default=now()),
+    sa.Column("finished_at", TIMESTAMPTZ),
+    sa.Column("user_host", sa.String(255)),
+    sa.Column("pid", sa.Integer),
+    sa.Column("tdbctl_version", sa.String(32)),
+    sa.Column("options", JSONB),
+    sa.Column("rows", JSONB, comment="Rows affected per table."),
+    sa.Column("message", sa.Text),
+    sa.CheckConstraint(
+        "status IN ('running', 'succeeded', 'failed', 'stopped', 'dry_run', 'killed')", name="runs_status_check"
+    ),
+    sa.Index("idx_runs_command_started", "command", "started_at"),
+    schema=TOOL_SCHEMA,
+    comment="History of tdbctl runs that change data.",
+)
+
+# Archive batches: the catalog that makes archiving crash-safe. A batch is 'writing' until its file
+# is written and read back ('verified'), then its rows are deleted in the same transaction that
+# marks it 'archived'. A later run finds batches left in between and finishes or discards them.
+archive_batches = sa.Table(
+    "archive_batches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey(f"{TOOL_SCHEMA}.runs.id", ondelete="SET NULL")),
+    sa.Column("policy", sa.String(100), nullable=False),
+    sa.Column("source_table", sa.String(255), nullable=False),
+    sa.Column("destination", sa.Text, nullable=False, comment="Archive table or file path."),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("row_count", sa.BigInteger),
+    sa.Column("child_rows", JSONB, comment="Rows per child table archived with the batch."),
+    sa.Column("key_min", sa.Text),
+    sa.Column("key_max", sa.Text),
+    sa.Column("time_min", TIMESTAMPTZ),
+    sa.Column("time_max", TIMESTAMPTZ),
+    sa.Column("sha256", sa.String(64)),
+    sa.Column("bytes", sa.BigInteger),
+    sa.Column("manifest", JSONB),
+    sa.Column("created_at", TIMESTAMPTZ, nullable=False, server_default=now()),
+    sa.Column("completed_at", TIMESTAMPTZ),
+    sa.CheckConstraint(
+        "status IN ('writing', 'verified', 'archived', 'discarded', 'restored')", name="archive_batches_status_check"
+    ),
+    sa.Index("idx_archive_batches_status", "status"),
+    sa.Index("idx_archive_batches_policy_created", "policy", "created_at"),
+    schema=TOOL_SCHEMA,
+    comment="Catalog of archive batches and their verification state.",
 )

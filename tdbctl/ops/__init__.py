@@ -1,0 +1,1 @@
+"""Shared machinery of the data-changing commands: durations, run history, run locks."""
