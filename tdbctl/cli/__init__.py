@@ -12,9 +12,11 @@ from typing import Annotated, Optional
 import typer
 
 from tdbctl import __version__
-from tdbctl.cli import info as info_cmd
-from tdbctl.cli import migrate as migrate_cmd
+from tdbctl.cli import info, migrate
 from tdbctl.cli.common import STATE
+
+# One module per command, each with register(app); the modules import only typer at load time.
+COMMAND_MODULES = (migrate, info)
 
 app = typer.Typer(
     name="tdbctl",
@@ -53,8 +55,8 @@ def root(
     STATE.debug = debug
 
 
-app.add_typer(migrate_cmd.app, name="migrate")
-app.command("info")(info_cmd.info)
+for module in COMMAND_MODULES:
+    module.register(app)
 
 
 def main() -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import typer
+
 from tdbctl.cli.common import JsonOption, Output, settings
 
 
@@ -47,3 +49,7 @@ def info(json: JsonOption = False) -> None:
             ["kind", "name", "why"],
             [(o["kind"], o["name"], o["reason"]) for o in report["not_on_this_dialect"]],
         )
+
+
+def register(root: typer.Typer) -> None:
+    root.command("info")(info)

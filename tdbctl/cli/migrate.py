@@ -236,3 +236,7 @@ def repair(yes: YesOption = False, json: JsonOption = False) -> None:
         out.data({"repaired": [p.revision for p in repaired if p.actual is not None]})
     else:
         out.log(f"re-recorded {sum(1 for p in repaired if p.actual is not None)} checksum(s)")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="migrate")
