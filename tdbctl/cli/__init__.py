@@ -12,11 +12,11 @@ from typing import Annotated, Optional
 import typer
 
 from tdbctl import __version__
-from tdbctl.cli import info, migrate
+from tdbctl.cli import archive, backup, cleanup, info, migrate, reindex, seed, stats
 from tdbctl.cli.common import STATE
 
 # One module per command, each with register(app); the modules import only typer at load time.
-COMMAND_MODULES = (migrate, info)
+COMMAND_MODULES = (migrate, info, seed, cleanup, archive, backup, stats, reindex)
 
 app = typer.Typer(
     name="tdbctl",

@@ -1,0 +1,7 @@
+"""`tdbctl backup`: being written (see the issue); registers nothing yet."""
+
+import typer
+
+
+def register(root: typer.Typer) -> None:
+    pass
