@@ -8,6 +8,7 @@ NOT NULL. Decisions where the seed is silent are recorded in docs/schema.md (dis
 import sqlalchemy as sa
 
 from tdbctl.schema.base import metadata
+from tdbctl.schema.policies import RetentionPolicy, register_policy
 from tdbctl.schema.types import JSONB, TIMESTAMPTZ, UUID, new_uuid, now
 
 SCHEMA = "dispatch"
@@ -140,4 +141,31 @@ performance_metrics = sa.Table(
     sa.Index("ix_performance_metrics_session", "session_id"),
     schema=SCHEMA,
     comment="Operator performance tracking.",
+)
+
+# Retention. Seed 000 states none; a training centre keeps trainees' records for certification
+# and audits, so completed calls are archived, never simply deleted, and only calls that ended in
+# error or were cut short (no training value) are deleted. See docs/schema.md.
+register_policy(
+    metadata,
+    RetentionPolicy(
+        name="dispatch.failed_calls",
+        table="dispatch.call_sessions",
+        age_column="started_at",
+        default_age="180d",
+        action="delete",
+        condition=lambda t: t.c.status.in_(["terminated", "error"]),
+        description="Calls that ended in error or were terminated, with transcripts, entities and metrics",
+        source="decision (seed 000 has no retention rule)",
+    ),
+    RetentionPolicy(
+        name="dispatch.completed_calls",
+        table="dispatch.call_sessions",
+        age_column="started_at",
+        default_age="2y",
+        action="archive",
+        condition=lambda t: t.c.status == "completed",
+        description="Completed training calls, archived with their transcripts, entities and metrics",
+        source="decision (seed 000 has no retention rule)",
+    ),
 )

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from tdbctl.schema.base import metadata, postgresql_only
 from tdbctl.schema.objects import SchemaObject, register
+from tdbctl.schema.policies import RetentionPolicy, register_policy
 from tdbctl.schema.types import JSONB, TIMESTAMPTZ, UUID, now, uuid_pk
 
 SCHEMA = "voice"
@@ -292,5 +293,40 @@ GROUP BY slot_name""",
         requires_extension="timescaledb",
         create={"postgresql": "SELECT create_hypertable('voice.system_metrics', 'time', if_not_exists => TRUE)"},
         note="TimescaleDB also creates its default index system_metrics_time_idx (time DESC).",
+    ),
+)
+
+# Retention, from seed 001's "Data Retention Policy": conversations older than 90 days go to
+# conversations_archive; error logs and metrics have windows of their own (decisions: the seed
+# names none; see docs/schema.md).
+register_policy(
+    metadata,
+    RetentionPolicy(
+        name="voice.conversations",
+        table="voice.conversations",
+        age_column="started_at",
+        default_age="90d",
+        action="archive",
+        archive_table="voice.conversations_archive",
+        description="Conversations older than 90 days move to conversations_archive",
+        source="seed 001: archive old conversations (older than 90 days)",
+    ),
+    RetentionPolicy(
+        name="voice.error_logs",
+        table="voice.error_logs",
+        age_column="created_at",
+        default_age="90d",
+        action="delete",
+        description="Error logs past their 90-day window (the live conversations' window)",
+        source="decision: seed 001 keeps the last 3 months active",
+    ),
+    RetentionPolicy(
+        name="voice.system_metrics",
+        table="voice.system_metrics",
+        age_column="time",
+        default_age="30d",
+        action="delete",
+        description="Time-series metrics past 30 days (the analytics views look back 30 days at most)",
+        source="decision: the seed's views look back 7 and 30 days",
     ),
 )
