@@ -59,7 +59,9 @@ def main(schema: str, revision: str, down_revision: str) -> None:
     for table in reversed(tables):
         down.append(ops.DropTableOp.from_table(table))
     enums = sorted({c.type.name for t in tables for c in t.columns if isinstance(c.type, sa.Enum) and c.type.name})
-    body = [f"migration_ops.create_schema({schema!r})", render(up)]
+    body = [f"migration_ops.create_schema({schema!r})"]
+    body += [f"migration_ops.create_extension({e!r})" for e in extensions_needed(tables)]
+    body.append(render(up))
     if fenced:
         body.append("if migration_ops.is_postgresql():\n" + textwrap.indent(render(fenced), "    "))
     for obj in objects:
@@ -107,6 +109,21 @@ def upgrade() -> None:
 def downgrade() -> None:
 {textwrap.indent(chr(10).join(undo), "    ")}
 ''')
+
+
+def extensions_needed(tables) -> list[str]:
+    """pgvector for VECTOR columns, pg_trgm for trigram operator classes; never dropped on the way
+    down, since other schemas (or applications) may use them."""
+    needed = set()
+    for table in tables:
+        for column in table.columns:
+            variant = getattr(column.type, "_variant_mapping", {}).get("postgresql")
+            if variant is not None and type(variant).__name__ == "VECTOR":
+                needed.add("vector")
+        for index in table.indexes:
+            if any("trgm" in str(op) for op in index.dialect_options["postgresql"]["ops"].values()):
+                needed.add("pg_trgm")
+    return sorted(needed)
 
 
 def repr_sql(sql: str) -> str:
