@@ -9,6 +9,7 @@ together. Each table carries the union of both documents' columns; where they tr
 import sqlalchemy as sa
 
 from tdbctl.schema.base import metadata, postgresql_only
+from tdbctl.schema.policies import RetentionPolicy, register_policy
 from tdbctl.schema.types import BYTEA, JSONB, TIMESTAMPTZ, now, vector
 
 SCHEMA = "academy"
@@ -543,4 +544,38 @@ postgresql_only(
         postgresql_with={"m": 16, "ef_construction": 64},
         postgresql_ops={"embedding": "vector_cosine_ops"},
     )
+)
+
+# Retention, from seed 002's "Data Retention": conversation logs are kept for a year and then
+# archived (not deleted); cache entries expire on their TTL; session memory not accessed for 30
+# days is cleaned up. User progress is kept indefinitely: no policy.
+register_policy(
+    metadata,
+    RetentionPolicy(
+        name="academy.expired_cache",
+        table="academy.cache_entries",
+        age_column="expires_at",
+        default_age="0d",
+        action="delete",
+        description="Cache entries past expires_at (an age adds a grace period after expiry)",
+        source="seed 002: cache entries auto-expire based on TTL",
+    ),
+    RetentionPolicy(
+        name="academy.stale_session_memory",
+        table="academy.session_memory",
+        age_column="last_accessed",
+        default_age="30d",
+        action="delete",
+        description="Agent session memory not accessed for 30 days",
+        source="seed 002: clean up inactive sessions after 30 days",
+    ),
+    RetentionPolicy(
+        name="academy.conversation_logs",
+        table="academy.conversation_logs",
+        age_column="created_at",
+        default_age="1y",
+        action="archive",
+        description="Conversation logs older than a year, archived before they leave the table",
+        source="seed 002: retain conversation logs for 1 year, then archive",
+    ),
 )
