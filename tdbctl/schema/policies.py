@@ -30,6 +30,8 @@ class RetentionPolicy:
     """Extra condition besides age, as a SQLAlchemy expression over the table."""
     archive_table: str | None = None
     """For archive policies with an in-database destination (voice.conversations_archive)."""
+    archive_status: str | None = None
+    """For archive policies that archive in place, as ChatTrain's seed does: set status to this."""
     source: str = ""
     """Where the rule comes from: the seed's words, or a decision in docs/schema.md."""
 
