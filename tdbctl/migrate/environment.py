@@ -18,8 +18,25 @@ def include_name(name, type_, parent_names) -> bool:
     return True
 
 
+def expression_index_names() -> set[str]:
+    """Indexes over expressions (to_tsvector(...)): Alembic compares their text, which PostgreSQL
+    rewrites (casts, parentheses), so they are checked by name instead (drift.py)."""
+    import sqlalchemy as sa
+
+    return {
+        index.name
+        for table in metadata.tables.values()
+        for index in table.indexes
+        if any(not isinstance(e, (sa.Column, sa.UnaryExpression)) for e in index.expressions)
+    }
+
+
 def alembic_options(dialect_name: str) -> dict:
+    skipped_indexes = expression_index_names()
+
     def include_for_dialect(obj, name, type_, reflected, compare_to):
+        if type_ == "index" and name in skipped_indexes:
+            return False
         condition = getattr(obj, "_ddl_if", None)
         if condition is not None and condition.dialect is not None:
             return condition.dialect == dialect_name
