@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from tdbctl.schema.base import metadata, postgresql_only
 from tdbctl.schema.objects import SchemaObject, register
+from tdbctl.schema.policies import RetentionPolicy, register_policy
 from tdbctl.schema.types import INET, JSONB, TEXT_ARRAY, TIMESTAMP, UUID, now, uuid_pk, vector
 
 SCHEMA = "chattrain"
@@ -419,4 +420,55 @@ register(
     update_session_activity,
     trigger_update_session_activity,
     search_documents,
+)
+
+
+def _orphaned(documents_table: sa.Table) -> sa.ColumnElement[bool]:
+    return ~sa.exists().where(scenarios.c.id == documents_table.c.scenario_id)
+
+
+# Retention, from seed 003's "Automated Cleanup Jobs". The seed archives completed sessions in
+# place (status 'archived', which chk_session_status allows for that reason: docs/schema.md).
+register_policy(
+    metadata,
+    RetentionPolicy(
+        name="chattrain.abandoned_sessions",
+        table="chattrain.sessions",
+        age_column="last_activity_at",
+        default_age="7d",
+        action="delete",
+        condition=lambda t: t.c.status.in_(["created", "in_progress"]),
+        description="Sessions created or in progress with no activity for 7 days, with messages and feedback",
+        source="seed 003: clean up old abandoned sessions (>7 days inactive)",
+    ),
+    RetentionPolicy(
+        name="chattrain.activity_logs",
+        table="chattrain.user_activity_logs",
+        age_column="timestamp",
+        default_age="90d",
+        action="delete",
+        description="User activity logs older than 90 days",
+        source="seed 003: clean up old activity logs (>90 days)",
+    ),
+    RetentionPolicy(
+        name="chattrain.orphaned_documents",
+        table="chattrain.documents",
+        age_column=None,
+        default_age=None,
+        action="delete",
+        condition=_orphaned,
+        description="Document chunks whose scenario no longer exists",
+        source="seed 003: clean up orphaned documents (the foreign key makes these rare)",
+    ),
+    RetentionPolicy(
+        name="chattrain.completed_sessions",
+        table="chattrain.sessions",
+        age_column="completed_at",
+        default_age="2y",
+        action="archive",
+        condition=lambda t: t.c.status == "completed",
+        archive_status="archived",
+        description="Completed sessions older than two years, archived in place (status 'archived')",
+        source="seed 003: archive completed sessions older than 2 years",
+    ),
 )
