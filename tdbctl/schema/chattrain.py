@@ -424,7 +424,7 @@ register(
 
 
 def _orphaned(documents_table: sa.Table) -> sa.ColumnElement[bool]:
-    return ~sa.exists().where(scenarios.c.id == documents_table.c.scenario_id)
+    return ~sa.exists().where(scenarios.c.id == documents_table.c.scenario_id).correlate(documents_table)
 
 
 # Retention, from seed 003's "Automated Cleanup Jobs". The seed archives completed sessions in
