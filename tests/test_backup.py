@@ -192,3 +192,14 @@ def test_list_shows_size_revision_and_age_and_flags_a_damaged_backup(db_url, tmp
     assert [b["problem"] for b in backups if not b["good"]] == [f"{first}: no manifest.json: not a tdbctl backup, or an unfinished one"]
     plain = tdb(db_url, "backup", "list", "--from", tmp_path / "backups", cwd=tmp_path)
     assert f"{second.name}\t" in plain.stdout and "DAMAGED" in plain.stdout
+
+
+def test_backup_and_restore_help_list_their_options(tmp_path):
+    result = run_cli("backup", "--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for option in ("--to", "--keep", "--keep-days", "--jobs", "--pg-bin", "list", "verify", "Example:"):
+        assert option in result.stdout
+    restore = run_cli("restore", "--help", cwd=tmp_path)
+    assert restore.returncode == 0
+    for option in ("--target", "--force", "--yes", "--dry-run", "--jobs", "Example:"):
+        assert option in restore.stdout

@@ -114,7 +114,7 @@ def find_tools(needed_major: int, *, pg_bin: str | None = None, environ=None, pu
     """
     environ = os.environ if environ is None else environ
     explicit, source = (pg_bin, "--pg-bin") if pg_bin else (environ.get("TDB_PG_BIN"), "TDB_PG_BIN")
-    need = f"pg_dump, pg_restore and psql {needed_major} or newer{purpose}"
+    need = f"pg_dump, pg_restore and psql {needed_major} or newer are needed{purpose}"
     advice = (
         f"install the PostgreSQL {needed_major} client programs (Debian/Ubuntu: apt install "
         f"postgresql-client-{needed_major}) or point --pg-bin DIR (or TDB_PG_BIN) at their bin directory"
@@ -122,7 +122,7 @@ def find_tools(needed_major: int, *, pg_bin: str | None = None, environ=None, pu
     if explicit:
         directory = Path(explicit).expanduser()
         if not (directory / "pg_dump").exists():
-            raise PrerequisiteError(f"no pg_dump in {directory} (from {source}): {need} are needed; {advice}")
+            raise PrerequisiteError(f"no pg_dump in {directory} (from {source}): {need}; {advice}")
         return _checked(directory, needed_major, f"{directory} (from {source})", need, advice)
     seen = []
     for directory, origin in candidate_dirs(environ):
@@ -133,8 +133,8 @@ def find_tools(needed_major: int, *, pg_bin: str | None = None, environ=None, pu
             return PgTools(directory, version[0], version[1])
         seen.append(f"{directory / 'pg_dump'} {version[1]} ({origin})")
     if not seen:
-        raise PrerequisiteError(f"no pg_dump found: {need} are needed; {advice}")
-    raise PrerequisiteError(f"pg_dump too old: {need} are needed, found only {'; '.join(seen)}; {advice}")
+        raise PrerequisiteError(f"no pg_dump found: {need}; {advice}")
+    raise PrerequisiteError(f"pg_dump too old: {need}, found only {'; '.join(seen)}; {advice}")
 
 
 def _checked(directory: Path, needed_major: int, label: str, need: str, advice: str) -> PgTools:
@@ -142,10 +142,10 @@ def _checked(directory: Path, needed_major: int, label: str, need: str, advice: 
     if version is None:
         raise PrerequisiteError(f"{directory / 'pg_dump'} does not run or does not say its version")
     if version[0] < needed_major:
-        raise PrerequisiteError(f"pg_dump {version[1]} in {label} is too old: {need} are needed; {advice}")
+        raise PrerequisiteError(f"pg_dump {version[1]} in {label} is too old: {need}; {advice}")
     missing = [p for p in PROGRAMS if not (directory / p).exists()]
     if missing:
-        raise PrerequisiteError(f"{label} lacks {', '.join(missing)}: {need} are needed; {advice}")
+        raise PrerequisiteError(f"{label} lacks {', '.join(missing)}: {need}; {advice}")
     return PgTools(directory, version[0], version[1])
 
 

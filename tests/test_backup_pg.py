@@ -1,0 +1,201 @@
+"""PostgreSQL only: finding pg_dump, the password out of sight, --jobs, and kills mid-way."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import pg15
+from conftest import url_text
+from test_backup import migrated, take_backup, tdb
+from test_backup_data import checksums, fill
+from tdbctl.backup.manifest import read_manifest
+from tdbctl.config import resolve
+
+needs_pg15 = pytest.mark.skipif(not pg15.available(), reason="Debian PostgreSQL 15 binaries not installed")
+
+
+def admin_engine(url):
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+
+
+def spawn_cli(url, *args, cwd):
+    env = {k: v for k, v in os.environ.items() if k not in ("TDB_DATABASE_URL", "DATABASE_URL")}
+    env["TDB_DATABASE_URL"] = url_text(url)
+    return subprocess.Popen([sys.executable, "-m", "tdbctl", *map(str, args)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def processes_named(program: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv0 = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+            except OSError:
+                continue
+            if os.path.basename(argv0) == program:
+                found.append(int(entry.name))
+    return found
+
+
+def all_command_lines() -> list[bytes]:
+    lines = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                lines.append((entry / "cmdline").read_bytes())
+            except OSError:
+                pass
+    return lines
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
+
+
+@needs_pg15
+def test_missing_or_too_old_pg_dump_says_which_version_is_needed(pg_url, tmp_path):
+    fill(migrated(pg_url))
+    empty = tmp_path / "no-tools"
+    empty.mkdir()
+    missing = tdb(pg_url, "backup", "--to", tmp_path / "b", "--pg-bin", empty, cwd=tmp_path)
+    assert missing.returncode == 1
+    assert f"no pg_dump in {empty} (from --pg-bin): pg_dump, pg_restore and psql 18 or newer are needed" in missing.stderr
+
+    old = tdb(pg_url, "backup", "--to", tmp_path / "b", "--pg-bin", pg15.BIN, cwd=tmp_path)
+    assert old.returncode == 1
+    assert f"pg_dump 15." in old.stderr and f"in {pg15.BIN} (from --pg-bin) is too old" in old.stderr
+    assert "18 or newer are needed" in old.stderr and "postgresql-client-18" in old.stderr
+    via_env = tdb(pg_url, "backup", "--to", tmp_path / "b", env={"TDB_PG_BIN": str(pg15.BIN)}, cwd=tmp_path)
+    assert via_env.returncode == 1 and "(from TDB_PG_BIN) is too old" in via_env.stderr
+    assert len(old.stderr.strip().splitlines()) == 1  # one line, no traceback
+    assert list((tmp_path / "b").iterdir()) == []  # nothing left behind, not even a partial backup
+
+    path = take_backup(pg_url, tmp_path)
+    restore = tdb(pg_url, "restore", path, "--force", "--yes", "--pg-bin", pg15.BIN, cwd=tmp_path)
+    assert restore.returncode == 1 and "is too old" in restore.stderr and "made by pg_dump 18" in restore.stderr
+
+
+def test_password_stays_out_of_the_process_list_and_the_manifest_and_a_killed_dump_leaves_nothing(
+    pg_url, pg_server_url, tmp_path
+):
+    fill(migrated(pg_url))
+    role, password = f"tdbctl_backup_{uuid.uuid4().hex[:8]}", f"Pw-{uuid.uuid4().hex}"
+    admin = admin_engine(pg_server_url)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD '{password}'")
+    url = pg_url.set(username=role, password=password)
+    locker = admin_engine(pg_url).connect()
+    try:
+        # pg_dump waits on this lock, so it can be watched (and killed) while it runs.
+        locker.exec_driver_sql("BEGIN")
+        locker.exec_driver_sql("LOCK TABLE voice.conversations IN ACCESS EXCLUSIVE MODE")
+        backups = tmp_path / "backups"
+        first = spawn_cli(url, "backup", "--to", backups, cwd=tmp_path)
+        [dump_pid] = wait_for(lambda: [p for p in processes_named("pg_dump")
+                                       if environ_of(p).get("PGDATABASE") == pg_url.database], what="pg_dump")
+        assert environ_of(dump_pid)["PGPASSWORD"] == password  # how it does get the password
+        assert not [c for c in all_command_lines() if password.encode() in c]
+
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        wait_for(lambda: dump_pid not in processes_named("pg_dump"), what="pg_dump to die with tdbctl")
+        assert [p.name for p in backups.iterdir() if not p.name.startswith(".")] == []
+        assert tdb(url, "backup", "list", "--from", backups, "--json", cwd=tmp_path).stdout.count('"name"') == 0
+        locker.exec_driver_sql("COMMIT")
+
+        second = tdb(url, "backup", "--to", backups, "--json", cwd=tmp_path)
+        assert second.returncode == 0, second.stderr
+        assert password not in second.stdout + second.stderr
+        path = Path(json.loads(second.stdout)["path"])
+        assert password not in (path / "manifest.json").read_text()
+        assert read_manifest(path).source == resolve(url_text(url)).masked_url
+        assert f"{role}:***@" in read_manifest(path).source
+        assert sorted(p.name for p in backups.iterdir()) == [path.name]  # the killed run's partial is gone
+    finally:
+        locker.close()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = \'{role}\'')
+            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
+        admin.dispose()
+
+
+def test_parallel_dump_and_restore_with_jobs(pg_url, tmp_path):
+    fill(migrated(pg_url))
+    before = checksums(pg_url)
+    path = take_backup(pg_url, tmp_path, "--jobs", "2")
+    manifest = read_manifest(path)
+    assert manifest.method == "pg_dump -Fd -j 2"
+    assert {f.path.split("/")[0] for f in manifest.files} == {"database.dir"} and len(manifest.files) > 5
+    fill(pg_url, rows=2, salt=4)
+    result = tdb(pg_url, "restore", path, "--force", "--yes", "--jobs", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert checksums(pg_url) == before
+
+
+def test_a_restore_killed_mid_way_leaves_the_target_as_it_was(pg_url, tmp_path):
+    fill(migrated(pg_url))
+    backed_up = checksums(pg_url)
+    path = take_backup(pg_url, tmp_path)
+    fill(pg_url, rows=3, salt=5)
+    current = checksums(pg_url)
+    engine = admin_engine(pg_url)
+    with engine.connect() as conn:
+        # Every DDL statement of the restore now takes a while: the kill lands inside the transaction.
+        conn.exec_driver_sql("CREATE FUNCTION public.tdbctl_test_slow() RETURNS event_trigger LANGUAGE plpgsql "
+                             "AS $$ BEGIN PERFORM pg_sleep(0.1); END $$")
+        conn.exec_driver_sql("CREATE EVENT TRIGGER tdbctl_test_slow ON ddl_command_end "
+                             "EXECUTE FUNCTION public.tdbctl_test_slow()")
+    try:
+        restore = spawn_cli(pg_url, "restore", path, "--force", "--yes", cwd=tmp_path)
+
+        def restoring():
+            with engine.connect() as conn:
+                # psql's transaction has written: the old schemas are dropped, the new ones being built.
+                return conn.exec_driver_sql(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND application_name = 'psql' AND backend_xid IS NOT NULL").scalar()
+
+        backend = wait_for(restoring, what="the restore's transaction")
+        time.sleep(0.5)
+        assert restore.poll() is None, restore.communicate()
+        restore.send_signal(signal.SIGKILL)
+        restore.wait()
+
+        def gone():
+            with engine.connect() as conn:
+                return not conn.exec_driver_sql("SELECT 1 FROM pg_stat_activity WHERE pid = %(p)s", {"p": backend}).first()
+
+        wait_for(gone, what="the restore's session to end")
+        assert checksums(pg_url) == current
+        with engine.connect() as conn:
+            conn.exec_driver_sql("DROP EVENT TRIGGER tdbctl_test_slow")
+        again = tdb(pg_url, "restore", path, "--force", "--yes", cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert checksums(pg_url) == backed_up
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("DROP EVENT TRIGGER IF EXISTS tdbctl_test_slow")
+        engine.dispose()
+
