@@ -1,0 +1,110 @@
+"""`tdbctl stats`: the page an on-call engineer opens when paged.
+
+``collect(settings)`` returns one JSON-ready report (its layout is versioned by SCHEMA_VERSION and
+documented in README): health, activity, replication, tables and indexes per domain, top
+queries, SQLite files, the platform's own figures, and the findings against the thresholds.
+
+PostgreSQL answers from the catalog and the statistics views only (no COUNT(*) of a user table,
+no superuser needed); SQLite from PRAGMAs, dbstat and exact counts. Each dialect's figures come
+from its collector (postgresql.py, sqlite.py), which share one interface; a section that cannot be
+read becomes a note, never a failed page.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from tdbctl.stats.findings import evaluate, status
+from tdbctl.stats.thresholds import from_settings
+
+SCHEMA_VERSION = 1
+DEFAULT_SINCE = "7d"
+
+def collector_for(dialect: str):
+    if dialect == "postgresql":
+        from tdbctl.stats.postgresql import PostgresCollector
+
+        return PostgresCollector
+    from tdbctl.stats.sqlite import SqliteCollector
+
+    return SqliteCollector
+
+
+def collect(settings, *, since: timedelta = timedelta(days=7), since_text: str = DEFAULT_SINCE,
+            platform: bool = True, top: int = 10, integrity_check: bool = False,
+            thresholds: dict | None = None) -> dict:
+    from pathlib import Path
+
+    from tdbctl.errors import TdbError
+    from tdbctl.ops.durations import utcnow
+    from tdbctl.runtime import open_database
+    from tdbctl.schema import ALL_SCHEMAS
+
+    if settings.dialect == "sqlite" and not Path(settings.url.database or "").exists():
+        raise TdbError(f"no database at {settings.masked_url}: run tdbctl migrate first")
+    thresholds = thresholds if thresholds is not None else from_settings(settings)
+    started = time.monotonic()
+    now = utcnow()
+    with open_database(settings) as db:
+        cls = collector_for(settings.dialect)
+        conn = cls.connect(db.engine)
+        try:
+            collector = cls(conn, ALL_SCHEMAS, thresholds)
+            report = {"schema_version": SCHEMA_VERSION, "generated_at": now, "elapsed_seconds": None,
+                      "database": settings.masked_url, "dialect": settings.dialect, "status": None}
+            for section, read in (
+                ("health", collector.health), ("activity", collector.activity),
+                ("replication", collector.replication), ("tables", collector.tables),
+                ("indexes", collector.indexes), ("top_queries", lambda: collector.top_queries(top)),
+                ("files", collector.files),
+            ):
+                report[section] = _read(section, read, collector.notes, settings)
+            report["integrity"] = (_read("integrity", collector.integrity, collector.notes, settings)
+                                   if integrity_check else None)
+            report["platform"] = None
+            if platform:
+                from tdbctl.stats import platform as figures
+
+                report["platform"] = {"since": since_text, "start": now - since, "figures": _read(
+                    "platform", lambda: figures.gather(conn, since, now), collector.notes, settings)}
+            if report["activity"].get("hidden_sessions"):
+                collector.notes.append(
+                    f"{report['activity']['hidden_sessions']} sessions of other roles are only partly visible "
+                    "to this role (state and query hidden): GRANT pg_read_all_stats TO it to see them")
+        finally:
+            conn.close()
+    report["notes"] = collector.notes
+    report["findings"] = evaluate(report, thresholds)
+    report["status"] = status(report["findings"])
+    report["elapsed_seconds"] = round(time.monotonic() - started, 3)
+    return report
+
+
+_EMPTY = {
+    "health": dict.fromkeys((
+        "server_version", "uptime_seconds", "database_bytes", "connections_used", "max_connections",
+        "cache_hit_ratio", "cache_blocks", "xid_age", "xid_age_database", "stats_reset")),
+    "activity": {"visible": None, "hidden_sessions": None, "long_running": [],
+                               "idle_in_transaction": [], "blocking": []},
+    "replication": {"role": None, "replay_lag_seconds": None, "replicas": []},
+    "tables": [], "indexes": [], "files": [], "integrity": None, "platform": None,
+    "top_queries": {"available": False, "hint": None, "queries": []},
+}
+
+
+def _read(section: str, read, notes: list[str], settings):
+    """One section; if the database refuses it (a privilege, a timeout), a note and the empty form."""
+    import sqlalchemy.exc as sa_exc
+
+    from tdbctl.runtime import driver_message
+
+    try:
+        return read()
+    except sa_exc.DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise
+        notes.append(f"{section}: not read: {driver_message(exc.orig, settings)}")
+        empty = _EMPTY[section]
+        return {k: (list(v) if isinstance(v, list) else v) for k, v in empty.items()} if isinstance(
+            empty, dict) else (list(empty) if isinstance(empty, list) else empty)

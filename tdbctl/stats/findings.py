@@ -1,0 +1,124 @@
+"""Judge a report against the thresholds: each figure past one becomes a finding with a severity.
+
+Severities: ``critical`` and ``warning`` make `tdbctl stats --check` exit 3; ``info`` findings
+(an unused or duplicate index) are listed but never fail a probe.
+"""
+
+from __future__ import annotations
+
+SEVERITIES = ("info", "warning", "critical")
+
+
+def _finding(severity, check, subject, value, threshold, message) -> dict:
+    return {"severity": severity, "check": check, "subject": subject, "value": value,
+            "threshold": threshold, "message": message}
+
+
+def _level(value, warning, critical, *, below: bool = False):
+    """(severity, threshold crossed) or None; ``below`` for figures where lower is worse."""
+    if value is None:
+        return None
+    if below:
+        if value < critical:
+            return "critical", critical
+        if value < warning:
+            return "warning", warning
+        return None
+    if value >= critical:
+        return "critical", critical
+    if value >= warning:
+        return "warning", warning
+    return None
+
+
+def evaluate(report: dict, t: dict) -> list[dict]:
+    found: list[dict] = []
+
+    def judge(check, subject, value, warning_key, critical_key, message, *, below=False):
+        level = _level(value, t[warning_key], t[critical_key], below=below)
+        if level:
+            found.append(_finding(level[0], check, subject, value, level[1], message))
+
+    h = report["health"]
+    if h.get("max_connections"):
+        ratio = round(h["connections_used"] / h["max_connections"], 4)
+        judge("connections", "server", ratio, "connections_warning", "connections_critical",
+              f"{h['connections_used']} of max_connections {h['max_connections']} in use")
+    if h.get("cache_hit_ratio") is not None and (h.get("cache_blocks") or 0) >= t["cache_hit_min_blocks"]:
+        judge("cache_hit_ratio", "database", h["cache_hit_ratio"], "cache_hit_warning", "cache_hit_critical",
+              f"buffer cache hit ratio {h['cache_hit_ratio']:.2%}", below=True)
+    if h.get("xid_age") is not None:
+        judge("xid_wraparound", h["xid_age_database"], h["xid_age"], "xid_age_warning", "xid_age_critical",
+              f"transaction ID age {h['xid_age']:,} in {h['xid_age_database']}: VACUUM (FREEZE) it")
+
+    a = report["activity"]
+    for s in a["long_running"]:
+        judge("long_running_query", f"pid {s['pid']}", s["seconds"], "long_query_warning_s", "long_query_critical_s",
+              f"query of {s['user']} running {s['seconds']:.0f}s: {_short(s['query'])}")
+    for s in a["idle_in_transaction"]:
+        judge("idle_in_transaction", f"pid {s['pid']}", s["seconds"], "idle_in_transaction_warning_s",
+              "idle_in_transaction_critical_s",
+              f"{s['user']} idle in an open transaction for {s['seconds']:.0f}s (holds locks and the xmin horizon)")
+    for w in a["blocking"]:
+        judge("blocked_by_lock", f"pid {w['pid']}", w["waiting_seconds"], "lock_wait_warning_s",
+              "lock_wait_critical_s",
+              f"waiting {w['waiting_seconds']:.0f}s for {w['lock']['mode']} on {w['lock']['relation'] or w['lock']['type']}"
+              f", blocked by pid {', '.join(map(str, w['blocked_by']))} (root: {', '.join(map(str, w['root_blockers']))})")
+
+    r = report["replication"]
+    if r["replay_lag_seconds"] is not None:
+        judge("replication_lag", "this replica", r["replay_lag_seconds"], "replication_lag_warning_s",
+              "replication_lag_critical_s", f"replaying {r['replay_lag_seconds']:.0f}s behind the primary")
+    for replica in r["replicas"]:
+        judge("replication_lag", replica["name"] or replica["client"], replica["replay_lag_seconds"],
+              "replication_lag_warning_s", "replication_lag_critical_s",
+              f"replica {replica['name'] or replica['client']} replays {replica['replay_lag_seconds']}s behind")
+
+    for tb in report["tables"]:
+        if tb["dead_tuples"] and tb["dead_tuples"] >= t["dead_tuples_min"]:
+            judge("dead_tuples", f"{tb['schema']}.{tb['table']}", tb["dead_tuple_ratio"], "dead_tuple_ratio_warning",
+                  "dead_tuple_ratio_critical",
+                  f"{tb['dead_tuples']:,} dead tuples ({tb['dead_tuple_ratio']:.0%}): VACUUM it, or check autovacuum")
+
+    for ix in report["indexes"]:
+        name = f"{ix['schema']}.{ix['index']}"
+        if not ix["valid"]:
+            how = (f"a leftover of an interrupted REINDEX CONCURRENTLY: tdbctl reindex --table "
+                   f"{ix['schema']}.{ix['table']} drops it" if ix["leftover"]
+                   else f"a failed CREATE INDEX CONCURRENTLY? tdbctl reindex --index {name} rebuilds it")
+            found.append(_finding("warning", "invalid_index", name, None, None,
+                                  f"invalid index: queries ignore it, writes still maintain it; {how}"))
+            continue
+        if ix["bloat_ratio"] is not None and (ix["bytes"] or 0) >= t["index_bloat_min_bytes"]:
+            judge("index_bloat", name, ix["bloat_ratio"], "index_bloat_warning", "index_bloat_critical",
+                  f"about {ix['bloat_ratio']:.0%} of {ix['bytes']:,} bytes is bloat: tdbctl reindex --index {name}")
+        if ix["unused"] and (ix["bytes"] or 0) >= t["unused_index_min_bytes"]:
+            found.append(_finding("info", "unused_index", name, ix["scans"], 0,
+                                  f"never scanned since the statistics were reset ({ix['bytes']:,} bytes)"))
+        if ix["duplicate_of"]:
+            found.append(_finding("info", "duplicate_index", name, None, None,
+                                  f"same key as {ix['schema']}.{ix['duplicate_of']}"))
+
+    for f in report["files"]:
+        if f["page_count"] and f["freelist_count"] >= t["freelist_min_pages"]:
+            ratio = round(f["freelist_count"] / f["page_count"], 4)
+            if ratio >= t["freelist_ratio_warning"]:
+                found.append(_finding("warning", "freelist", f["schema"], ratio, t["freelist_ratio_warning"],
+                                      f"{f['freelist_count']:,} of {f['page_count']:,} pages free: VACUUM would "
+                                      "return them to the file system"))
+    for result in report["integrity"] or []:
+        if not result["ok"]:
+            found.append(_finding("critical", "integrity", result["schema"], None, None,
+                                  "integrity_check: " + "; ".join(result["messages"][:3])))
+    order = {s: i for i, s in enumerate(reversed(SEVERITIES))}
+    return sorted(found, key=lambda f: (order[f["severity"]], f["check"], f["subject"]))
+
+
+def status(findings: list[dict]) -> str:
+    severities = {f["severity"] for f in findings}
+    return "critical" if "critical" in severities else "warning" if "warning" in severities else "ok"
+
+
+def _short(query: str | None, width: int = 80) -> str:
+    text = " ".join((query or "(not visible to this role)").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
