@@ -6,14 +6,19 @@ exceptions become one line on stderr and a documented exit code here, at the edg
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated, Optional
 
-import typer
+# Plain click help, not Typer's rich panels: rich's markdown stack costs ~70 ms at every start,
+# and --help must be instant. Data tables still use rich, on a terminal.
+os.environ.setdefault("TYPER_USE_RICH", "0")
 
-from tdbctl import __version__
+import typer  # noqa: E402
+
+from tdbctl import __version__  # noqa: E402
 from tdbctl.cli import archive, backup, cleanup, info, migrate, reindex, seed, stats
-from tdbctl.cli.common import STATE
+from tdbctl.cli.common import STATE  # noqa: E402
 
 # One module per command, each with register(app); the modules import only typer at load time.
 COMMAND_MODULES = (migrate, info, seed, cleanup, archive, backup, stats, reindex)
@@ -63,16 +68,28 @@ def main() -> None:
     from tdbctl.errors import ExitCode, TdbError
 
     try:
-        app()
+        code = app(standalone_mode=False)
     except TdbError as exc:
         _fail(exc.message, exc.exit_code, type(exc).__name__, exc)
     except KeyboardInterrupt:
         _fail("interrupted", ExitCode.INTERRUPTED, "Interrupted", None)
-    except Exception as exc:  # the last resort: still one line, never a traceback without --debug
+    except Exception as exc:
+        if _is_click_error(exc):
+            if type(exc).__name__ == "Abort":
+                _fail("aborted", ExitCode.INTERRUPTED, "Aborted", None)
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            _fail(exc.format_message() + hint, exc.exit_code, "UsageError", None)  # the last resort: still one line, never a traceback without --debug
         from tdbctl.config import mask_secrets
 
         message = mask_secrets(" ".join(str(exc).split())) or type(exc).__name__
         _fail(f"unexpected error: {message}", ExitCode.FAILURE, type(exc).__name__, exc)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_click_error(exc: BaseException) -> bool:
+    """Click's usage errors and aborts (Typer vendors click, so match by shape, not import)."""
+    return type(exc).__name__ == "Abort" or (hasattr(exc, "format_message") and hasattr(exc, "exit_code"))
 
 
 def _fail(message: str, code: int, kind: str, exc: BaseException | None) -> None:
