@@ -10,7 +10,7 @@ import json as jsonlib
 import sys
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any, Sequence
+from typing import Annotated, Any, Optional, Sequence
 
 import typer
 
@@ -28,12 +28,14 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON documen
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (for scripts).")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")]
 LockWaitOption = Annotated[
-    float,
-    typer.Option("--lock-wait", min=0, help="Seconds to wait for another tdbctl run on this database to finish."),
+    Optional[float],
+    typer.Option("--lock-wait", min=0, show_default=False,
+                 help="Seconds to wait for another tdbctl run on this database to finish [default: 60]."),
 ]
 LockTimeoutOption = Annotated[
-    float,
-    typer.Option("--lock-timeout", min=0.001, help="Seconds a DDL statement may wait for a table lock (PostgreSQL)."),
+    Optional[float],
+    typer.Option("--lock-timeout", min=0.001, show_default=False,
+                 help="Seconds a statement may wait for a table lock (PostgreSQL) [default: 10]."),
 ]
 
 

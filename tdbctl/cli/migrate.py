@@ -28,6 +28,16 @@ DEFAULT_LOCK_WAIT = 60.0
 DEFAULT_LOCK_TIMEOUT = 10.0
 
 
+def _waits(config, lock_wait: float | None, lock_timeout: float | None) -> dict:
+    """Command line first, then tdbctl.toml's [migrate] lock_wait / lock_timeout, then defaults."""
+    section = config.section("migrate")
+    return {
+        "lock_wait": lock_wait if lock_wait is not None else float(section.get("lock_wait", DEFAULT_LOCK_WAIT)),
+        "lock_timeout": lock_timeout if lock_timeout is not None
+        else float(section.get("lock_timeout", DEFAULT_LOCK_TIMEOUT)),
+    }
+
+
 def _log_progress() -> None:
     """Alembic's 'Running upgrade ...' lines go to stderr as progress."""
     handler = logging.StreamHandler(sys.stderr)
@@ -52,8 +62,8 @@ def upgrade(
     start: Annotated[
         Optional[str], typer.Option("--from", metavar="REV", help="With --sql: the revision the database is at.")
     ] = None,
-    lock_wait: LockWaitOption = DEFAULT_LOCK_WAIT,
-    lock_timeout: LockTimeoutOption = DEFAULT_LOCK_TIMEOUT,
+    lock_wait: LockWaitOption = None,
+    lock_timeout: LockTimeoutOption = None,
     json: JsonOption = False,
 ) -> None:
     """Upgrade the database to head (or --to REV); with a subcommand, do that instead.
@@ -69,11 +79,12 @@ def upgrade(
     from tdbctl.migrate import commands
 
     out = Output(json)
+    config = settings()
     if sql:
-        sys.stdout.write(commands.upgrade_sql(settings(), to, start))
+        sys.stdout.write(commands.upgrade_sql(config, to, start, lock_timeout=_waits(config, None, lock_timeout)["lock_timeout"]))
         return
     _log_progress()
-    result = commands.upgrade(settings(), to, lock_wait=lock_wait, lock_timeout=lock_timeout)
+    result = commands.upgrade(config, to, **_waits(config, lock_wait, lock_timeout))
     if out.json:
         out.data({"before": result.before, "after": result.after, "applied": _steps(result)})
     elif result.steps:
@@ -87,8 +98,8 @@ def down(
     revision: Annotated[str, typer.Argument(metavar="REV", help="Revision to go back to (base: before the first).")],
     yes: YesOption = False,
     dry_run: DryRunOption = False,
-    lock_wait: LockWaitOption = DEFAULT_LOCK_WAIT,
-    lock_timeout: LockTimeoutOption = DEFAULT_LOCK_TIMEOUT,
+    lock_wait: LockWaitOption = None,
+    lock_timeout: LockTimeoutOption = None,
     json: JsonOption = False,
 ) -> None:
     """Revert migrations down to REV. Drops what they created, data included: asks first.
@@ -116,7 +127,7 @@ def down(
     confirm(f"Revert {len(plan.steps)} migration(s) and drop {len(plan.dropped_tables)} tables "
             f"holding {rows_lost} rows?", yes)
     _log_progress()
-    result = commands.downgrade(config, plan.target, lock_wait=lock_wait, lock_timeout=lock_timeout)
+    result = commands.downgrade(config, plan.target, **_waits(config, lock_wait, lock_timeout))
     if out.json:
         out.data({"before": result.before, "after": result.after, "reverted": _steps(result)})
     else:

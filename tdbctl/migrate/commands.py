@@ -238,7 +238,9 @@ def upgrade(
     return MigrationResult(before, after, steps)
 
 
-def upgrade_sql(settings: Settings, target: str = "head", start: str | None = None) -> str:
+def upgrade_sql(
+    settings: Settings, target: str = "head", start: str | None = None, *, lock_timeout: float | None = None
+) -> str:
     """The SQL a DBA would run for this upgrade, without touching the database."""
     from alembic import command
 
@@ -247,7 +249,7 @@ def upgrade_sql(settings: Settings, target: str = "head", start: str | None = No
     target = resolve_revision(script, target)
     span = f"{resolve_revision(script, start)}:{target}" if start else target
     out = io.StringIO()
-    command.upgrade(alembic_config(settings, stdout=out), span, sql=True)
+    command.upgrade(alembic_config(settings, stdout=out, **_timeouts(lock_timeout)), span, sql=True)
     return out.getvalue()
 
 
