@@ -64,3 +64,14 @@ def test_version_and_help(tmp_path):
         assert result.returncode == 0 and "Usage" in result.stdout
         if command != ["--help"]:
             assert "Example" in result.stdout, command
+
+
+def test_migrate_lock_timeout_from_toml_and_flag(tmp_path):
+    (tmp_path / "tdbctl.toml").write_text(
+        '[database]\nurl = "postgresql://ops@127.0.0.1:1/db"\n[migrate]\nlock_timeout = 5\n'
+    )
+    from_file = run_cli("migrate", "--sql", cwd=tmp_path)
+    assert from_file.returncode == 0, from_file.stderr
+    assert "SET LOCAL lock_timeout = '5000ms'" in from_file.stdout
+    from_flag = run_cli("migrate", "--sql", "--lock-timeout", "2.5", cwd=tmp_path)
+    assert "SET LOCAL lock_timeout = '2500ms'" in from_flag.stdout
