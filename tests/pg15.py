@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Sequence
 
 BIN = Path(os.environ.get("TDB_TEST_PG15_BIN", "/usr/lib/postgresql/15/bin"))
 PASSWORD = "s3cret-Pa55word"
@@ -33,7 +34,9 @@ def _as_owner(args: list[str], owner: str | None) -> list[str]:
 
 
 @contextmanager
-def server():
+def server(settings: Sequence[str] = ()):
+    """Yields the postgres superuser's URL; ``settings`` are extra ``-c name=value`` server settings,
+    e.g. ``["shared_preload_libraries=pg_stat_statements"]``."""
     owner = "postgres" if os.geteuid() == 0 else None
     root = Path(tempfile.mkdtemp(prefix="tdbctl-pg15-"))
     data, sockets = root / "data", root / "sock"
@@ -50,7 +53,8 @@ def server():
         run([str(BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
              "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8"])
         run([str(BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o",
-             f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", "start"])
+             " ".join([f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", *(f"-c {s}" for s in settings)]),
+             "start"])
         yield f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(_as_owner([str(BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], owner),

@@ -64,7 +64,8 @@ SELECT n.nspname, t.relname, ic.relname, am.amname, i.indisunique, i.indisprimar
        EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid),
        concat_ws('|', i.indrelid, i.indkey::text, i.indclass::text, i.indcollation::text,
                  coalesce(pg_get_expr(i.indexprs, i.indrelid), ''),
-                 coalesce(pg_get_expr(i.indpred, i.indrelid), ''))
+                 coalesce(pg_get_expr(i.indpred, i.indrelid), '')),
+       i.indexrelid::bigint
   FROM pg_index i
   JOIN pg_class ic ON ic.oid = i.indexrelid
   JOIN pg_class t ON t.oid = i.indrelid
@@ -75,11 +76,15 @@ SELECT n.nspname, t.relname, ic.relname, am.amname, i.indisunique, i.indisprimar
  ORDER BY n.nspname, t.relname, ic.relname
 """
 
-HEALTH_SQL = """
+# backend_type is hidden too for another role's session (without pg_read_all_stats): a hidden
+# row attached to a database is counted as a client.
+CLIENT = "(backend_type = 'client backend' OR (backend_type IS NULL AND datname IS NOT NULL))"
+
+HEALTH_SQL = f"""
 SELECT current_setting('server_version'),
        extract(epoch FROM now() - pg_postmaster_start_time())::float8,
        pg_database_size(current_database()),
-       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),
+       (SELECT count(*) FROM pg_stat_activity WHERE {CLIENT}),
        current_setting('max_connections')::int,
        d.blks_hit, d.blks_read, d.stats_reset,
        x.datname, x.age
@@ -97,7 +102,7 @@ SELECT pid, usename, application_name, state, wait_event_type, wait_event,
        pg_blocking_pids(pid),
        {wait_start}
   FROM pg_stat_activity
- WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+ WHERE datname = current_database() AND pid <> pg_backend_pid() AND {client}
 """
 # pg_locks.waitstart (PostgreSQL 14+) says when the lock wait began; before it, state_change
 # is the nearest figure (the statement's start, since a waiting session stays 'active').
@@ -164,7 +169,7 @@ class PostgresCollector:
 
     def activity(self) -> dict:
         wait_start = _WAIT_START_14 if self.version_num >= 140000 else _WAIT_START_OLD
-        rows = self._all(ACTIVITY_SQL.format(wait_start=wait_start))
+        rows = self._all(ACTIVITY_SQL.format(wait_start=wait_start, client=CLIENT))
         sessions = {}
         hidden = 0
         for (pid, user, app, state, wtype, wevent, q_s, x_s, st_s, query, blockers, wait_s) in rows:
@@ -263,8 +268,9 @@ class PostgresCollector:
             lambda: self._all(INDEXES_SQL, {"schemas": self.schemas, "catalog_only": self.catalog_only}))
         bloat = index_bloat(self.conn, self.schemas)
         first_with_key: dict[str, str] = {}
-        # Keep the one a constraint needs (primary, then unique); the others are its duplicates.
-        ranked = sorted(rows, key=lambda r: (not r[5], not r[4], r[2]))
+        # Keep the one a constraint needs (primary, then unique), else the oldest; the others are
+        # its duplicates.
+        ranked = sorted(rows, key=lambda r: (not r[5], not r[4], r[12]))
         duplicate_of = {}
         for r in ranked:
             if not r[6]:
@@ -275,7 +281,7 @@ class PostgresCollector:
             else:
                 first_with_key[key] = r[2]
         indexes = []
-        for schema, table, name, method, unique, primary, valid, scans, size, definition, constraint, _ in rows:
+        for schema, table, name, method, unique, primary, valid, scans, size, definition, constraint, _k, _o in rows:
             bloat_bytes, bloat_ratio = bloat.get((schema, name), (None, None))
             indexes.append({
                 "schema": schema, "table": table, "index": name, "method": method, "bytes": int(size),
@@ -290,29 +296,38 @@ class PostgresCollector:
         return indexes
 
     def top_queries(self, limit: int) -> dict:
-        preloaded = "pg_stat_statements" in self.conn.exec_driver_sql(
-            "SELECT current_setting('shared_preload_libraries')").scalar()
+        # shared_preload_libraries is readable by superusers and pg_read_all_settings only: for
+        # another role pg_settings has no row for it, and the hint names both steps.
+        preload = self.conn.exec_driver_sql(
+            "SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'").scalar()
+        preloaded = None if preload is None else "pg_stat_statements" in preload
         created = self.conn.exec_driver_sql(
             "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'").first() is not None
-        if not (preloaded and created):
-            steps = []
-            if not preloaded:
-                steps.append("add pg_stat_statements to shared_preload_libraries in postgresql.conf and "
-                             "restart the server")
-            if not created:
-                steps.append("run CREATE EXTENSION pg_stat_statements; in this database")
-            return {"available": False, "hint": "top queries need pg_stat_statements: " + ", then ".join(steps),
-                    "queries": []}
+        if created and preloaded is not False:
+            try:
+                return {"available": True, "hint": None, "queries": self._statements(limit)}
+            except Exception as exc:
+                if "shared_preload_libraries" not in str(exc):
+                    raise
+                preloaded = False
+        steps = []
+        if not preloaded:
+            steps.append(("" if preloaded is False else "if it is not there yet, ")
+                         + "add pg_stat_statements to shared_preload_libraries in postgresql.conf and restart the server")
+        if not created:
+            steps.append("run CREATE EXTENSION pg_stat_statements; in this database")
+        return {"available": False, "hint": "top queries need pg_stat_statements: " + ", then ".join(steps),
+                "queries": []}
+
+    def _statements(self, limit: int) -> list[dict]:
         total, mean = ("total_exec_time", "mean_exec_time") if self.version_num >= 130000 else ("total_time",
                                                                                              "mean_time")
         rows = self._all(
             f"SELECT queryid, calls, {total}, {mean}, rows, left(query, 500) FROM pg_stat_statements "
             "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             f"ORDER BY {total} DESC LIMIT %(limit)s", {"limit": limit})
-        return {"available": True, "hint": None, "queries": [
-            {"queryid": str(qid) if qid is not None else None, "calls": calls, "total_ms": round(t, 3),
-             "mean_ms": round(m, 3), "rows": n, "query": q}
-            for qid, calls, t, m, n, q in rows]}
+        return [{"queryid": str(qid) if qid is not None else None, "calls": calls, "total_ms": round(t, 3),
+                 "mean_ms": round(m, 3), "rows": n, "query": q} for qid, calls, t, m, n, q in rows]
 
     def files(self) -> list[dict]:
         return []
