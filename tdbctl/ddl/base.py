@@ -21,6 +21,18 @@ class ExtensionState:
         return self.installed_version is not None
 
 
+@dataclass(frozen=True)
+class LocatorKeyset:
+    """A walk over a table by row locator: ``after(last)`` is the clause for the rows past
+    ``last``, ``order_by`` the ORDER BY (empty when the scan already returns locator order) and
+    ``sort_key`` orders locator values the way the database does."""
+
+    column: object
+    after: object  # Callable[[value], ColumnElement[bool]]
+    order_by: tuple
+    sort_key: object  # Callable[[value], Any]
+
+
 class Dialect:
     """What differs between PostgreSQL and SQLite, for every command."""
 
@@ -83,3 +95,56 @@ class Dialect:
 
     def close_lock_handle(self, handle) -> None:
         handle.close()
+
+    # --- Batched deletes (tdbctl cleanup) -------------------------------------------------------
+
+    def row_locator(self, table):
+        """The physical address of a row (ctid, rowid): how a batch is deleted exactly as it was
+        selected, and the keyset of a table without a primary key."""
+        raise NotImplementedError
+
+    def locator_keyset(self, table) -> LocatorKeyset:
+        """How to walk a table in batches by its row locator (tables without a primary key)."""
+        raise NotImplementedError
+
+    def locator_in(self, table, locators: list):
+        """A clause matching the rows at these locators."""
+        return self.row_locator(table).in_(locators)
+
+    def set_batch_timeouts(self, conn, lock_timeout: float, statement_timeout: float) -> None:
+        """Bound the current batch transaction: how long it may wait for a lock, and run."""
+
+    def transient_error(self, exc: BaseException) -> str | None:
+        """'lock_timeout', 'statement_timeout', 'deadlock' or 'busy' when ``exc`` means "try this
+        batch again after a pause"; None for an error that retrying will not cure."""
+        return None
+
+    def delete_batch_in_one_statement(self, conn, table, batch, key_names, recheck):
+        """Select, lock and delete one batch in a single round trip, when the dialect can.
+
+        ``batch`` is a SELECT of ``loc`` (the row locator) and the key columns ``key_names``,
+        ordered and limited. Returns (selected, deleted, last key tuple or None), or None when the
+        dialect has no such statement (the caller then selects and deletes in two statements).
+        """
+        return None
+
+    def vacuum(self, engine, tables: list[str]) -> list[str]:
+        """Reclaim space and refresh statistics after deleting from ``tables``; returns what ran."""
+        return []
+
+
+    # --- Bulk loading (tdbctl seed --synthetic) ------------------------------------------------
+
+    def bulk_load(self, conn, tables):
+        """A context manager preparing the open transaction of ``conn`` to load ``tables`` in
+        bulk (row triggers off, the session in UTC); what it changes ends with the transaction."""
+        from contextlib import nullcontext
+
+        return nullcontext()
+
+    def bulk_insert(self, conn, table, columns, rows) -> None:
+        """Write ``rows`` (tuples of plain values, in ``columns`` order) into ``table`` fast."""
+        raise NotImplementedError
+
+    def sync_sequences(self, conn, table) -> None:
+        """After rows were written with explicit integer ids: the next generated id follows them."""

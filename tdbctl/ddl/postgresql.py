@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import zlib
+from contextlib import contextmanager
 
 from tdbctl.ddl.base import Dialect, ExtensionState
 
@@ -24,6 +25,41 @@ REQUIRED_EXTENSIONS = {
         "install the PostgreSQL contrib package for your server (postgresql-contrib), then run tdbctl migrate again",
     ),
 }
+
+
+# --- Batched deletes (tdbctl cleanup) -------------------------------------------------------------
+
+# SQLSTATEs after which a cleanup batch is rolled back and tried again after a pause.
+TRANSIENT_SQLSTATES = {
+    "55P03": "lock_timeout",  # lock_not_available
+    "57014": "statement_timeout",  # query_canceled
+    "40P01": "deadlock",
+    "40001": "serialization",
+}
+
+_TID_TYPE = None
+
+
+def tid_type():
+    """SQLAlchemy has no type for ctid's tid; made on first use, so that importing stays light."""
+    global _TID_TYPE
+    if _TID_TYPE is None:
+        import sqlalchemy as sa
+
+        class TID(sa.types.UserDefinedType):
+            cache_ok = True
+
+            def get_col_spec(self, **kw):
+                return "TID"
+
+        _TID_TYPE = TID
+    return _TID_TYPE()
+
+
+def tid_sort_key(value: str) -> tuple[int, int]:
+    """'(12,3)' -> (12, 3): the order PostgreSQL gives tids."""
+    block, offset = value.strip("()").split(",")
+    return int(block), int(offset)
 
 
 class PostgresDialect(Dialect):
@@ -104,4 +140,134 @@ class PostgresDialect(Dialect):
         handle.exec_driver_sql(
             "SELECT pg_advisory_unlock(%(cls)s, %(key)s)",
             {"cls": ADVISORY_CLASS_ID, "key": advisory_key(name)},
+        )
+
+    # --- Batched deletes (tdbctl cleanup) ---------------------------------------------------------
+
+    def row_locator(self, table):
+        import sqlalchemy as sa
+
+        return sa.sql.column("ctid", tid_type(), _selectable=table)
+
+    def locator_keyset(self, table):
+        import sqlalchemy as sa
+
+        from tdbctl.ddl.base import LocatorKeyset
+
+        ctid = self.row_locator(table)
+        # No ORDER BY: "ORDER BY ctid" sorts every remaining row for each batch, while "ctid > last"
+        # alone is a TID range scan returning rows in ctid order as it goes. Were a plan to return
+        # them otherwise, the caller's next pass from the start picks up what a batch stepped
+        # over: the walk may skip a row, never delete a wrong one.
+        return LocatorKeyset(
+            column=ctid,
+            after=lambda last: ctid > sa.cast(sa.literal(last, sa.Text()), tid_type()),
+            order_by=(),
+            sort_key=tid_sort_key,
+        )
+
+    def locator_in(self, table, locators):
+        import sqlalchemy as sa
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        # One array parameter and a TID scan, whatever the batch size.
+        array = sa.cast(sa.literal(list(locators), ARRAY(sa.Text())), ARRAY(tid_type()))
+        return self.row_locator(table) == sa.any_(array)
+
+    def set_batch_timeouts(self, conn, lock_timeout: float, statement_timeout: float) -> None:
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{max(1, int(lock_timeout * 1000))}ms'")
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = '{max(1, int(statement_timeout * 1000))}ms'")
+        # A batch lost in a crash is deleted again by the next run: it need not wait for its WAL
+        # flush, which would compete with the live writers' commits.
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+
+    def transient_error(self, exc: BaseException) -> str | None:
+        orig = getattr(exc, "orig", exc)
+        return TRANSIENT_SQLSTATES.get(getattr(orig, "sqlstate", None) or "")
+
+    def delete_batch_in_one_statement(self, conn, table, batch, key_names, recheck):
+        import sqlalchemy as sa
+
+        # One round trip: lock the batch (FOR UPDATE SKIP LOCKED, in ``batch``), delete exactly
+        # the rows locked (by ctid: a TID scan, no second index search), return both counts and
+        # the key the next batch starts after.
+        locked = batch.cte("batch").prefix_with("MATERIALIZED")
+        gone = (
+            sa.delete(table)
+            .where(self.row_locator(table).in_(sa.select(locked.c.loc)), recheck)
+            .returning(sa.literal(1).label("one"))
+            .cte("gone")
+        )
+        keys = [locked.c[name] for name in key_names]
+        last = sa.select(*keys).order_by(*(k.desc() for k in keys)).limit(1).subquery("last")
+        row = conn.execute(
+            sa.select(
+                sa.select(sa.func.count()).select_from(locked).scalar_subquery().label("selected"),
+                sa.select(sa.func.count()).select_from(gone).scalar_subquery().label("deleted"),
+                *(sa.select(last.c[n]).scalar_subquery().label(f"last_{i}") for i, n in enumerate(key_names)),
+            )
+        ).one()
+        selected, deleted = row[0], row[1]
+        return selected, deleted, (tuple(row[2:]) if selected else None)
+
+    def vacuum(self, engine, tables: list[str]) -> list[str]:
+        preparer = engine.dialect.identifier_preparer
+        done = []
+        # VACUUM cannot run inside a transaction block. It takes a SHARE UPDATE EXCLUSIVE lock:
+        # writers carry on meanwhile.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for name in tables:
+                schema, table = name.split(".", 1)
+                statement = f"VACUUM (ANALYZE) {preparer.quote_schema(schema)}.{preparer.quote(table)}"
+                conn.exec_driver_sql(statement)
+                done.append(statement)
+        return done
+
+    # --- Bulk loading (tdbctl seed --synthetic) -----------------------------------------------
+
+    @contextmanager
+    def bulk_load(self, conn, tables):
+        # Synthetic rows are written as UTC text: read them as UTC whatever the server's zone.
+        conn.exec_driver_sql("SET LOCAL TimeZone = 'UTC'")
+        if conn.exec_driver_sql("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").scalar():
+            # pg_restore --disable-triggers' way, for this transaction only: no per-row foreign key
+            # checks or user triggers. The generator only writes keys it made or read under FOR
+            # KEY SHARE, and the tests check every foreign key afterwards.
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+            yield
+            return
+        # Otherwise the owner's way: user triggers off (ALTER TABLE is transactional: a failed or
+        # killed load leaves them on), foreign keys still checked.
+        names = [f'"{t.schema}"."{t.name}"' for t in tables]
+        triggered = [
+            name for name in names
+            if conn.exec_driver_sql(
+                "SELECT 1 FROM pg_trigger WHERE tgrelid = %(t)s::regclass AND NOT tgisinternal", {"t": name}
+            ).first()
+        ]
+        for name in triggered:
+            conn.exec_driver_sql(f"ALTER TABLE {name} DISABLE TRIGGER USER")
+        yield
+        for name in triggered:
+            conn.exec_driver_sql(f"ALTER TABLE {name} ENABLE TRIGGER USER")
+
+    def bulk_insert(self, conn, table, columns, rows) -> None:
+        if not rows:
+            return
+        names = ", ".join(f'"{c}"' for c in columns)
+        with conn.connection.driver_connection.cursor() as cursor:
+            with cursor.copy(f'COPY "{table.schema}"."{table.name}" ({names}) FROM STDIN') as copy:
+                write = copy.write_row
+                for row in rows:
+                    write(row)
+
+    def sync_sequences(self, conn, table) -> None:
+        column = table.autoincrement_column
+        if column is None:
+            return
+        qualified = f'"{table.schema}"."{table.name}"'
+        conn.exec_driver_sql(
+            f"SELECT setval(pg_get_serial_sequence(%(t)s, %(c)s), max_id) "
+            f'FROM (SELECT max("{column.name}") AS max_id FROM {qualified}) m WHERE max_id IS NOT NULL',
+            {"t": qualified, "c": column.name},
         )

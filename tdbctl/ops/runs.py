@@ -63,6 +63,13 @@ def recorded_run(engine, command: str, options: dict, *, dry_run: bool = False) 
             )
 
 
+def save_progress(engine, record: RunRecord) -> None:
+    """Write the rows counted so far while the run goes on, so a killed run's record tells how
+    far it got (its status stays 'running' until the next run marks it killed)."""
+    with engine.begin() as conn:
+        conn.execute(sa.update(runs).where(runs.c.id == record.id, runs.c.status == "running").values(rows=record.rows))
+
+
 def recent(engine, command: str | None = None, limit: int = 20) -> list[dict]:
     query = sa.select(runs).order_by(runs.c.id.desc()).limit(limit)
     if command:

@@ -1,0 +1,222 @@
+"""Delete one policy's rows in keyset batches, each its own short transaction.
+
+A batch selects up to ``batch_size`` rows past the last key (primary key order; the row locator
+for a table without one), locks them (FOR UPDATE SKIP LOCKED on PostgreSQL: rows a user holds are
+left for the next pass), counts what ON DELETE will take with them, and deletes exactly the rows
+selected, by locator, under lock_timeout and statement_timeout. Kill the process at any moment
+and the open batch rolls back whole; the next run finds the rest by the same condition.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+import sqlalchemy as sa
+import sqlalchemy.exc as sa_exc
+
+from tdbctl.cleanup import cascade
+from tdbctl.errors import TdbError
+
+MAX_ATTEMPTS = 10
+"""Consecutive failed attempts at one batch (lock timeouts, busy database) before giving up."""
+FIRST_PAUSE = 0.25
+MAX_PAUSE = 5.0
+
+
+@dataclass
+class PolicyOutcome:
+    policy: str
+    table: str
+    action: str
+    age: str
+    cutoff: datetime | None
+    status: str = "done"
+    """done, nothing (no row matched), stopped, failed, would_delete (dry run), archive (left alone)."""
+    rows: dict[str, int] = field(default_factory=dict)
+    """Rows deleted per table: the policy's table first, then what ON DELETE CASCADE took."""
+    cleared: dict[str, int] = field(default_factory=dict)
+    """Rows whose reference ON DELETE SET NULL cleared, per table."""
+    kept_referenced: int | None = None
+    """Rows matching the policy that stay because a child references them without ON DELETE."""
+    blocked_by: list[str] = field(default_factory=list)
+    batches: int = 0
+    retries: int = 0
+    passes: int = 0
+    seconds: float = 0.0
+    longest_batch: float = 0.0
+    message: str | None = None
+
+    def add(self, rows: dict[str, int], cleared: dict[str, int]) -> None:
+        for target, counts in ((self.rows, rows), (self.cleared, cleared)):
+            for table, n in counts.items():
+                target[table] = target.get(table, 0) + n
+
+    @property
+    def deleted(self) -> int:
+        return self.rows.get(self.table, 0)
+
+    def to_json(self) -> dict:
+        return {
+            "policy": self.policy, "table": self.table, "action": self.action, "age": self.age,
+            "cutoff": self.cutoff.isoformat() if self.cutoff else None, "status": self.status,
+            "rows": self.rows, "set_null": self.cleared, "kept_referenced": self.kept_referenced,
+            "blocked_by": self.blocked_by, "batches": self.batches, "retries": self.retries,
+            "seconds": round(self.seconds, 3), "longest_batch_seconds": round(self.longest_batch, 4),
+            "message": self.message,
+        }
+
+
+class _BatchChanged(Exception):
+    """The rows deleted were not the rows selected: roll the batch back and select again."""
+
+
+@dataclass
+class _Keyset:
+    columns: list  # the key columns, labelled k0, k1, ... in the batch SELECT
+    order_by: tuple
+    after: Callable
+    sort_key: Callable | None  # None: rows come back in key order already
+    names: list[str]
+
+
+def keyset_for(table: sa.Table, dialect) -> _Keyset:
+    pk = list(table.primary_key.columns)
+    if pk:
+        def after(last):
+            return pk[0] > last[0] if len(pk) == 1 else sa.tuple_(*pk) > sa.tuple_(*last)
+
+        return _Keyset(pk, tuple(pk), after, None, [f"k{i}" for i in range(len(pk))])
+    # No primary key (voice.system_metrics): walk by the physical row locator instead.
+    locator = dialect.locator_keyset(table)
+    return _Keyset([locator.column], locator.order_by, lambda last: locator.after(last[0]),
+                   None if locator.order_by else (lambda row: locator.sort_key(row[0])), ["loc"])
+
+
+class PolicyDeleter:
+    """Runs the batches of one delete policy; ``should_stop`` is asked between batches."""
+
+    def __init__(self, db, metadata, target, where, request, outcome: PolicyOutcome, *,
+                 on_batch: Callable[[int], None] | None = None, should_stop: Callable[[], bool] = lambda: False):
+        self.db, self.metadata, self.target, self.request = db, metadata, target, request
+        self.table = metadata.tables[target.policy.table]
+        self.where = where
+        self.outcome = outcome
+        self.on_batch = on_batch or (lambda n: None)
+        self.should_stop = should_stop
+        self.keyset = keyset_for(self.table, db.dialect)
+        # Tables whose rows go (or change) with these: then each batch counts them before deleting.
+        self.has_dependents = bool(cascade.impact(metadata, self.table, sa.false()).dependent_tables)
+        self.batch_size = request.batch_size
+
+    def run(self) -> PolicyOutcome:
+        """Pass after pass until a pass deletes nothing: a row skipped as locked, or stepped
+        over by an unordered locator walk, is picked up by the next pass."""
+        started = time.monotonic()
+        try:
+            while True:
+                self.outcome.passes += 1
+                deleted_this_pass, last = 0, None
+                while True:
+                    if self.should_stop():
+                        self.outcome.status = "stopped"
+                        return self.outcome
+                    result = self._batch_with_retries(last)
+                    if result is None:  # stopped while pausing
+                        self.outcome.status = "stopped"
+                        return self.outcome
+                    selected, last = result
+                    if not selected:
+                        break
+                    deleted_this_pass += selected
+                if not deleted_this_pass or not self._any_left():
+                    break
+        finally:
+            self.outcome.seconds = time.monotonic() - started
+        if not self.outcome.rows.get(self.table.fullname):
+            self.outcome.status = "nothing"
+        return self.outcome
+
+    def _any_left(self) -> bool:
+        with self.db.engine.connect() as conn:
+            return conn.execute(sa.select(sa.literal(1)).select_from(self.table).where(self.where).limit(1)).first() is not None
+
+    def _batch_with_retries(self, last):
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            try:
+                with self.db.engine.begin() as conn:
+                    self.db.dialect.set_batch_timeouts(conn, self.request.lock_timeout, self.request.statement_timeout)
+                    selected, new_last, rows, cleared = self._batch(conn, last)
+                elapsed = time.monotonic() - started
+            except (sa_exc.OperationalError, sa_exc.DBAPIError, _BatchChanged) as exc:
+                kind = "changed" if isinstance(exc, _BatchChanged) else self.db.dialect.transient_error(exc)
+                if kind is None:
+                    raise
+                self.outcome.retries += 1
+                if kind == "statement_timeout":
+                    # The batch is too big for this table under this load: halve it for good.
+                    self.batch_size = max(1, self.batch_size // 2)
+                if attempt >= MAX_ATTEMPTS:
+                    raise TdbError(
+                        f"{self.target.name}: gave up after {attempt} attempts at one batch ({kind}); "
+                        f"deleted so far stays deleted, the next run continues"
+                    ) from exc
+                if not self._pause(min(FIRST_PAUSE * 2 ** (attempt - 1), MAX_PAUSE)):
+                    return None
+                continue
+            if selected:
+                self.outcome.batches += 1
+                self.outcome.longest_batch = max(self.outcome.longest_batch, elapsed)
+                self.outcome.add(rows, cleared)
+                self.on_batch(selected)
+            return selected, new_last
+
+    def _pause(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.should_stop():
+                return False
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        return True
+
+    def _batch(self, conn, last):
+        dialect, table, keyset = self.db.dialect, self.table, self.keyset
+        locator = dialect.row_locator(table)
+        columns = [locator.label("loc")]
+        if keyset.names != ["loc"]:
+            columns += [c.label(n) for c, n in zip(keyset.columns, keyset.names)]
+        batch = (
+            sa.select(*columns)
+            .where(self.where, keyset.after(last) if last is not None else sa.true())
+            .order_by(*keyset.order_by)
+            .limit(self.batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        name = table.fullname
+        if not self.has_dependents:
+            one = dialect.delete_batch_in_one_statement(conn, table, batch, keyset.names, self.where)
+            if one is not None:
+                selected, deleted, new_last = one
+                if deleted != selected:
+                    raise _BatchChanged()
+                return selected, new_last, {name: deleted} if deleted else {}, {}
+        found = conn.execute(batch).all()
+        if not found:
+            return 0, None, {}, {}
+        locators = [row.loc for row in found]
+        keys = [tuple(row[1:]) if keyset.names != ["loc"] else (row.loc,) for row in found]
+        new_last = keys[-1] if keyset.sort_key is None else max(keys, key=keyset.sort_key)
+        rows, cleared = {}, {}
+        if self.has_dependents:
+            # The batch's rows are locked: no new child can reference them until we commit.
+            reached = cascade.impact(self.metadata, table, dialect.locator_in(table, locators))
+            rows, cleared = cascade.count(conn, reached, skip_root=True)
+        deleted = conn.execute(sa.delete(table).where(dialect.locator_in(table, locators), self.where)).rowcount
+        if deleted != len(found):
+            raise _BatchChanged()
+        return deleted, new_last, {name: deleted, **{t: n for t, n in rows.items() if n}}, {t: n for t, n in cleared.items() if n}

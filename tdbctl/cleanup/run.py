@@ -1,0 +1,244 @@
+"""A cleanup run: select the policies, take the lock, delete (or count, for --dry-run), record."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+import sqlalchemy as sa
+import sqlalchemy.exc as sa_exc
+
+from tdbctl.cleanup import cascade
+from tdbctl.cleanup.batches import PolicyDeleter, PolicyOutcome
+from tdbctl.cleanup.request import CleanupRequest, Target, select_targets
+from tdbctl.errors import TdbError
+from tdbctl.ops.durations import utcnow
+from tdbctl.ops.runs import mark_killed, recorded_run, save_progress
+
+COMMAND = "cleanup"
+PROGRESS_EVERY = 10.0
+"""Seconds between writes of the rows counted so far to the run record."""
+
+
+class Observer:
+    """What the CLI hears while a run goes on (progress bars, plain lines)."""
+
+    wants_totals = False
+    """True: count each policy's rows before deleting, for a progress bar's total."""
+
+    def policy_started(self, outcome: PolicyOutcome, total: int | None) -> None: ...
+
+    def rows_deleted(self, outcome: PolicyOutcome, count: int) -> None: ...
+
+    def policy_finished(self, outcome: PolicyOutcome) -> None: ...
+
+
+@dataclass
+class CleanupReport:
+    dry_run: bool
+    started_at: datetime
+    run_id: int | None = None
+    status: str = "succeeded"
+    """succeeded, stopped (--max-runtime), failed (a policy failed; the others ran), dry_run."""
+    outcomes: list[PolicyOutcome] = field(default_factory=list)
+    vacuumed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    message: str | None = None
+
+    @property
+    def rows(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for outcome in self.outcomes:
+            for table, n in outcome.rows.items():
+                totals[table] = totals.get(table, 0) + n
+        return totals
+
+    @property
+    def cleared(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for outcome in self.outcomes:
+            for table, n in outcome.cleared.items():
+                totals[table] = totals.get(table, 0) + n
+        return totals
+
+    @property
+    def failures(self) -> list[PolicyOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    def to_json(self) -> dict:
+        return {
+            "run_id": self.run_id, "dry_run": self.dry_run, "status": self.status,
+            "started_at": self.started_at.isoformat(), "seconds": round(self.seconds, 3),
+            "rows": self.rows, "set_null": self.cleared, "policies": [o.to_json() for o in self.outcomes],
+            "vacuumed": self.vacuumed, "message": self.message,
+        }
+
+
+def effective_where(metadata: sa.MetaData, target: Target) -> tuple[sa.ColumnElement[bool], list[str]]:
+    """The policy's rows, less those a child references without ON DELETE (they cannot go)."""
+    table = metadata.tables[target.policy.table]
+    where = target.policy.where(metadata, target.cutoff)
+    exclusion, blockers = cascade.blocking_exclusion(table, metadata)
+    return sa.and_(where, exclusion), blockers
+
+
+def cleanup(
+    db,
+    request: CleanupRequest,
+    *,
+    metadata: sa.MetaData | None = None,
+    policies=None,
+    observer: Observer | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> CleanupReport:
+    """Apply the selected retention policies (or count what they would take, with dry_run).
+
+    ``db`` is a tdbctl.runtime.Database. Raises UsageError for a bad request before touching the
+    database, LockHeld when another cleanup runs on it. A policy that fails is reported in the
+    outcome (status 'failed') and the others still run.
+    """
+    from tdbctl.schema import metadata as default_metadata
+    from tdbctl.schema import policies_of
+
+    request.validate()
+    metadata = default_metadata if metadata is None else metadata
+    policies = policies_of(metadata) if policies is None else policies
+    observer = observer or Observer()
+    now = utcnow()
+    targets = select_targets(policies, request, now)
+    report = CleanupReport(dry_run=request.dry_run, started_at=now)
+    started = time.monotonic()
+    try:
+        if request.dry_run:
+            _dry_run(db, metadata, targets, request, report, observer)
+        else:
+            with db.dialect.exclusive_run(db.engine, COMMAND, 0):
+                mark_killed(db.engine, COMMAND)
+                _delete(db, metadata, targets, request, report, observer, should_stop or (lambda: False), started)
+    finally:
+        report.seconds = time.monotonic() - started
+    return report
+
+
+def _outcome(target: Target) -> PolicyOutcome:
+    policy = target.policy
+    return PolicyOutcome(policy.name, policy.table, policy.action, target.age, target.cutoff,
+                         status="archive" if policy.action != "delete" else "done")
+
+
+def _dry_run(db, metadata, targets, request, report, observer) -> None:
+    with recorded_run(db.engine, COMMAND, request.options(), dry_run=True) as record:
+        report.run_id = record.id
+        report.status = "dry_run"
+        # Rows an earlier policy of this run takes are not counted again by a later one.
+        gone: dict[str, list] = {}
+        with db.engine.connect() as conn:
+            for target in targets:
+                outcome = _outcome(target)
+                report.outcomes.append(outcome)
+                if not target.deletes:
+                    observer.policy_finished(outcome)
+                    continue
+                observer.policy_started(outcome, None)
+                table = metadata.tables[target.policy.table]
+                where, outcome.blocked_by = effective_where(metadata, target)
+                prior = gone.get(table.fullname)
+                rows_clause = sa.and_(where, sa.not_(sa.or_(*prior))) if prior else where
+                reached = cascade.impact(metadata, table, rows_clause)
+                deleted, cleared = cascade.count(conn, reached, gone=gone)
+                outcome.rows = {t: n for t, n in deleted.items() if n}
+                outcome.cleared = {t: n for t, n in cleared.items() if n}
+                if outcome.blocked_by:
+                    everything = target.policy.where(metadata, target.cutoff)
+                    outcome.kept_referenced = conn.execute(
+                        sa.select(sa.func.count()).select_from(table).where(everything, sa.not_(where))
+                    ).scalar_one()
+                outcome.status = "would_delete" if outcome.rows else "nothing"
+                for name, clauses in reached.deleted.items():
+                    gone.setdefault(name, []).extend(clauses)
+                record.rows = dict(report.rows)
+                observer.policy_finished(outcome)
+
+
+def _delete(db, metadata, targets, request, report, observer, external_stop, started) -> None:
+    deadline = started + request.max_runtime.total_seconds() if request.max_runtime else None
+    reason: list[str] = []
+
+    def should_stop() -> bool:
+        if deadline is not None and time.monotonic() >= deadline:
+            reason[:] = [f"stopped by --max-runtime {request.options()['max_runtime']}"]
+            return True
+        if external_stop():
+            reason[:] = ["stopped on request"]
+            return True
+        return False
+
+    with recorded_run(db.engine, COMMAND, request.options()) as record:
+        report.run_id = record.id
+        last_saved = [time.monotonic()]
+
+        def on_batch(outcome: PolicyOutcome, count: int) -> None:
+            observer.rows_deleted(outcome, count)
+            if time.monotonic() - last_saved[0] >= PROGRESS_EVERY:
+                record.rows = _merged(report.outcomes)
+                save_progress(db.engine, record)
+                last_saved[0] = time.monotonic()
+
+        for target in targets:
+            outcome = _outcome(target)
+            report.outcomes.append(outcome)
+            if not target.deletes:
+                observer.policy_finished(outcome)
+                continue
+            if reason or should_stop():
+                outcome.status = "stopped"
+                observer.policy_finished(outcome)
+                continue
+            where, outcome.blocked_by = effective_where(metadata, target)
+            total = None
+            if observer.wants_totals:
+                with db.engine.connect() as conn:
+                    table = metadata.tables[target.policy.table]
+                    total = conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one()
+            observer.policy_started(outcome, total)
+            deleter = PolicyDeleter(db, metadata, target, where, request, outcome,
+                                    on_batch=lambda n, o=outcome: on_batch(o, n), should_stop=should_stop)
+            try:
+                deleter.run()
+            except (TdbError, sa_exc.SQLAlchemyError) as exc:
+                outcome.status = "failed"
+                outcome.message = _one_line(exc, db)
+            record.rows = _merged(report.outcomes)
+            save_progress(db.engine, record)
+            observer.policy_finished(outcome)
+
+        touched = sorted({t for o in report.outcomes for t, n in (*o.rows.items(), *o.cleared.items()) if n})
+        if request.vacuum and touched and not reason:
+            report.vacuumed = db.dialect.vacuum(db.engine, touched)
+        record.rows = _merged(report.outcomes)
+        if report.failures:
+            report.status = record.status = "failed"
+            report.message = "; ".join(f"{o.policy}: {o.message}" for o in report.failures)
+        elif reason:
+            report.status = record.status = "stopped"
+            report.message = f"{reason[0]}; the next run continues where this one stopped"
+        record.message = report.message
+
+
+def _merged(outcomes) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for outcome in outcomes:
+        for table, n in outcome.rows.items():
+            totals[table] = totals.get(table, 0) + n
+    return totals
+
+
+def _one_line(exc: BaseException, db) -> str:
+    from tdbctl.runtime import driver_message
+
+    if isinstance(exc, TdbError):
+        return exc.message
+    orig = getattr(exc, "orig", None)
+    return driver_message(orig, db.settings) if orig is not None else " ".join(str(exc).split())
