@@ -40,7 +40,10 @@ def write_toml(directory: Path, thresholds: dict | None = None, reindex: dict | 
 
 
 def engine(url) -> sa.Engine:
-    return sa.create_engine(url, poolclass=sa.pool.NullPool)
+    """tdbctl's own engine: on SQLite it attaches the domain files."""
+    from tdbctl.engine import create_engine
+
+    return create_engine(url)
 
 
 def libpq(url) -> str:
