@@ -144,7 +144,7 @@ def run(settings, selection: Selection, options: Options | None = None,
                 result = executor.execute(the_plan, progress)
                 for entry in result["rebuilt"]:
                     if entry["error"] is None:
-                        record.add_rows(entry["table"], 1)
+                        record.add_rows(f"{entry['schema']}.{entry['table']}", 1)
                 failed = [e for e in result["rebuilt"] if e["error"]]
                 record.message = (f"rebuilt {len(result['rebuilt']) - len(failed)} indexes, "
                                   f"dropped {len(result['dropped'])} leftovers, {len(failed)} failed")
