@@ -192,7 +192,7 @@ def _delete(db, metadata, targets, request, report, observer, external_stop, sta
             if not target.deletes:
                 observer.policy_finished(outcome)
                 continue
-            if reason or should_stop():
+            if reason:  # stopped during an earlier policy
                 outcome.status = "stopped"
                 observer.policy_finished(outcome)
                 continue
