@@ -1,0 +1,200 @@
+"""`tdbctl cleanup` through the real CLI: refusals, the lock, output for cron and for scripts,
+--list, --history, --vacuum."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import run_cli, url_text
+from test_cleanup import T, World, ago, runs_rows, snapshot
+from tdbctl.config import resolve
+from tdbctl.errors import ExitCode
+from tdbctl.migrate.commands import upgrade
+from tdbctl.runtime import open_database
+from tdbctl.schema import metadata, policies_of
+
+ANSI = re.compile(r"\x1b\[")
+
+
+@pytest.fixture
+def db(db_url):
+    settings = resolve(url_text(db_url))
+    upgrade(settings)
+    with open_database(settings) as database:
+        yield database
+
+
+def tdb(db, *args, **kwargs):
+    """The real CLI in a subprocess."""
+    env = {"TDB_DATABASE_URL": url_text(db.settings.url)}
+    return run_cli("cleanup", *args, env=env, **kwargs)
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def invoke(capsys, monkeypatch):
+    """The real CLI entry point (main: parsing, error lines, exit codes) in this process: a
+    subprocess costs a second of imports, and these tests make many calls."""
+    from tdbctl.cli import main
+
+    def call(db, *args) -> Result:
+        monkeypatch.setattr(sys, "argv", ["tdbctl", "--database-url", url_text(db.settings.url), "cleanup", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return call
+
+
+BAD_INPUT = [
+        (["--older-than", "90x"], "--older-than: '90x' is not a duration"),
+        (["--older-than", "0d"], "is zero"),
+        (["--before", "last tuesday"], "--before: 'last tuesday' is not a date"),
+        (["--before", "2999-01-01"], "is in the future"),
+        (["--older-than", "90d", "--before", "2025-01-01"], "not both"),
+        (["--policy", "chattrain.nope"], "unknown policy 'chattrain.nope'; valid policies: dispatch.failed_calls"),
+        (["--table", "voice.nope"], "no retention policy for table 'voice.nope'"),
+        (["--policy", "voice.conversations"], "cleanup never deletes"),
+        (["--table", "academy.conversation_logs", "--older-than", "1d"], "use `tdbctl archive`"),
+        (["--policy", "voice.error_logs", "--table", "voice.error_logs"], "not both"),
+        (["--batch-size", "-5"], "--batch-size: -5 is out of range"),
+        (["--batch-size", "0"], "--batch-size: 0 is out of range"),
+        (["--max-runtime", "soon"], "--max-runtime: 'soon' is not a duration"),
+]
+
+
+def test_bad_input_is_a_usage_error_that_changes_nothing(db, invoke):
+    World(db.engine).build()
+    before = snapshot(db.engine)
+    for args, says in BAD_INPUT:
+        result = invoke(db, *args)
+        assert result.returncode == ExitCode.USAGE, (args, result.stderr)
+        assert says in result.stderr and result.stderr.startswith("tdbctl: error: "), (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert snapshot(db.engine) == before
+    assert runs_rows(db.engine) == []
+
+
+def test_a_second_run_exits_at_once_with_the_lock_code(db):
+    World(db.engine).build()
+    before = snapshot(db.engine)
+    with db.dialect.exclusive_run(db.engine, "cleanup"):
+        result = tdb(db, "--older-than", "1d")
+    assert result.returncode == ExitCode.LOCKED == 5
+    assert result.stderr == "tdbctl: error: another tdbctl cleanup is running on this database\n"
+    assert snapshot(db.engine) == before and runs_rows(db.engine) == []
+    # The lock released, the same line does its job.
+    assert tdb(db, "--older-than", "1d").returncode == 0
+    assert snapshot(db.engine) != before
+
+
+def test_cron_output_is_one_plain_line_per_policy_and_json_is_one_document(db, invoke):
+    World(db.engine).build()
+    names = [p.name for p in policies_of(metadata)]
+
+    dry = invoke(db, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    assert [line.split("\t")[0] for line in lines] == names
+    assert not ANSI.search(dry.stdout + dry.stderr)
+    fields = {line.split("\t")[0]: line.split("\t") for line in lines}
+    assert fields["chattrain.abandoned_sessions"][1:3] == ["would delete", "4"]
+    assert "chattrain.messages=8" in fields["chattrain.abandoned_sessions"][3]
+    assert "set null: chattrain.feedback=2 chattrain.user_activity_logs=8" in fields["chattrain.abandoned_sessions"][3]
+    assert fields["voice.conversations"][1] == "archive policy: left for tdbctl archive"
+
+    run = invoke(db, "--json", "--batch-size", "2")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["status"] == "succeeded" and not summary["dry_run"]
+    assert [p["policy"] for p in summary["policies"]] == names
+    assert summary["rows"]["chattrain.sessions"] == 4 and summary["rows"]["voice.system_metrics"] == 4
+    assert summary["set_null"] == {"chattrain.feedback": 2, "chattrain.user_activity_logs": 8}
+    assert all(p["longest_batch_seconds"] < 5 for p in summary["policies"])
+
+    history = invoke(db, "--history", "--json")
+    assert [(r["id"], r["status"]) for r in json.loads(history.stdout)] == [(2, "succeeded"), (1, "dry_run")]
+    assert json.loads(history.stdout)[0]["options"]["batch_size"] == 2
+    plain = invoke(db, "--history")
+    assert plain.stdout.splitlines()[0] == "# Recent cleanup runs"
+    assert plain.stdout.splitlines()[2].split("\t")[:4][3] == "succeeded"
+
+
+def test_list_shows_every_declared_policy_without_a_database(tmp_path):
+    result = run_cli("--database-url", f"sqlite:///{tmp_path / 'none.db'}", "cleanup", "--list", "--json")
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assert [(p["policy"], p["table"], p["action"], p["default_age"]) for p in listed] == [
+        (p.name, p.table, p.action, p.default_age) for p in policies_of(metadata)
+    ]
+    sessions = {p["policy"]: p for p in listed}["chattrain.abandoned_sessions"]
+    assert sessions["condition"] == "chattrain.sessions.status IN ('created', 'in_progress')"
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_vacuum_runs_on_the_touched_tables(db, invoke):
+    World(db.engine).build()
+    logs = T["chattrain.user_activity_logs"]
+    with db.engine.begin() as conn:
+        conn.execute(sa.insert(logs), [dict(user_id="u" * 200, activity_type="message_sent", timestamp=ago(100, naive=True))
+                                       for _ in range(2000)])
+    result = invoke(db, "--policy", "chattrain.activity_logs", "--vacuum", "--json")
+    assert result.returncode == 0, result.stderr
+    vacuumed = json.loads(result.stdout)["vacuumed"]
+    with db.engine.connect() as conn:
+        if db.engine.dialect.name == "postgresql":
+            assert vacuumed == ["VACUUM (ANALYZE) chattrain.user_activity_logs"]
+            stats = conn.exec_driver_sql(
+                "SELECT last_vacuum IS NOT NULL, last_analyze IS NOT NULL FROM pg_stat_user_tables "
+                "WHERE schemaname = 'chattrain' AND relname = 'user_activity_logs'").one()
+            assert tuple(stats) == (True, True)
+        else:
+            assert vacuumed == ['VACUUM "chattrain"', 'ANALYZE "chattrain"."user_activity_logs"']
+            assert conn.exec_driver_sql('PRAGMA "chattrain".freelist_count').scalar() == 0
+
+
+def test_a_terminal_gets_a_progress_bar_and_a_summary_table(db, tmp_path):
+    """Under a pseudo-terminal: rich draws (box characters), not the tab-separated lines."""
+    import pty
+    import subprocess
+    import sys
+
+    World(db.engine).build()
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("TDB_DATABASE_URL", "DATABASE_URL")}
+    env.update(TDB_DATABASE_URL=url_text(db.settings.url), COLUMNS="200", TERM="xterm")
+    process = subprocess.Popen([sys.executable, "-m", "tdbctl", "cleanup"], stdin=follower, stdout=follower,
+                               stderr=follower, env=env)
+    os.close(follower)
+    output = b""
+    while True:  # read as it comes: a full pty buffer would block the child
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(leader)
+    text = output.decode(errors="replace")
+    assert process.wait(timeout=120) == 0, text
+    assert "Cleanup run 1: succeeded" in text and "━" in text and "│" in text
+    assert "chattrain.abandoned_sessions" in text and "\tdeleted\t" not in text
