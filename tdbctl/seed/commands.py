@@ -1,0 +1,168 @@
+"""The seed library: one function per `tdbctl seed` action, each returning a plain report.
+
+Every action refuses a database that is not at the migrations' head, holds the "seed" lock
+for the database, and is recorded in tdbctl.runs.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from tdbctl.config import Settings
+from tdbctl.errors import TdbError, UsageError
+from tdbctl.runtime import Database, driver_message, open_database
+from tdbctl.schema import DOMAINS
+
+SEED_LOCK = "seed"
+DEFAULT_LOCK_WAIT_SECONDS = 10.0
+
+
+class NotMigrated(TdbError):
+    """The database is not at the migrations' head: the seed's tables may not match."""
+
+
+def resolve_domains(domains: Sequence[str] | None) -> list[str]:
+    if not domains:
+        return list(DOMAINS)
+    unknown = [d for d in domains if d not in DOMAINS]
+    if unknown:
+        raise UsageError(f"unknown domain {unknown[0]!r} (domains: {', '.join(DOMAINS)})")
+    return [d for d in DOMAINS if d in domains]  # always in dependency-free, documented order
+
+
+def require_head(db: Database) -> str:
+    from tdbctl.migrate.commands import current_revision, script_directory, single_head
+
+    head = single_head(script_directory(db.settings))
+    with db.connect() as conn:
+        current = current_revision(conn)
+    if current != head:
+        at = f"at revision {current}" if current else "not migrated (no revision applied)"
+        raise NotMigrated(f"the database is {at}, not at head {head}: run `tdbctl migrate` first, then seed")
+    return head
+
+
+@contextmanager
+def seed_run(settings: Settings, options: dict, *, dry_run: bool, lock_wait: float) -> Iterator[tuple]:
+    """Open, check the revision, take the lock, record the run: yields (db, run record)."""
+    from tdbctl.ops.runs import mark_killed, recorded_run
+
+    with open_database(settings) as db:
+        require_head(db)
+        with db.dialect.exclusive_run(db.engine, SEED_LOCK, lock_wait):
+            mark_killed(db.engine, "seed")
+            with recorded_run(db.engine, "seed", options, dry_run=dry_run) as run:
+                yield db, run
+
+
+def seed_reference(
+    settings: Settings,
+    *,
+    domains: Sequence[str] | None = None,
+    dry_run: bool = False,
+    seeds_root: Path | None = None,
+    lock_wait: float = DEFAULT_LOCK_WAIT_SECONDS,
+):
+    """Upsert the reference data of the seed files, one transaction per domain."""
+    from tdbctl.resources import seeds_dir
+    from tdbctl.seed.files import load_domain
+    from tdbctl.seed.reference import ReferenceReport, apply_domain
+
+    selected = resolve_domains(domains)
+    root = Path(seeds_root) if seeds_root else seeds_dir()
+    # Every file is read and checked before the database is touched: a bad file changes nothing.
+    loaded = {domain: load_domain(root, domain) for domain in selected}
+    report = ReferenceReport(dry_run, selected, [f.name for files in loaded.values() for f in files])
+    options = {"reference": True, "domains": selected, "dry_run": dry_run, "seeds_dir": str(root)}
+    with seed_run(settings, options, dry_run=dry_run, lock_wait=lock_wait) as (db, run):
+        translate = lambda orig: driver_message(orig, settings)  # noqa: E731
+        for domain in selected:
+            if not loaded[domain]:
+                continue
+            with db.connect() as conn:
+                transaction = conn.begin()
+                try:
+                    apply_domain(conn, domain, loaded[domain], report, translate)
+                except BaseException:
+                    transaction.rollback()
+                    raise
+                if dry_run:
+                    transaction.rollback()
+                else:
+                    transaction.commit()
+        for table, count in report.rows_changed().items():
+            run.add_rows(table, count)
+    return report
+
+
+def synthetic_plan(random_seed: int, sessions: int, span: str, until: str | None):
+    from datetime import timedelta
+
+    from tdbctl.ops.durations import parse_date, parse_duration, utcnow
+    from tdbctl.seed.synthetic.common import Plan
+
+    if sessions < 1:
+        raise UsageError("--sessions: give at least 1")
+    length = parse_duration(span, option="--span")
+    if length < timedelta(days=1):
+        raise UsageError(f"--span: {span!r} is shorter than a day; synthetic sessions need room (use 90d, 18mo, 2y)")
+    end = parse_date(until, option="--until") if until else utcnow().replace(second=0, microsecond=0)
+    return Plan(random_seed=random_seed, sessions=sessions, start=end - length, end=end)
+
+
+def generate_synthetic(
+    settings: Settings,
+    *,
+    domains: Sequence[str] | None = None,
+    sessions: int = 1000,
+    span: str = "30mo",
+    until: str | None = None,
+    random_seed: int = 1,
+    dry_run: bool = False,
+    lock_wait: float = DEFAULT_LOCK_WAIT_SECONDS,
+    progress=None,
+):
+    """Fill the activity tables with marked, deterministic synthetic rows (after `seed_reference`)."""
+    from tdbctl.seed import synthetic
+
+    selected = resolve_domains(domains)
+    plan = synthetic_plan(random_seed, sessions, span, until)
+    options = {"synthetic": True, "domains": selected, "sessions": sessions, "span": span,
+               "until": plan.end.isoformat(), "random_seed": random_seed, "dry_run": dry_run}
+    with seed_run(settings, options, dry_run=dry_run, lock_wait=lock_wait) as (db, run):
+        result = synthetic.generate(db, plan, selected, dry_run=dry_run, progress=progress)
+        if not dry_run:
+            for table, count in result.rows.items():
+                run.add_rows(table, count)
+    return result
+
+
+def count_synthetic(settings: Settings, *, domains: Sequence[str] | None = None) -> dict[str, int]:
+    from tdbctl.seed import synthetic
+
+    selected = resolve_domains(domains)
+    with open_database(settings) as db:
+        require_head(db)
+        with db.connect() as conn:
+            return synthetic.count_synthetic(conn, selected)
+
+
+def remove_synthetic(
+    settings: Settings, *, domains: Sequence[str] | None = None, lock_wait: float = DEFAULT_LOCK_WAIT_SECONDS
+) -> dict[str, int]:
+    """Delete every synthetic row of the domains, one transaction per domain; returns rows per table."""
+    from tdbctl.seed import synthetic
+
+    selected = resolve_domains(domains)
+    removed: dict[str, int] = {}
+    with seed_run(settings, {"remove_synthetic": True, "domains": selected}, dry_run=False,
+                  lock_wait=lock_wait) as (db, run):
+        for domain in selected:
+            with db.connect() as conn, conn.begin():
+                deleted = synthetic.delete_synthetic(conn, domain)
+            removed.update(deleted)
+            for table, count in deleted.items():
+                run.add_rows(table, count)
+    return removed
