@@ -218,3 +218,30 @@ def test_sigkill_mid_reindex_then_the_next_run_cleans_up(pg_db, admin, tmp_path)
     indexes = _indexes(admin, "voice.rx_probe")
     assert set(indexes) == {"rx_probe_pkey", "rx_probe_v_idx"} and all(v for v, _ in indexes.values())
     assert _checksum(admin) == checksum
+
+
+def test_a_rebuild_that_fails_drops_its_own_leftover_and_the_run_says_failed(pg_db, admin, tmp_path):
+    from tdbctl import reindex
+
+    holder = Session(pg_db, autocommit=False)
+    holder.execute("INSERT INTO voice.rx_probe VALUES (100001, 7)")
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(result=reindex.run(
+        settings_for(pg_db, tmp_path), reindex.Selection(indexes=("voice.rx_probe_v_idx",)))))
+    worker.start()
+    try:
+        backend = wait_for(lambda: _reindex_backend(admin))
+        admin.execute("SELECT pg_cancel_backend(%s)", (backend,))
+    finally:
+        holder.conn.rollback()  # dropping the _ccnew waits for this writer too
+        holder.close()
+        worker.join(60)
+    result = outcome["result"]
+    [entry] = result["rebuilt"]
+    assert "canceling statement due to user request" in entry["error"]
+    assert result["dropped"] == entry["dropped_after_failure"] == ["voice.rx_probe_v_idx_ccnew"]
+    indexes = _indexes(admin, "voice.rx_probe")
+    assert set(indexes) == {"rx_probe_pkey", "rx_probe_v_idx"} and all(v for v, _ in indexes.values())
+    assert result["analyzed"] == []
+    assert admin.execute("SELECT status, message FROM tdbctl.runs").fetchone() == (
+        "failed", "rebuilt 0 indexes, dropped 1 leftovers, 1 failed")

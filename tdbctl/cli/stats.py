@@ -120,7 +120,7 @@ def _size(n) -> str:
 
 
 def _pct(x) -> str:
-    return "" if x is None else f"{x:.1%}"
+    return "-" if x is None else f"{x:.1%}"
 
 
 def _secs(x) -> str:
@@ -168,8 +168,9 @@ def _render(out: Output, r: dict) -> None:
                   [(x["name"], x["client"], x["state"], _secs(x["replay_lag_seconds"]))
                    for x in r["replication"]["replicas"]])
     _render_tables(out, r)
-    notable = [i for i in r["indexes"] if not i["valid"] or i["unused"] or i["duplicate_of"]
-               or (i["bloat_ratio"] or 0) >= 0.3]
+    flagged = {f["subject"] for f in r["findings"]
+               if f["check"] in ("invalid_index", "index_bloat", "unused_index", "duplicate_index")}
+    notable = [i for i in r["indexes"] if f"{i['schema']}.{i['index']}" in flagged]
     if notable:
         out.table("Indexes worth a look (all of them: --json)",
                   ["index", "table", "size", "scans", "valid", "duplicate of", "bloat"],
