@@ -62,6 +62,12 @@ class Dialect:
     def count_rows(self, conn, qualified_table: str) -> int:
         return conn.exec_driver_sql(f"SELECT count(*) FROM {qualified_table}").scalar()
 
+    def reserve_for_write(self, conn, tables) -> None:
+        """Take now the write locks a transaction will need for ``tables``, before it reads them.
+
+        PostgreSQL locks rows as statements touch them: nothing to do. SQLite locks whole files.
+        """
+
     def try_lock(self, handle, name: str) -> bool:
         raise NotImplementedError
 

@@ -24,6 +24,17 @@ class SqliteDialect(Dialect):
             found |= {(kind, schema, name) for kind, name in rows}
         return found
 
+    def reserve_for_write(self, conn, tables) -> None:
+        # A statement that writes nothing still takes the file's RESERVED lock. Taken at the start,
+        # it keeps another writer from getting in between a read and the write that depends on it
+        # (which SQLite would otherwise resolve by failing one of them with "database is locked").
+        seen = set()
+        for table in tables:
+            if table.schema in seen:
+                continue
+            seen.add(table.schema)
+            conn.exec_driver_sql(f'DELETE FROM "{table.schema}"."{table.name}" WHERE 0')
+
     # Locks: byte-range locks on one file beside the database, one byte per lock name. The
     # kernel drops them when the process dies, so a killed run never leaves a stale lock.
     def open_lock_handle(self, engine):

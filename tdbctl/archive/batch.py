@@ -1,0 +1,289 @@
+"""One batch of one policy into files (and an archive table): the crash-safe order of work.
+
+1. The batch's catalog row is committed ('writing'), naming its directory.
+2. One transaction: lock the next roots (FOR UPDATE, key order), keep new children off them,
+   write every table's rows (root and ON DELETE CASCADE descendants) and the SET NULL links
+   into the files, fsync them, read them back and compare counts and checksums, write the
+   manifest, delete the rows (copying the roots into the archive table first, if the policy
+   has one), and mark the batch 'archived'. COMMIT.
+A kill before COMMIT leaves the rows live and the batch 'writing': the next run removes its files
+and marks it 'discarded'. After COMMIT the rows are only in the verified files.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from tdbctl import __version__
+from tdbctl.archive import catalog
+from tdbctl.archive.codec import describe_columns
+from tdbctl.archive.files import (
+    FORMAT, FORMAT_VERSION, SUFFIX, ArchiveWriteError, BatchFile, batch_dir, check_file, fsync_dir, new_batch_dir,
+    read_manifest, remove_batch_dir, write_manifest,
+)
+from tdbctl.archive.rowio import keys_table
+from tdbctl.errors import TdbError
+from tdbctl.ops.cascade import CascadeTree, cascade_tree
+
+PAUSE_ENV = "TDB_ARCHIVE_PAUSE_AT"
+"""Test hook: 'written' or 'verified' makes a batch stop at that point and sleep, so a test can
+SIGKILL the process there. Never set it in production."""
+
+
+@dataclass
+class Context:
+    settings: object
+    metadata: sa.MetaData
+    conn: sa.Connection
+    dialect: object
+    io: object
+    run_id: int | None
+    to: Path | None
+    batch_size: int
+    lock_timeout: float
+    level: int
+    deadline: float | None
+    revision: str | None
+    log: object
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+
+@dataclass
+class PolicyResult:
+    policy: str
+    table: str
+    mode: str
+    destination: str
+    batches: list[int] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    bytes: int = 0
+    blocked: int = 0
+    stopped: bool = False
+
+    def add(self, counts: dict[str, int]) -> None:
+        for table, count in counts.items():
+            self.rows[table] = self.rows.get(table, 0) + count
+
+    def document(self) -> dict:
+        return dict(vars(self))
+
+
+def pause(point: str) -> None:
+    if os.environ.get(PAUSE_ENV) == point:
+        sys.stderr.write(f"tdbctl: paused at {point} ({PAUSE_ENV})\n")
+        sys.stderr.flush()
+        time.sleep(3600)
+
+
+def stamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def eligible(tree: CascadeTree, policy, metadata, cutoff, after=None) -> sa.Select:
+    root, key = tree.root, tree.key
+    age = root.c[policy.age_column] if policy.age_column else sa.null()
+    query = sa.select(key, age).where(policy.where(metadata, cutoff), tree.unblocked())
+    if after is not None:
+        query = query.where(key > after)
+    return query.order_by(key)
+
+
+def _name(table: sa.Table, role: str) -> str:
+    return f"{table.fullname}{'.links' if role == 'links' else ''}{SUFFIX}"
+
+
+def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
+    tree = cascade_tree(ctx.metadata, policy.table)
+    archive_table = ctx.metadata.tables[policy.archive_table] if policy.archive_table else None
+    result = PolicyResult(policy.name, policy.table, "files+table" if archive_table is not None else "files",
+                          str(ctx.to / policy.name) if ctx.to else "")
+    age = tree.root.c[policy.age_column] if policy.age_column else None
+    keys = keys_table(tree.key, age)
+    keys.create(ctx.conn)
+    ctx.conn.commit()
+    try:
+        after = None
+        while True:
+            if ctx.out_of_time():
+                result.stopped = True
+                break
+            probe = eligible(tree, policy, ctx.metadata, cutoff, after).limit(1)
+            if ctx.conn.execute(probe).first() is None:
+                ctx.conn.rollback()
+                break
+            ctx.conn.rollback()
+            outcome = _one_batch(ctx, policy, tree, archive_table, keys, cutoff, after)
+            if outcome is None:
+                break
+            batch_id, counts, size, after = outcome
+            result.batches.append(batch_id)
+            result.add(counts)
+            result.bytes += size
+        result.blocked = _blocked(ctx, tree, policy, cutoff)
+    finally:
+        ctx.conn.rollback()
+        keys.drop(ctx.conn)
+        ctx.conn.commit()
+    return result
+
+
+def _blocked(ctx: Context, tree: CascadeTree, policy, cutoff) -> int:
+    if not tree.blocking:
+        return 0
+    query = sa.select(sa.func.count()).select_from(tree.root).where(
+        policy.where(ctx.metadata, cutoff), ~tree.unblocked())
+    count = ctx.conn.execute(query).scalar()
+    ctx.conn.rollback()
+    return count
+
+
+def _one_batch(ctx: Context, policy, tree: CascadeTree, archive_table, keys: sa.Table, cutoff, after):
+    conn = ctx.conn
+    created = datetime.now(timezone.utc)
+    with conn.begin():
+        batch_id = catalog.open_batch(conn, run_id=ctx.run_id, policy=policy.name, source_table=policy.table,
+                                      destination=str(ctx.to))
+        directory = batch_dir(ctx.to, policy.name, batch_id, stamp(created))
+        catalog.set_destination(conn, batch_id, str(directory))
+    files: list[BatchFile] = []
+    try:
+        new_batch_dir(directory)
+        with conn.begin():
+            outcome = _write_and_delete(ctx, policy, tree, archive_table, keys, cutoff, after, batch_id,
+                                        directory, created, files)
+        return outcome
+    except BaseException as exc:
+        for handle in files:
+            handle.abort()
+        reason = _reason(exc)
+        try:
+            remove_batch_dir(directory)
+            with conn.begin():
+                catalog.mark(conn, batch_id, "discarded", note=reason)
+        except Exception:  # the next run's recovery finishes the cleanup
+            pass
+        if isinstance(exc, OSError):
+            raise ArchiveWriteError(
+                f"cannot write archive batch {batch_id} in {directory}: {exc.strerror or exc}; "
+                "nothing was deleted (the batch was discarded)") from exc
+        raise
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"failed before its delete committed: {text}"
+
+
+def _write_and_delete(ctx: Context, policy, tree, archive_table, keys, cutoff, after, batch_id, directory,
+                      created, files):
+    conn, io = ctx.conn, ctx.io
+    ctx.dialect.set_lock_timeout(conn.exec_driver_sql, ctx.lock_timeout)
+    touched = [*tree.members, *(link.child for link in tree.detached),
+               *([archive_table] if archive_table is not None else []), catalog.batches]
+    ctx.dialect.reserve_for_write(conn, touched)
+    conn.execute(sa.delete(keys))
+    select = eligible(tree, policy, ctx.metadata, cutoff, after).limit(ctx.batch_size).with_for_update(of=tree.root)
+    conn.execute(sa.insert(keys).from_select([c.name for c in keys.columns], select))
+    taken = conn.execute(sa.select(*keys.columns).order_by(keys.c.k)).all()
+    if not taken:
+        catalog.mark(conn, batch_id, "discarded", note="nothing left to archive when the batch started")
+        remove_batch_dir(directory)
+        return None
+
+    def in_keys(column):
+        return column.in_(sa.select(keys.c.k))
+
+    def where(table):
+        return tree.rows_of(table, in_keys)
+
+    io.lock_batch(conn, tree, where)
+    links = []
+    for link in tree.detached:
+        handle = BatchFile(directory, _name(link.child, "links"), link.child.fullname, "links", ctx.level)
+        files.append(handle)
+        links.append((handle, link, io.take_links(conn, link, tree.referencing(link, in_keys), handle)))
+    if archive_table is not None:
+        names = [c.name for c in tree.root.columns]
+        copied = conn.execute(sa.insert(archive_table).from_select(
+            names, sa.select(*(tree.root.c[n] for n in names)).where(in_keys(tree.key)))).rowcount
+        if copied != len(taken):
+            raise TdbError(f"{archive_table.fullname}: {copied} rows copied for {len(taken)} archived")
+    counts: dict[str, int] = {}
+    tables = []
+    for table in tree.delete_order():
+        handle = BatchFile(directory, _name(table, "rows"), table.fullname, "rows", ctx.level)
+        files.append(handle)
+        counts[table.fullname] = io.take_rows(conn, table, where(table), handle)
+        tables.append((handle, table))
+    if counts[tree.root.fullname] != len(taken):
+        raise TdbError(f"{tree.root.fullname}: {counts[tree.root.fullname]} rows written for {len(taken)} locked")
+    stats = {handle.name: handle.close() for handle in files}
+    fsync_dir(directory)
+    for handle, _table in tables:
+        if stats[handle.name].rows != counts[handle.table]:
+            raise TdbError(f"{handle.path}: {stats[handle.name].rows} lines for {counts[handle.table]} rows")
+    pause("written")
+    for entry in stats.values():
+        check_file(directory, entry)
+    pause("verified")
+    key_values = [row[0] for row in taken]
+    times = [row[1] for row in taken if len(row) > 1 and row[1] is not None]
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "batch": batch_id, "policy": policy.name,
+        "description": policy.description, "mode": "files+table" if archive_table is not None else "files",
+        "source_table": tree.root.fullname, "archive_table": policy.archive_table,
+        "created_at": created.isoformat(), "tdbctl_version": __version__, "database": ctx.settings.masked_url,
+        "dialect": conn.dialect.name, "schema_revision": ctx.revision,
+        "cutoff": cutoff.isoformat() if cutoff is not None else None,
+        "key": {"column": tree.key.name, "min": str(min(key_values)), "max": str(max(key_values))},
+        "time": {"column": policy.age_column, "min": _iso(min(times) if times else None),
+                 "max": _iso(max(times) if times else None)},
+        "rows": counts,
+        "files": [
+            {**stats[handle.name].document(),
+             "columns": describe_columns(table, conn.dialect),
+             "primary_key": [c.name for c in table.primary_key.columns],
+             "parents": [{"columns": [c.name for c in link.columns], "table": link.parent.fullname,
+                          "refers_to": [c.name for c in link.referred]} for link in tree.parents_of(table)]}
+            for handle, table in reversed(tables)
+        ] + [
+            {**stats[handle.name].document(),
+             "columns": describe_columns(_partial(link), conn.dialect),
+             "primary_key": [c.name for c in link.child.primary_key.columns],
+             "restores": {"columns": [c.name for c in link.columns], "table": link.parent.fullname,
+                          "refers_to": [c.name for c in link.referred]}}
+            for handle, link, _count in links
+        ],
+    }
+    data, manifest_sha = write_manifest(directory, manifest)
+    fsync_dir(directory)
+    written, _ = read_manifest(directory)
+    io.finish_delete(conn, tree, where, counts)
+    size = sum(s.bytes for s in stats.values()) + len(data)
+    catalog.mark_archived(
+        conn, batch_id, row_count=len(taken),
+        child_rows={t: n for t, n in counts.items() if t != tree.root.fullname},
+        key_min=str(min(key_values)), key_max=str(max(key_values)),
+        time_min=min(times) if times else None, time_max=max(times) if times else None,
+        sha256=manifest_sha, size=size, manifest=written,
+    )
+    return batch_id, counts, size, max(key_values)
+
+
+def _partial(link) -> sa.Table:
+    columns = [*link.child.primary_key.columns, *link.columns]
+    return sa.Table(link.child.name, sa.MetaData(), *(sa.Column(c.name, c.type, primary_key=c.primary_key)
+                                                     for c in columns), schema=link.child.schema)
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,215 @@
+"""The archive library: run the archive policies, list, verify and restore batches.
+
+Each function opens the database itself and returns plain data; the CLI only renders it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+import sqlalchemy as sa
+
+from tdbctl.archive import catalog
+from tdbctl.archive.batch import Context, PolicyResult, archive_policy, eligible
+from tdbctl.archive.files import ArchiveDamaged, remove_batch_dir
+from tdbctl.archive.inplace import archive_in_place, destination as in_place_destination
+from tdbctl.config import Settings
+from tdbctl.errors import TdbError, UsageError
+from tdbctl.ops.cascade import cascade_tree
+from tdbctl.ops.durations import utcnow
+from tdbctl.ops.runs import mark_killed, recorded_run
+from tdbctl.ops.selection import policy_cutoff, select_policies
+
+LOCK = "archive"
+COMMAND = "archive"
+RESTORE_COMMAND = "archive restore"
+DEFAULT_BATCH_SIZE = 5000
+DEFAULT_LEVEL = 6
+DEFAULT_LOCK_TIMEOUT = 10.0
+
+Log = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class ArchiveOptions:
+    to: str | None = None
+    policies: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+    older_than: timedelta | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    max_runtime: timedelta | None = None
+    dry_run: bool = False
+    lock_wait: float = 0.0
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    level: int = DEFAULT_LEVEL
+
+    def recorded(self) -> dict:
+        return {"to": self.to, "policies": self.policies, "tables": self.tables,
+                "older_than": _seconds(self.older_than), "batch_size": self.batch_size,
+                "max_runtime": _seconds(self.max_runtime), "dry_run": self.dry_run, "level": self.level}
+
+
+def _seconds(value: timedelta | None):
+    return value.total_seconds() if value is not None else None
+
+
+@dataclass
+class RunReport:
+    run_id: int | None
+    status: str
+    dry_run: bool
+    policies: list[dict]
+    recovered: list[dict]
+
+
+def policy_mode(policy) -> str:
+    if policy.archive_status:
+        return "in_place"
+    return "files+table" if policy.archive_table else "files"
+
+
+def archive_dir(settings: Settings, to: str | None) -> Path | None:
+    """--to DIR, else tdbctl.toml's [archive] dir; None when neither is set."""
+    configured = to or settings.section("archive").get("dir")
+    return Path(str(configured)).expanduser().absolute() if configured else None
+
+
+def _metadata():
+    from tdbctl.schema import metadata
+
+    return metadata
+
+
+def _check_destination(policies, directory: Path | None) -> None:
+    needing = [p.name for p in policies if policy_mode(p) != "in_place"]
+    if needing and directory is None:
+        raise UsageError(
+            f"{', '.join(needing)} archive(s) to files: give --to DIR (or [archive] dir in tdbctl.toml); "
+            "voice.conversations moves its conversations to voice.conversations_archive but its turns, "
+            "transitions, slots, appointments and feedback go to files with the batch"
+            if "voice.conversations" in needing else
+            f"{', '.join(needing)} archive(s) to files: give --to DIR (or [archive] dir in tdbctl.toml)")
+
+
+def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet) -> RunReport:
+    from tdbctl.archive.rowio import rowio_for
+    from tdbctl.migrate.commands import current_revision
+    from tdbctl.runtime import open_database
+
+    metadata = _metadata()
+    policies = select_policies(metadata, "archive", options.policies, options.tables)
+    directory = archive_dir(settings, options.to)
+    _check_destination(policies, directory)
+    if options.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    now = utcnow()
+    with open_database(settings) as db:
+        with db.dialect.exclusive_run(db.engine, LOCK, options.lock_wait):
+            mark_killed(db.engine, COMMAND)
+            with db.engine.connect() as conn:
+                revision = current_revision(conn)
+                conn.rollback()
+                if revision is None:
+                    raise TdbError("the database has no tdbctl schema yet: run `tdbctl migrate` first")
+                if options.dry_run:
+                    with recorded_run(db.engine, COMMAND, options.recorded(), dry_run=True) as record:
+                        plans = [_plan(conn, metadata, p, policy_cutoff(p, metadata, options.older_than, now),
+                                       directory) for p in policies]
+                        for plan in plans:
+                            for table, count in plan["rows"].items():
+                                record.add_rows(table, count)
+                    return RunReport(record.id, "dry_run", True, plans, [])
+                recovered = recover(conn, log)
+                io = rowio_for(db.settings.dialect)
+                io.prepare(conn)
+                conn.commit()
+                deadline = (time.monotonic() + options.max_runtime.total_seconds()) if options.max_runtime else None
+                results: list[PolicyResult] = []
+                with recorded_run(db.engine, COMMAND, options.recorded()) as record:
+                    ctx = Context(settings, metadata, conn, db.dialect, io, record.id, directory, options.batch_size,
+                                  options.lock_timeout, options.level, deadline, revision, log)
+                    for policy in policies:
+                        cutoff = policy_cutoff(policy, metadata, options.older_than, now)
+                        log(f"{policy.name}: rows older than {cutoff.isoformat() if cutoff else '(no age)'}")
+                        if policy_mode(policy) == "in_place":
+                            result = archive_in_place(ctx, policy, cutoff)
+                        else:
+                            result = archive_policy(ctx, policy, cutoff)
+                        results.append(result)
+                        for table, count in result.rows.items():
+                            record.add_rows(table, count)
+                        log(f"{policy.name}: {sum(result.rows.values())} rows in {len(result.batches)} batch(es)")
+                        if result.stopped:
+                            break
+                    if any(r.stopped for r in results):
+                        record.status = "stopped"
+                        record.message = "--max-runtime reached; the next run continues"
+                    status = record.status
+                return RunReport(record.id, status, False, [r.document() for r in results], recovered)
+
+
+def _plan(conn, metadata, policy, cutoff, directory: Path | None) -> dict:
+    """What a run would do for one policy, counted without changing anything."""
+    mode = policy_mode(policy)
+    table = metadata.tables[policy.table]
+    if mode == "in_place":
+        count = conn.execute(sa.select(sa.func.count()).select_from(table).where(
+            policy.where(metadata, cutoff))).scalar()
+        conn.rollback()
+        return {"policy": policy.name, "table": policy.table, "mode": mode, "destination": in_place_destination(policy),
+                "cutoff": cutoff, "rows": {policy.table: count}, "blocked": 0}
+    tree = cascade_tree(metadata, policy.table)
+    roots = eligible(tree, policy, metadata, cutoff).with_only_columns(tree.key).order_by(None).subquery()
+
+    def in_roots(column):
+        return column.in_(sa.select(roots.c[tree.key.name]))
+
+    rows = {}
+    for member in tree.members:
+        rows[member.fullname] = conn.execute(
+            sa.select(sa.func.count()).select_from(member).where(tree.rows_of(member, in_roots))).scalar()
+    blocked = 0
+    if tree.blocking:
+        blocked = conn.execute(sa.select(sa.func.count()).select_from(tree.root).where(
+            policy.where(metadata, cutoff), ~tree.unblocked())).scalar()
+    conn.rollback()
+    where = str(directory / policy.name) if directory else ""
+    if policy.archive_table:
+        where = f"{policy.archive_table} + {where}"
+    return {"policy": policy.name, "table": policy.table, "mode": mode, "destination": where, "cutoff": cutoff,
+            "rows": rows, "blocked": blocked,
+            "set_null": [link.describe() for link in tree.detached]}
+
+
+def recover(conn, log: Log = _quiet) -> list[dict]:
+    """Batches a killed or failed run left unfinished: their rows never left, so discard them."""
+    recovered = []
+    for batch in catalog.unfinished(conn):
+        conn.rollback()
+        if batch.directory is not None:
+            remove_batch_dir(batch.directory)
+        with conn.begin():
+            catalog.mark(conn, batch.id, "discarded",
+                         note="unfinished: its run ended before the delete committed, so its rows were still live")
+        log(f"batch {batch.id} ({batch.policy}) was unfinished: discarded, its rows are still live")
+        recovered.append({"batch": batch.id, "policy": batch.policy, "was": batch.status, "now": "discarded"})
+    conn.rollback()
+    return recovered
+
+
+# -- list ---------------------------------------------------------------------------------------
+
+def list_batches(settings: Settings, *, policy: str | None = None, status: str | None = None,
+                 limit: int | None = None) -> list[catalog.Batch]:
+    from tdbctl.runtime import open_database
+
+    with open_database(settings) as db, db.engine.connect() as conn:
+        return catalog.listing(conn, policy=policy, status=status, limit=limit)

@@ -1,0 +1,90 @@
+"""Moving rows between tables and batch files: one implementation per dialect.
+
+``rowio_for(name)`` picks it; the batch logic never asks which dialect it is on. Both write the
+same line format (tdbctl.archive.codec). PostgreSQL's server writes and reads the lines itself
+(COPY), which is what makes archiving fast there; SQLite's rows go through Python.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Protocol
+
+import sqlalchemy as sa
+
+from tdbctl.ops.cascade import CascadeTree, Link
+
+KEYS_TABLE = "tdbctl_archive_keys"
+
+
+class Sink(Protocol):
+    def write(self, data) -> None: ...
+
+
+class RowIO:
+    """What a dialect does to take a batch's rows out, and to put them back."""
+
+    dialect: str
+
+    def prepare(self, conn) -> None:
+        """Per connection: settings the line format depends on (time zone)."""
+
+    def lock_batch(self, conn, tree: CascadeTree, where) -> None:
+        """Inside the batch transaction, with the roots locked: keep new rows from joining the
+        batch's rows (children of its children) while they are written out."""
+
+    def take_rows(self, conn, table: sa.Table, condition, sink: Sink) -> int:
+        """Write the rows of ``table`` meeting ``condition`` to ``sink``; returns how many.
+
+        May delete them as it goes, in the open transaction: they are gone only at commit."""
+        raise NotImplementedError
+
+    def take_links(self, conn, link: Link, condition, sink: Sink) -> int:
+        """Write key and foreign key of the rows of ``link.child`` meeting ``condition``, locked."""
+        raise NotImplementedError
+
+    def finish_delete(self, conn, tree: CascadeTree, where, counts: dict[str, int]) -> None:
+        """Delete whatever ``take_rows`` left in place, checking the counts match what was written."""
+
+    def load_lines(self, conn, table: sa.Table, lines: Iterable[bytes]) -> None:
+        """Stage one file's lines for the calls below (replaces what was staged before)."""
+        raise NotImplementedError
+
+    def staged_keys(self, conn, table: sa.Table) -> list:
+        """The primary key values (one column) of the staged lines."""
+        raise NotImplementedError
+
+    def insert_staged(self, conn, table: sa.Table) -> int:
+        """Insert the staged rows, skipping those whose key is already there; returns rows inserted."""
+        raise NotImplementedError
+
+    def missing_staged(self, conn, table: sa.Table) -> int:
+        """How many staged rows are not in ``table`` (by primary key)."""
+        raise NotImplementedError
+
+    def relink_staged(self, conn, link: Link) -> int:
+        """Set ``link``'s columns back on the staged rows still there and still NULL."""
+        raise NotImplementedError
+
+    def insert_ignoring(self, table: sa.Table):
+        """An INSERT construct that skips rows conflicting with existing ones."""
+        raise NotImplementedError
+
+
+def keys_table(key: sa.Column, time: sa.Column | None) -> sa.Table:
+    """The batch's root keys (and their age), in a temporary table of the connection."""
+    columns = [sa.Column("k", key.type, primary_key=True)]
+    if time is not None:
+        columns.append(sa.Column("t", time.type))
+    return sa.Table(KEYS_TABLE, sa.MetaData(), *columns, prefixes=["TEMPORARY"])
+
+
+def rowio_for(name: str) -> RowIO:
+    if name == "postgresql":
+        from tdbctl.archive.rowio_postgresql import PostgresRowIO
+
+        return PostgresRowIO()
+    if name == "sqlite":
+        from tdbctl.archive.rowio_sqlite import SqliteRowIO
+
+        return SqliteRowIO()
+    raise ValueError(f"no archive row mover for {name!r}")

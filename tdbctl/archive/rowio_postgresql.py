@@ -1,0 +1,152 @@
+"""PostgreSQL: the server writes each line (COPY ... TO STDOUT) and reads it back (COPY FROM).
+
+Taking a table's rows is ``COPY (DELETE ... RETURNING <line>) TO STDOUT``: the rows are read and
+deleted by one statement, locked from then until the transaction ends, so nothing can change
+between what the file holds and what is deleted; the delete takes effect only at COMMIT, which
+comes after the file is on disk and read back. Lines travel as CSV whose quote and delimiter are
+control bytes JSON never contains raw, so COPY passes each JSON line through unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from tdbctl.archive.codec import kind_of
+from tdbctl.archive.rowio import RowIO
+from tdbctl.ops.cascade import CascadeTree, Link
+
+RAW_LINES = "(FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
+STAGE = "tdbctl_archive_lines"
+MAX_ARGS = 90  # PostgreSQL functions take at most 100 arguments
+
+
+class PostgresRowIO(RowIO):
+    dialect = "postgresql"
+
+    def __init__(self):
+        self._pg = postgresql.dialect()
+        self._quote = self._pg.identifier_preparer
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _sql(self, statement) -> str:
+        return str(statement.compile(dialect=self._pg, compile_kwargs={"literal_binds": True}))
+
+    def _table(self, table: sa.Table) -> str:
+        return self._quote.format_table(table)
+
+    def line_expression(self, table: sa.Table, columns=None) -> str:
+        """SQL building one row's JSON line; NULL columns drop out (concat_ws skips NULLs)."""
+        qualified = self._table(table)
+        fragments = []
+        for column in columns or table.columns:
+            ref = f"{qualified}.{self._quote.quote(column.name)}"
+            value = f"{ref}::text" if kind_of(column, "postgresql") == "json" else f"to_json({ref})::text"
+            key = json.dumps(column.name).replace("'", "''")
+            fragments.append(f"'{key}:' || {value}")
+        groups = [fragments[i:i + MAX_ARGS] for i in range(0, len(fragments), MAX_ARGS)]
+        if len(groups) == 1:
+            body = f"concat_ws(',', {', '.join(groups[0])})"
+        else:
+            body = "concat_ws(',', " + ", ".join(f"NULLIF(concat_ws(',', {', '.join(g)}), '')" for g in groups) + ")"
+        return f"'{{' || {body} || '}}'"
+
+    def _copy_out(self, conn, query: str, sink) -> int:
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            with cursor.copy(f"COPY ({query}) TO STDOUT {RAW_LINES}") as copy:
+                for data in copy:
+                    sink.write(data)
+            return cursor.rowcount
+        finally:
+            cursor.close()
+
+    # -- archive ---------------------------------------------------------------------------------
+
+    def prepare(self, conn) -> None:
+        # to_json writes timestamptz in the session's zone: UTC makes every file read the same.
+        conn.exec_driver_sql("SET TIME ZONE 'UTC'")
+
+    def lock_batch(self, conn, tree: CascadeTree, where) -> None:
+        # The roots are locked FOR UPDATE already, which keeps new children off them (a foreign
+        # key check must share-lock its parent row). Parents further down are locked here, top
+        # down, for the same reason: no row can join the batch after its parent was read.
+        parents = {link.parent for link in (*tree.cascades, *tree.detached)} - {tree.root}
+        for table in tree.members:
+            if table in parents:
+                locked = sa.select(sa.literal(1)).select_from(table).where(where(table)).with_for_update()
+                conn.execute(sa.select(sa.func.count()).select_from(locked.subquery()))
+
+    def take_rows(self, conn, table: sa.Table, condition, sink) -> int:
+        query = f"{self._sql(sa.delete(table).where(condition))} RETURNING {self.line_expression(table)}"
+        return self._copy_out(conn, query, sink)
+
+    def take_links(self, conn, link: Link, condition, sink) -> int:
+        columns = [*link.child.primary_key.columns, *link.columns]
+        select = sa.select(sa.literal_column(self.line_expression(link.child, columns)))
+        query = self._sql(select.select_from(link.child).where(condition).with_for_update())
+        return self._copy_out(conn, query, sink)
+
+    # -- restore ---------------------------------------------------------------------------------
+
+    def load_lines(self, conn, table: sa.Table, lines: Iterable[bytes]) -> None:
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} (doc json) ON COMMIT DROP")
+        conn.exec_driver_sql(f"TRUNCATE {STAGE}")
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            with cursor.copy(f"COPY {STAGE} (doc) FROM STDIN {RAW_LINES}") as copy:
+                for chunk in lines:
+                    copy.write(chunk)
+        finally:
+            cursor.close()
+
+    def _staged(self, table: sa.Table) -> str:
+        return f"{STAGE} l, json_populate_record(NULL::{self._table(table)}, l.doc) r"
+
+    def _value(self, column: sa.Column) -> str:
+        name = self._quote.quote(column.name)
+        if kind_of(column, "postgresql") == "json":
+            # From the line itself: json_populate_record would read a JSON null as SQL NULL.
+            key = column.name.replace("'", "''")
+            return f"(l.doc -> '{key}')::jsonb"
+        return f"r.{name}"
+
+    def _key_match(self, table: sa.Table, alias: str) -> str:
+        return " AND ".join(f"{alias}.{self._quote.quote(c.name)} = r.{self._quote.quote(c.name)}"
+                            for c in table.primary_key.columns)
+
+    def staged_keys(self, conn, table: sa.Table) -> list:
+        key = self._quote.quote(table.primary_key.columns.values()[0].name)
+        return [row[0] for row in conn.exec_driver_sql(f"SELECT r.{key} FROM {self._staged(table)}")]
+
+    def insert_staged(self, conn, table: sa.Table) -> int:
+        names = ", ".join(self._quote.quote(c.name) for c in table.columns)
+        values = ", ".join(self._value(c) for c in table.columns)
+        result = conn.exec_driver_sql(
+            f"INSERT INTO {self._table(table)} ({names}) SELECT {values} FROM {self._staged(table)} "
+            "ON CONFLICT DO NOTHING"
+        )
+        return result.rowcount
+
+    def missing_staged(self, conn, table: sa.Table) -> int:
+        return conn.exec_driver_sql(
+            f"SELECT count(*) FROM {self._staged(table)} WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {self._table(table)} x WHERE {self._key_match(table, 'x')})"
+        ).scalar()
+
+    def relink_staged(self, conn, link: Link) -> int:
+        child = link.child
+        sets = ", ".join(f"{self._quote.quote(c.name)} = r.{self._quote.quote(c.name)}" for c in link.columns)
+        still_null = " AND ".join(f"x.{self._quote.quote(c.name)} IS NULL" for c in link.columns)
+        result = conn.exec_driver_sql(
+            f"UPDATE {self._table(child)} x SET {sets} FROM {self._staged(child)} "
+            f"WHERE {self._key_match(child, 'x')} AND {still_null}"
+        )
+        return result.rowcount
+
+    def insert_ignoring(self, table: sa.Table):
+        return postgresql.insert(table).on_conflict_do_nothing()

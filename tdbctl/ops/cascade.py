@@ -1,0 +1,176 @@
+"""What deleting a row takes with it, read from the metadata's foreign keys.
+
+``cascade_tree(metadata, table)`` follows ON DELETE CASCADE from ``table`` to every table whose
+rows would go with it (children, grandchildren...), and sorts the other foreign keys that point
+into that set: SET NULL ones (deleting changes rows outside the set: their links must be kept if
+the delete is ever to be undone) and NO ACTION / RESTRICT ones (they make the delete fail, so the
+rows they hold cannot go). Cleanup and archive both read it; neither keeps a table list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import sqlalchemy as sa
+
+from tdbctl.errors import TdbError
+
+
+@dataclass(frozen=True)
+class Link:
+    """One foreign key: ``child.columns`` refer to ``parent.referred``."""
+
+    child: sa.Table
+    parent: sa.Table
+    columns: tuple[sa.Column, ...]
+    referred: tuple[sa.Column, ...]
+    ondelete: str
+    """CASCADE, SET NULL, SET DEFAULT, RESTRICT or NO ACTION (what no ON DELETE means)."""
+    name: str | None = None
+
+    def describe(self) -> str:
+        cols = ", ".join(c.name for c in self.columns)
+        return f"{self.child.fullname}({cols}) -> {self.parent.fullname} ON DELETE {self.ondelete}"
+
+
+def links_of(metadata: sa.MetaData) -> list[Link]:
+    found = []
+    for table in metadata.sorted_tables:
+        for constraint in table.foreign_key_constraints:
+            elements = constraint.elements
+            found.append(Link(
+                child=table,
+                parent=elements[0].column.table,
+                columns=tuple(e.parent for e in elements),
+                referred=tuple(e.column for e in elements),
+                ondelete=(constraint.ondelete or "NO ACTION").upper(),
+                name=constraint.name,
+            ))
+    return found
+
+
+RootCondition = Callable[[sa.ColumnElement], sa.ColumnElement[bool]]
+"""Given a column holding root keys, the condition "this key is one of the roots in hand"."""
+
+
+@dataclass
+class CascadeTree:
+    root: sa.Table
+    members: list[sa.Table]
+    """The root first, then every table ON DELETE CASCADE reaches, parents before children."""
+    cascades: list[Link] = field(default_factory=list)
+    """CASCADE links between members: how each member's rows are found from the root's."""
+    internal: list[Link] = field(default_factory=list)
+    """Other links between members (a child's SET NULL to a sibling): they only order the work."""
+    detached: list[Link] = field(default_factory=list)
+    """SET NULL / SET DEFAULT links from tables outside the tree: deleting rewrites those rows."""
+    blocking: list[Link] = field(default_factory=list)
+    """NO ACTION / RESTRICT links from outside the tree: a referenced row cannot be deleted."""
+
+    @property
+    def key(self) -> sa.Column:
+        return self.root.primary_key.columns.values()[0]
+
+    @property
+    def children(self) -> list[sa.Table]:
+        return self.members[1:]
+
+    def delete_order(self) -> list[sa.Table]:
+        """Referencing tables before the ones they reference: children first, the root last."""
+        return list(reversed(self.members))
+
+    def parents_of(self, table: sa.Table) -> list[Link]:
+        return [link for link in self.cascades if link.child is table]
+
+    def rows_of(self, table: sa.Table, in_roots: RootCondition) -> sa.ColumnElement[bool]:
+        """WHERE clause over ``table``: its rows that belong to the roots ``in_roots`` accepts."""
+        if table is self.root:
+            return in_roots(self.key)
+        clauses = []
+        for link in self.parents_of(table):
+            if link.parent is self.root:
+                clauses.append(in_roots(link.columns[0]))
+                continue
+            inner = sa.select(*link.referred).where(self.rows_of(link.parent, in_roots))
+            target = link.columns[0] if len(link.columns) == 1 else sa.tuple_(*link.columns)
+            clauses.append(target.in_(inner))
+        return sa.or_(*clauses)
+
+    def referencing(self, link: Link, in_roots: RootCondition) -> sa.ColumnElement[bool]:
+        """WHERE clause over ``link.child`` (outside the tree): rows pointing at the roots' rows."""
+        if link.parent is self.root and link.referred == (self.key,):
+            return in_roots(link.columns[0])
+        inner = sa.select(*link.referred).where(self.rows_of(link.parent, in_roots))
+        target = link.columns[0] if len(link.columns) == 1 else sa.tuple_(*link.columns)
+        return target.in_(inner)
+
+    def unblocked(self) -> sa.ColumnElement[bool]:
+        """WHERE clause over the root: rows that no NO ACTION / RESTRICT reference holds back."""
+        def this_root(column):
+            return column == self.key
+
+        return sa.and_(sa.true(), *(~sa.exists().where(self.referencing(link, this_root)) for link in self.blocking))
+
+
+class CascadeError(TdbError):
+    """The foreign keys form a shape that rows cannot be followed through (a cascade cycle)."""
+
+
+def cascade_tree(metadata: sa.MetaData, root: sa.Table | str) -> CascadeTree:
+    root = metadata.tables[root] if isinstance(root, str) else root
+    if len(root.primary_key.columns) != 1:
+        raise CascadeError(f"{root.fullname}: rows are followed by a single-column primary key, and it has "
+                           f"{len(root.primary_key.columns) or 'no'} key columns")
+    links = links_of(metadata)
+    members, cascades = [root], []
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        for link in links:
+            if link.parent is not parent or link.ondelete != "CASCADE":
+                continue
+            if link.child is parent:
+                raise CascadeError(f"{link.describe()}: a table that cascades to itself cannot be followed")
+            if link.parent is root and link.referred != (root.primary_key.columns.values()[0],):
+                raise CascadeError(f"{link.describe()}: children must refer to the root's primary key")
+            cascades.append(link)
+            if link.child not in members:
+                members.append(link.child)
+                frontier.append(link.child)
+    _check_acyclic(root, cascades)
+    order = {table: index for index, table in enumerate(metadata.sorted_tables)}
+    members = [root, *sorted(members[1:], key=order.__getitem__)]
+    tree = CascadeTree(root=root, members=members, cascades=cascades)
+    for link in links:
+        if link.parent not in members or link in cascades:
+            continue
+        if link.child in members:
+            tree.internal.append(link)
+        elif link.ondelete in ("SET NULL", "SET DEFAULT"):
+            tree.detached.append(link)
+        elif link.ondelete != "CASCADE":
+            tree.blocking.append(link)
+    return tree
+
+
+def _check_acyclic(root: sa.Table, cascades: list[Link]) -> None:
+    children: dict[sa.Table, list[sa.Table]] = {}
+    for link in cascades:
+        children.setdefault(link.parent, []).append(link.child)
+    visiting: set = set()
+
+    def visit(table, path):
+        if table in visiting:
+            raise CascadeError("ON DELETE CASCADE cycle: " + " -> ".join(t.fullname for t in [*path, table]))
+        visiting.add(table)
+        for child in children.get(table, []):
+            visit(child, [*path, table])
+        visiting.discard(table)
+
+    visit(root, [])
+
+
+def cascade_children(metadata: sa.MetaData, table: sa.Table | str) -> list[str]:
+    """Names of the tables whose rows a delete from ``table`` takes along, parents first."""
+    return [t.fullname for t in cascade_tree(metadata, table).children]
