@@ -44,7 +44,7 @@ def _allowed(column: sa.Column, checks: list[str]) -> list[str] | None:
     return None
 
 
-def _value(table: sa.Table, column: sa.Column, index: int, salt: int, dialect: str, parents: dict):
+def _value(table: sa.Table, column: sa.Column, index: int, salt: int, parents: dict):
     checks = _check_texts(table)
     constrained = any(re.search(rf"\b{re.escape(column.name)}\b", t) for t in checks)
     for fk in column.foreign_keys:
@@ -105,12 +105,11 @@ def fill(url, *, rows: int = ROWS, salt: int = 1) -> dict[str, int]:
     try:
         with engine.begin() as conn:
             present = set(present_tables(conn))
-            dialect = conn.dialect.name
             for table in metadata.sorted_tables:
                 if table.fullname not in present or table.fullname in SKIP:
                     continue
                 batch = [
-                    {c.name: _value(table, c, i, salt, dialect, parents) for c in table.columns}
+                    {c.name: _value(table, c, i, salt, parents) for c in table.columns}
                     for i in range(rows)
                 ]
                 conn.execute(table.insert(), batch)

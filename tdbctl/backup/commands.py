@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -70,11 +71,22 @@ class RestorePlan:
     manifest: Manifest
     target: Settings
     existing: dict[str, int]
-    head: str | None
+    head_future: Future
+
+    @property
+    def head(self) -> str | None:
+        return self.head_future.result()
 
     @property
     def replaces(self) -> bool:
         return bool(self.existing)
+
+    def refuse_without_force(self, force: bool) -> None:
+        if self.replaces and not force:
+            raise UsageError(
+                f"{self.target.masked_url} already holds {len(self.existing)} tdbctl tables "
+                f"({sum(self.existing.values())} rows): pass --force to replace them with the backup"
+            )
 
 
 @dataclass
@@ -94,6 +106,14 @@ def _head(settings: Settings) -> str | None:
     return single_head(script_directory(settings))
 
 
+def _head_soon(settings: Settings) -> Future:
+    """The migrations' head, read in a thread: loading the scripts overlaps the dump or restore."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(_head, settings)
+    pool.shutdown(wait=False)
+    return future
+
+
 # -- backup -------------------------------------------------------------------------------------
 
 
@@ -111,6 +131,7 @@ def create(settings: Settings, *, to: str | None = None, jobs: int | None = None
     started, clock = datetime.now(timezone.utc), time.monotonic()
     name = f"{strategy.label(settings)}-{started:%Y%m%dT%H%M%SZ}"
     partial = store.new_partial(directory, name)
+    head = _head_soon(settings)
     try:
         snapshot = strategy.dump(settings, partial, jobs=jobs, pg_bin=pg_bin, log=log)
         make_private(partial)
@@ -120,7 +141,7 @@ def create(settings: Settings, *, to: str | None = None, jobs: int | None = None
             server_version=snapshot.server_version,
             tdbctl_version=__version__,
             revision=snapshot.revision,
-            head=_head(settings),
+            head=head.result(),
             database=strategy.identity(settings),
             source=settings.masked_url,
             method=snapshot.method,
@@ -213,18 +234,15 @@ def plan_restore(path: Path, target: Settings) -> RestorePlan:
     manifest = read_manifest(path)
     if manifest.dialect != target.dialect:
         raise UsageError(f"{path.name} is a {manifest.dialect} backup; the target {target.masked_url} is {target.dialect}")
+    head = _head_soon(target)
     existing = strategy_for(target.dialect).existing_tables(target)
-    return RestorePlan(path, manifest, target, existing, _head(target))
+    return RestorePlan(path, manifest, target, existing, head)
 
 
 def restore(plan: RestorePlan, *, force: bool = False, jobs: int | None = None, pg_bin: str | None = None,
             log: Log = quiet) -> RestoreResult:
     """Replace the target's tdbctl tables with the backup's. Refuses a target that holds some, unless forced."""
-    if plan.replaces and not force:
-        raise UsageError(
-            f"{plan.target.masked_url} already holds {len(plan.existing)} tdbctl tables "
-            f"({sum(plan.existing.values())} rows): pass --force to replace them with the backup"
-        )
+    plan.refuse_without_force(force)
     if jobs is not None and plan.target.dialect != "postgresql":
         raise UsageError("--jobs applies to PostgreSQL (parallel pg_restore)")
     problems = check_files(plan.path, plan.manifest)

@@ -42,6 +42,8 @@ class PostgresBackup(BackupStrategy):
     def identity(self, settings: Settings) -> str:
         url = settings.url
         host = url.host or url.query.get("host") or "localhost"
+        if host.startswith("/"):  # a Unix socket directory
+            return f"postgresql://[{host}]:{url.port or 5432}/{url.database or ''}"
         return f"postgresql://{host}:{url.port or 5432}/{url.database or ''}"
 
     def label(self, settings: Settings) -> str:
@@ -111,11 +113,16 @@ class PostgresBackup(BackupStrategy):
         from tdbctl.runtime import translate_errors
         from tdbctl.schema import ALL_SCHEMAS
 
-        if not database_exists(settings):
-            return {}
-        with translate_errors(settings), _engine(settings.url) as engine, engine.connect() as conn:
-            return {t: conn.exec_driver_sql(f"SELECT count(*) FROM {quote_table(t)}").scalar()
-                    for t in tool_tables(sa.inspect(conn), ALL_SCHEMAS)}
+        with translate_errors(settings), _engine(settings.url) as engine:
+            try:
+                conn = engine.connect()
+            except sa.exc.OperationalError as exc:
+                if "does not exist" in str(exc.orig):
+                    return {}  # restore creates it
+                raise
+            with conn:
+                return {t: conn.exec_driver_sql(f"SELECT count(*) FROM {quote_table(t)}").scalar()
+                        for t in tool_tables(sa.inspect(conn), ALL_SCHEMAS)}
 
     def restore(self, backup, manifest, target, *, replace, jobs, pg_bin, log) -> None:
         from tdbctl.ddl import dialect_for

@@ -220,8 +220,7 @@ def restore(
             ("replacing", f"{len(plan.existing)} tables, {sum(plan.existing.values())} rows" if plan.existing
              else "nothing (no tdbctl tables there)")])
         return
-    if plan.replaces and not force:
-        commands.restore(plan, force=False)  # raises the refusal, naming what is there
+    plan.refuse_without_force(force)
     what = (f"replace {len(plan.existing)} tables ({sum(plan.existing.values())} rows) in {destination.masked_url}"
             if plan.replaces else f"restore into {destination.masked_url}")
     confirm(f"Restore {path.name} (revision {m.revision or 'none'}, taken {m.created_at}) and {what}?", yes)
