@@ -76,8 +76,11 @@ class PostgresBackup(BackupStrategy):
                     # Counted while pg_dump runs, in the snapshot pg_dump dumps.
                     revision = current_revision(conn)
                     tables = self._counts(conn)
-                finally:
-                    code = process.wait()
+                except BaseException:
+                    process.kill()
+                    process.wait()
+                    raise
+                code = process.wait()
                 if code != 0:
                     errors.seek(0)
                     pgtools.raise_failure("pg_dump", code, errors.read().decode(errors="replace"),
@@ -111,7 +114,6 @@ class PostgresBackup(BackupStrategy):
         import sqlalchemy as sa
 
         from tdbctl.runtime import translate_errors
-        from tdbctl.schema import ALL_SCHEMAS
 
         with translate_errors(settings), _engine(settings.url) as engine:
             try:
@@ -121,8 +123,7 @@ class PostgresBackup(BackupStrategy):
                     return {}  # restore creates it
                 raise
             with conn:
-                return {t: conn.exec_driver_sql(f"SELECT count(*) FROM {quote_table(t)}").scalar()
-                        for t in tool_tables(sa.inspect(conn), ALL_SCHEMAS)}
+                return {table: count.rows for table, count in self._counts(conn).items()}
 
     def restore(self, backup, manifest, target, *, replace, jobs, pg_bin, log) -> None:
         from tdbctl.ddl import dialect_for
@@ -185,8 +186,13 @@ class PostgresBackup(BackupStrategy):
                 pgtools.run(args, pgtools.libpq_environment(scratch_url), "pg_restore into the scratch database",
                             scrub_with(settings))
                 with _engine(scratch_url) as engine, engine.connect() as conn:
+                    import sqlalchemy as sa
+
+                    from tdbctl.schema import ALL_SCHEMAS
+
+                    present = set(tool_tables(sa.inspect(conn), ALL_SCHEMAS))
                     return {t: conn.exec_driver_sql(f"SELECT count(*) FROM {quote_table(t)}").scalar()
-                            for t in manifest.tables}
+                            for t in manifest.tables if t in present}
             finally:
                 _execute_autocommit(admin, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
 
