@@ -70,7 +70,10 @@ def all_command_lines() -> list[bytes]:
 
 
 def environ_of(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:  # the process has ended meanwhile
+        return {}
     return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
 
 
