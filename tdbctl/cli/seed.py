@@ -78,7 +78,7 @@ def seed(
         _render_reference(out, report)
     result = commands.generate_synthetic(
         config, domains=domain, sessions=sessions, span=span, until=until, random_seed=random_seed,
-        dry_run=dry_run, lock_wait=lock_wait, progress=_progress(out),
+        dry_run=dry_run, lock_wait=lock_wait, progress=_progress(out), seeds_root=seeds_dir,
     )
     if out.json:
         out.data({"reference": _reference_document(report), "synthetic": _synthetic_document(result)})

@@ -123,20 +123,40 @@ def generate_synthetic(
     dry_run: bool = False,
     lock_wait: float = DEFAULT_LOCK_WAIT_SECONDS,
     progress=None,
+    seeds_root: Path | None = None,
 ):
-    """Fill the activity tables with marked, deterministic synthetic rows (after `seed_reference`)."""
+    """Fill the activity tables with marked, deterministic synthetic rows (after `seed_reference`).
+
+    A dry run generates every row and writes none; it loads the reference rows first in the same
+    (rolled back) transaction, so that it works on a database that has none yet.
+    """
     from tdbctl.seed import synthetic
 
     selected = resolve_domains(domains)
     plan = synthetic_plan(random_seed, sessions, span, until)
+    before = _reference_loader(settings, seeds_root) if dry_run else None
     options = {"synthetic": True, "domains": selected, "sessions": sessions, "span": span,
                "until": plan.end.isoformat(), "random_seed": random_seed, "dry_run": dry_run}
     with seed_run(settings, options, dry_run=dry_run, lock_wait=lock_wait) as (db, run):
-        result = synthetic.generate(db, plan, selected, dry_run=dry_run, progress=progress)
+        result = synthetic.generate(db, plan, selected, dry_run=dry_run, progress=progress, before=before)
         if not dry_run:
             for table, count in result.rows.items():
                 run.add_rows(table, count)
     return result
+
+
+def _reference_loader(settings: Settings, seeds_root: Path | None):
+    from tdbctl.resources import seeds_dir
+    from tdbctl.seed.files import load_domain
+    from tdbctl.seed.reference import ReferenceReport, apply_domain
+
+    root = Path(seeds_root) if seeds_root else seeds_dir()
+
+    def load(conn, domain: str) -> None:
+        report = ReferenceReport(True, [domain])
+        apply_domain(conn, domain, load_domain(root, domain), report, lambda orig: driver_message(orig, settings))
+
+    return load
 
 
 def count_synthetic(settings: Settings, *, domains: Sequence[str] | None = None) -> dict[str, int]:

@@ -1,0 +1,171 @@
+"""Synthetic activity data: deterministic, marked, written in bulk, one transaction per domain.
+
+Each domain's generator turns a plan (random seed, sessions, span) into chunks of rows, parents
+before children. The dialect writes them (COPY on PostgreSQL, executemany on SQLite) inside
+``bulk_load``, which switches row triggers off for the transaction: ChatTrain's activity trigger
+would otherwise stamp every synthetic session with the time of the load.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime
+from queue import Empty, Queue
+from typing import Iterator
+
+import sqlalchemy as sa
+
+from tdbctl.schema import metadata
+from tdbctl.seed.progress import Progress
+from tdbctl.seed.synthetic import markers
+from tdbctl.seed.synthetic.common import DomainContext, Plan
+
+CHUNK_SESSIONS = 250
+
+
+def generators() -> dict:
+    from tdbctl.seed.synthetic.academy import AcademyGenerator
+    from tdbctl.seed.synthetic.chattrain import ChattrainGenerator
+    from tdbctl.seed.synthetic.dispatch import DispatchGenerator
+    from tdbctl.seed.synthetic.voice import VoiceGenerator
+
+    return {g.domain: g for g in (DispatchGenerator, VoiceGenerator, AcademyGenerator, ChattrainGenerator)}
+
+
+@dataclass
+class SyntheticResult:
+    dry_run: bool
+    random_seed: int
+    sessions: int
+    start: datetime
+    end: datetime
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.rows.values())
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.total / self.seconds if self.seconds > 0 else 0.0
+
+
+def generate(db, plan: Plan, domains: list[str], *, dry_run: bool = False, progress: Progress | None = None,
+             chunk_sessions: int = CHUNK_SESSIONS, before=None) -> SyntheticResult:
+    """``before(conn, domain)`` runs first in each domain's transaction (a dry run's reference rows)."""
+    progress = progress or Progress()
+    result = SyntheticResult(dry_run, plan.random_seed, plan.sessions, plan.start, plan.end)
+    started = time.perf_counter()
+    try:
+        for domain in domains:
+            _generate_domain(db, plan, domain, result, progress, dry_run, chunk_sessions, before)
+    finally:
+        progress.close()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _generate_domain(db, plan, domain, result, progress, dry_run, chunk_sessions, before) -> None:
+    generator_class = generators()[domain]
+    began = time.perf_counter()
+    counts: Counter = Counter()
+    with db.connect() as conn:
+        transaction = conn.begin()
+        try:
+            if before is not None:
+                before(conn, domain)
+            salt = count_rows(conn, generator_class.marker_table)
+            generator = generator_class(DomainContext(plan, domain, salt))
+            generator.prepare(conn)
+            tables = {name: metadata.tables[name] for name in generator.tables}
+            progress.start(domain, plan.sessions)
+            with nullcontext() if dry_run else db.dialect.bulk_load(conn, list(tables.values())):
+                for done, batch in prefetched(_chunks(generator, plan.sessions, chunk_sessions)):
+                    for name, columns in generator.tables.items():  # parents first
+                        rows = batch.get(name, ())
+                        if not dry_run:
+                            db.dialect.bulk_insert(conn, tables[name], columns, rows)
+                        counts[name] += len(rows)
+                    progress.advance(domain, done, sum(counts.values()))
+                if not dry_run:
+                    for table in tables.values():
+                        db.dialect.sync_sequences(conn, table)
+        except BaseException:
+            transaction.rollback()
+            raise
+        transaction.rollback() if dry_run else transaction.commit()
+    for name in generator_class.tables:
+        result.rows[name] = result.rows.get(name, 0) + counts[name]
+    progress.finish(domain, sum(counts.values()), time.perf_counter() - began)
+
+
+def _chunks(generator, sessions: int, chunk_sessions: int) -> Iterator[tuple[int, dict]]:
+    for first in range(0, sessions, chunk_sessions):
+        count = min(chunk_sessions, sessions - first)
+        yield first + count, generator.chunk(first, count)
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def prefetched(items: Iterator, depth: int = 2) -> Iterator:
+    """Produce the next chunk on a thread while the database takes this one.
+
+    Generation is Python work and the server's parsing and indexing happen in its own process:
+    overlapped, a load takes about the longer of the two instead of their sum.
+    """
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def produce():
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                queue.put(item)
+        except BaseException as error:  # handed to the consumer, which raises it
+            queue.put(_Failed(error))
+        finally:
+            queue.put(end)
+
+    worker = threading.Thread(target=produce, name="tdbctl-synthetic", daemon=True)
+    worker.start()
+    try:
+        while (item := queue.get()) is not end:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                queue.get(timeout=0.05)
+            except Empty:
+                pass
+        worker.join()
+
+
+def count_rows(conn, qualified: str) -> int:
+    table = metadata.tables[qualified]
+    return conn.execute(sa.select(sa.func.count()).select_from(table).where(markers.where_synthetic(qualified))).scalar()
+
+
+def count_synthetic(conn, domains: list[str]) -> dict[str, int]:
+    return {name: count_rows(conn, name) for domain in domains for name in markers.tables_of(domain)}
+
+
+def delete_synthetic(conn, domain: str) -> dict[str, int]:
+    """Delete a domain's synthetic rows, children first (so counts are exact on both dialects)."""
+    deleted = {}
+    for name in markers.tables_of(domain, children_first=True):
+        table = metadata.tables[name]
+        deleted[name] = conn.execute(sa.delete(table).where(markers.where_synthetic(name))).rowcount
+    return deleted
