@@ -108,6 +108,9 @@ def _head(settings: Settings) -> str | None:
 
 def _head_soon(settings: Settings) -> Future:
     """The migrations' head, read in a thread: loading the scripts overlaps the dump or restore."""
+    # The scripts import SQLAlchemy's dialect packages; two threads importing them at once can leave
+    # one with a half-initialised module ("Can't load plugin"), so the dialect loads here first.
+    settings.url.get_dialect()
     pool = ThreadPoolExecutor(max_workers=1)
     future = pool.submit(_head, settings)
     pool.shutdown(wait=False)
