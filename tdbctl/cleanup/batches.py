@@ -115,6 +115,9 @@ class PolicyDeleter:
         """Pass after pass until a pass deletes nothing: a row skipped as locked, or stepped
         over by an unordered locator walk, is picked up by the next pass."""
         started = time.monotonic()
+        # One connection for all the batches (each batch is its own transaction on it): the
+        # engine does not pool, and a connection per batch would cost more than the batch.
+        self.conn = self.db.engine.connect()
         try:
             while True:
                 self.outcome.passes += 1
@@ -134,14 +137,16 @@ class PolicyDeleter:
                 if not deleted_this_pass or not self._any_left():
                     break
         finally:
+            self.conn.close()
             self.outcome.seconds = time.monotonic() - started
         if not self.outcome.rows.get(self.table.fullname):
             self.outcome.status = "nothing"
         return self.outcome
 
     def _any_left(self) -> bool:
-        with self.db.engine.connect() as conn:
-            return conn.execute(sa.select(sa.literal(1)).select_from(self.table).where(self.where).limit(1)).first() is not None
+        with self.conn.begin():
+            query = sa.select(sa.literal(1)).select_from(self.table).where(self.where).limit(1)
+            return self.conn.execute(query).first() is not None
 
     def _batch_with_retries(self, last):
         attempt = 0
@@ -149,9 +154,9 @@ class PolicyDeleter:
             attempt += 1
             started = time.monotonic()
             try:
-                with self.db.engine.begin() as conn:
-                    self.db.dialect.set_batch_timeouts(conn, self.request.lock_timeout, self.request.statement_timeout)
-                    selected, new_last, rows, cleared = self._batch(conn, last)
+                with self.conn.begin():
+                    self.db.dialect.set_batch_timeouts(self.conn, self.request.lock_timeout, self.request.statement_timeout)
+                    selected, new_last, rows, cleared = self._batch(self.conn, last)
                 elapsed = time.monotonic() - started
             except (sa_exc.OperationalError, sa_exc.DBAPIError, _BatchChanged) as exc:
                 kind = "changed" if isinstance(exc, _BatchChanged) else self.db.dialect.transient_error(exc)

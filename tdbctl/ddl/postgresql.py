@@ -195,7 +195,7 @@ class PostgresDialect(Dialect):
         gone = (
             sa.delete(table)
             .where(self.row_locator(table).in_(sa.select(locked.c.loc)), recheck)
-            .returning(sa.literal(1).label("one"))
+            .returning(sa.literal_column("1").label("one"))
             .cte("gone")
         )
         keys = [locked.c[name] for name in key_names]
