@@ -213,8 +213,11 @@ def _write_and_delete(ctx: Context, policy, tree, archive_table, keys, cutoff, a
         links.append((handle, link, io.take_links(conn, link, tree.referencing(link, in_keys), handle)))
     if archive_table is not None:
         names = [c.name for c in tree.root.columns]
-        copied = conn.execute(sa.insert(archive_table).from_select(
-            names, sa.select(*(tree.root.c[n] for n in names)).where(in_keys(tree.key)))).rowcount
+        conn.execute(sa.insert(archive_table).from_select(
+            names, sa.select(*(tree.root.c[n] for n in names)).where(in_keys(tree.key))))
+        # Counted, not rowcount: an INSERT ... SELECT reports none through SQLAlchemy on psycopg.
+        copied = conn.execute(sa.select(sa.func.count()).select_from(archive_table)
+                              .where(in_keys(archive_table.c[tree.key.name]))).scalar()
         if copied != len(taken):
             raise TdbError(f"{archive_table.fullname}: {copied} rows copied for {len(taken)} archived")
     counts: dict[str, int] = {}

@@ -88,26 +88,31 @@ def _metadata():
     return metadata
 
 
-def _check_destination(policies, directory: Path | None) -> None:
-    needing = [p.name for p in policies if policy_mode(p) != "in_place"]
-    if needing and directory is None:
-        raise UsageError(
-            f"{', '.join(needing)} archive(s) to files: give --to DIR (or [archive] dir in tdbctl.toml); "
-            "voice.conversations moves its conversations to voice.conversations_archive but its turns, "
-            "transitions, slots, appointments and feedback go to files with the batch"
-            if "voice.conversations" in needing else
-            f"{', '.join(needing)} archive(s) to files: give --to DIR (or [archive] dir in tdbctl.toml)")
+def _check_destination(metadata, policies, directory: Path | None) -> None:
+    needing = [p for p in policies if policy_mode(p) != "in_place"]
+    if not needing or directory is not None:
+        return
+    message = (f"{', '.join(p.name for p in needing)} archive to files: give --to DIR "
+               "(or [archive] dir in tdbctl.toml)")
+    for policy in needing:
+        children = cascade_tree(metadata, policy.table).children if policy.archive_table else []
+        if children:
+            message += (f"; {policy.name} moves its rows to {policy.archive_table}, but their children "
+                        f"({', '.join(t.fullname for t in children)}) have no archive table and go to files")
+    raise UsageError(message)
 
 
-def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet) -> RunReport:
+def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet, *, policies=None) -> RunReport:
+    """Run the archive policies (``policies`` replaces the declared ones: tests, one-off jobs)."""
     from tdbctl.archive.rowio import rowio_for
     from tdbctl.migrate.commands import current_revision
     from tdbctl.runtime import open_database
 
     metadata = _metadata()
-    policies = select_policies(metadata, "archive", options.policies, options.tables)
+    if policies is None:
+        policies = select_policies(metadata, "archive", options.policies, options.tables)
     directory = archive_dir(settings, options.to)
-    _check_destination(policies, directory)
+    _check_destination(metadata, policies, directory)
     if options.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     now = utcnow()

@@ -4,7 +4,8 @@ The seed's job is ``UPDATE sessions SET status = 'archived', metadata = COALESCE
 || '{"archived_at": ...}'``; chk_session_status allows 'archived' for it (docs/schema.md). Here
 each batch does that in one transaction, which also marks the catalog row 'archived', and adds
 what undoing it needs under ``metadata.tdbctl_archive``: the batch, the status the row had, and
-whether metadata was NULL. Nothing is deleted, so children (messages, feedback) stay with their
+whether metadata was SQL NULL, an object (the two keys are removed again) or another JSON value
+(kept there whole). Nothing is deleted, so children (messages, feedback) stay with their
 session, untouched. The policy's table must have ``status`` and a JSON ``metadata`` column.
 """
 
@@ -64,12 +65,8 @@ def archive_in_place(ctx: Context, policy, cutoff) -> PolicyResult:
                 catalog.mark(ctx.conn, batch_id, "discarded", note="nothing left to archive when the batch started")
                 break
             now = datetime.now(timezone.utc).isoformat()
-            updates = [{
-                "k": row[0],
-                "v_status": policy.archive_status,
-                "v_meta": {**(row[3] if isinstance(row[3], dict) else {}), "archived_at": now,
-                           MARK: {"batch": batch_id, "status": row[2], "metadata_was_null": bool(row[4] or row[3] is None)}},
-            } for row in rows]
+            updates = [{"k": row[0], "v_status": policy.archive_status,
+                        "v_meta": _marked_metadata(row[3], bool(row[4]), batch_id, row[2], now)} for row in rows]
             ctx.conn.execute(
                 sa.update(table).where(key == sa.bindparam("k", type_=key.type))
                 .values({status.name: sa.bindparam("v_status", type_=status.type),
@@ -93,6 +90,25 @@ def archive_in_place(ctx: Context, policy, cutoff) -> PolicyResult:
     return result
 
 
+def _marked_metadata(metadata, sql_null: bool, batch_id: int, status, now: str) -> dict:
+    """The seed's archived_at, and under tdbctl_archive what it takes to put the row back as it was."""
+    mark = {"batch": batch_id, "status": status}
+    if sql_null:
+        return {"archived_at": now, MARK: {**mark, "was": "sql_null"}}
+    if isinstance(metadata, dict):
+        return {**metadata, "archived_at": now, MARK: {**mark, "was": "object"}}
+    return {"archived_at": now, MARK: {**mark, "was": "value", "metadata": metadata}}
+
+
+def _original_metadata(metadata: dict):
+    mark = metadata.get(MARK, {})
+    if mark.get("was") == "sql_null":
+        return sa.null()
+    if mark.get("was") == "value":
+        return mark.get("metadata")
+    return {k: v for k, v in metadata.items() if k not in ("archived_at", MARK)}
+
+
 def restore_in_place(conn, dialect, batch: catalog.Batch, metadata) -> dict[str, int]:
     """Undo one in-place batch: status and metadata as they were. Rows no longer marked are left."""
     table = metadata.tables[batch.source_table]
@@ -102,25 +118,18 @@ def restore_in_place(conn, dialect, batch: catalog.Batch, metadata) -> dict[str,
     dialect.reserve_for_write(conn, [table, catalog.batches])
     rows = conn.execute(sa.select(key, marker).where(marked(table, batch.id), status == archive_status)
                         .with_for_update()).all()
-    updates = []
-    for row_key, meta in rows:
-        mark = meta.get(MARK, {})
-        if mark.get("metadata_was_null"):
-            restored = None
-        else:
-            restored = {k: v for k, v in meta.items() if k not in ("archived_at", MARK)}
-        updates.append({"k": row_key, "v_status": mark.get("status"), "v_meta": restored,
-                        "v_null": restored is None})
-    plain = [u for u in updates if not u["v_null"]]
-    nulls = [u for u in updates if u["v_null"]]
+    updates = [{"k": row_key, "v_status": meta.get(MARK, {}).get("status"), "v_meta": _original_metadata(meta)}
+               for row_key, meta in rows]
     where = key == sa.bindparam("k", type_=key.type)
+    values = {"v_status": sa.bindparam("v_status", type_=status.type)}
+    plain = [u for u in updates if u["v_meta"] is not sa.null()]
     if plain:
         conn.execute(sa.update(table).where(where).values({
-            status.name: sa.bindparam("v_status", type_=status.type),
-            marker.name: sa.bindparam("v_meta", type_=marker.type)}), plain)
+            status.name: values["v_status"], marker.name: sa.bindparam("v_meta", type_=marker.type)}), plain)
+    nulls = [{"k": u["k"], "v_status": u["v_status"]} for u in updates if u["v_meta"] is sa.null()]
     if nulls:
-        conn.execute(sa.update(table).where(where).values({
-            status.name: sa.bindparam("v_status", type_=status.type), marker.name: sa.null()}), nulls)
+        conn.execute(sa.update(table).where(where).values({status.name: values["v_status"], marker.name: sa.null()}),
+                     nulls)
     return {batch.source_table: len(updates)}
 
 

@@ -74,7 +74,8 @@ def _root_keys(directory: Path, manifest: dict) -> list[str]:
     return [parse_line(line)[key] for line in buffered.splitlines() if line]
 
 
-def check_batch(conn, batch: catalog.Batch, metadata) -> VerifyResult:
+def check_batch(conn, batch: catalog.Batch, metadata, *, tables: bool = True) -> VerifyResult:
+    """Files against manifest and catalog; with ``tables``, the archive table holds the batch too."""
     result = VerifyResult(batch.id, batch.policy, batch.status, batch.destination)
     if batch.in_place:
         marked = count_marked(conn, batch, metadata)
@@ -107,7 +108,7 @@ def check_batch(conn, batch: catalog.Batch, metadata) -> VerifyResult:
     children = {t: n for t, n in rows.items() if t != batch.source_table}
     if children != (batch.child_rows or {}):
         result.problems.append("the manifest's child row counts differ from the catalog's")
-    if manifest.get("archive_table") and batch.status == "archived" and result.ok:
+    if tables and manifest.get("archive_table") and batch.status == "archived" and result.ok:
         archive = metadata.tables[manifest["archive_table"]]
         key = archive.c[manifest["key"]["column"]]
         keys = _typed(key, _root_keys(directory, manifest))
@@ -161,7 +162,8 @@ def restore(settings: Settings, batch_id: int, *, dry_run: bool = False, lock_wa
                 raise UsageError(f"batch {batch.id} is {batch.status}: only an archived batch can be restored")
             manifest = None
             if not batch.in_place:
-                checked = check_batch(conn, batch, metadata)
+                # Roots missing from the archive table come back from the files: only they must be sound.
+                checked = check_batch(conn, batch, metadata, tables=False)
                 if not checked.ok:
                     raise ArchiveDamaged(f"batch {batch.id} does not verify, nothing restored: {checked.problems[0]}")
                 manifest, _ = read_manifest(batch.directory)
@@ -235,7 +237,10 @@ def _from_archive_table(conn, io, root: sa.Table, archive: sa.Table, keys: list)
     for start in range(0, len(keys), CHUNK):
         chunk = keys[start:start + CHUNK]
         source = sa.select(*(archive.c[n] for n in names)).where(archive.c[key.name].in_(chunk))
-        inserted += conn.execute(io.insert_ignoring(root).from_select(names, source)).rowcount
+        live = sa.select(sa.func.count()).select_from(root).where(key.in_(chunk))
+        present = conn.execute(live).scalar()
+        conn.execute(io.insert_ignoring(root).from_select(names, source))
+        inserted += conn.execute(live).scalar() - present  # INSERT ... SELECT has no rowcount on psycopg
         conn.execute(sa.delete(archive).where(archive.c[key.name].in_(chunk)))
     return inserted
 

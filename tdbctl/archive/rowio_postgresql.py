@@ -45,7 +45,9 @@ class PostgresRowIO(RowIO):
         fragments = []
         for column in columns or table.columns:
             ref = f"{qualified}.{self._quote.quote(column.name)}"
-            value = f"{ref}::text" if kind_of(column, "postgresql") == "json" else f"to_json({ref})::text"
+            # jsonb's text is JSON; so is pgvector's ('[1,2.5,3]'), which makes a vector a JSON array.
+            raw = kind_of(column, "postgresql") in ("json", "vector")
+            value = f"{ref}::text" if raw else f"to_json({ref})::text"
             key = json.dumps(column.name).replace("'", "''")
             fragments.append(f"'{key}:' || {value}")
         groups = [fragments[i:i + MAX_ARGS] for i in range(0, len(fragments), MAX_ARGS)]

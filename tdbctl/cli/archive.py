@@ -1,7 +1,232 @@
-"""`tdbctl archive`: being written (see the issue); registers nothing yet."""
+"""`tdbctl archive` (run the archive policies), `archive list`, `archive verify`, `archive restore`."""
+
+from __future__ import annotations
+
+from typing import Annotated, List, Optional
 
 import typer
 
+from tdbctl.cli.common import DryRunOption, JsonOption, Output, settings
+
+app = typer.Typer(
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+LockWaitOption = Annotated[
+    float,
+    typer.Option("--lock-wait", min=0, metavar="SECONDS",
+                 help="Wait this long for another archive run on this database to end (then exit 5)."),
+]
+LockTimeoutOption = Annotated[
+    float,
+    typer.Option("--lock-timeout", min=0.001, metavar="SECONDS",
+                 help="How long a batch may wait for a row another transaction holds (PostgreSQL)."),
+]
+BatchArgument = Annotated[int, typer.Argument(metavar="BATCH", help="Batch id, as `tdbctl archive list` shows it.")]
+
+
+@app.callback()
+def archive(
+    ctx: typer.Context,
+    to: Annotated[
+        Optional[str],
+        typer.Option("--to", metavar="DIR", show_default=False,
+                     help="Directory for the batch files (default: tdbctl.toml [archive] dir). Needed by every "
+                          "policy but in-place ones; voice.conversations' children go there too."),
+    ] = None,
+    policy: Annotated[
+        Optional[List[str]],
+        typer.Option("--policy", metavar="NAME", show_default=False, help="Only this policy (repeatable)."),
+    ] = None,
+    table: Annotated[
+        Optional[List[str]],
+        typer.Option("--table", metavar="TABLE", show_default=False,
+                     help="Only the policies of this table, schema.table (repeatable)."),
+    ] = None,
+    older_than: Annotated[
+        Optional[str],
+        typer.Option("--older-than", metavar="AGE", show_default=False,
+                     help="Take rows older than AGE (90d, 2y, ...) instead of each policy's own age."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, metavar="N", help="Root rows per batch (one transaction each).")
+    ] = 5000,
+    max_runtime: Annotated[
+        Optional[str],
+        typer.Option("--max-runtime", metavar="DURATION", show_default=False,
+                     help="Start no new batch after this long (30m, 2h); the next run carries on."),
+    ] = None,
+    level: Annotated[int, typer.Option("--level", min=1, max=9, help="gzip compression level.")] = 6,
+    dry_run: DryRunOption = False,
+    lock_wait: LockWaitOption = 0.0,
+    lock_timeout: LockTimeoutOption = 10.0,
+    json: JsonOption = False,
+) -> None:
+    """Move rows past their archive policy's age out of the live tables into verified archives.
+
+    Each batch writes its rows, with every row ON DELETE CASCADE would take along, into gzip'd
+    JSON Lines files (0600) with a manifest, fsyncs and reads them back, and only then deletes
+    the rows, in the transaction that marks the batch archived in tdbctl.archive_batches.
+    voice.conversations also moves its conversations into voice.conversations_archive;
+    chattrain.completed_sessions archives in place (status 'archived', nothing deleted).
+    A batch a killed run left unfinished is discarded by the next run: its rows never left.
+
+    Example:
+
+        tdbctl archive --to /srv/archive --dry-run
+
+        tdbctl archive --to /srv/archive --policy voice.conversations --max-runtime 30m
+    """
+    if ctx.invoked_subcommand:
+        return
+    from tdbctl.archive import commands
+    from tdbctl.ops.durations import parse_duration
+
+    out = Output(json)
+    options = commands.ArchiveOptions(
+        to=to, policies=policy or [], tables=table or [],
+        older_than=parse_duration(older_than, option="--older-than") if older_than else None,
+        batch_size=batch_size,
+        max_runtime=parse_duration(max_runtime, option="--max-runtime") if max_runtime else None,
+        dry_run=dry_run, lock_wait=lock_wait, lock_timeout=lock_timeout, level=level,
+    )
+    report = commands.run(settings(), options, log=out.log)
+    if out.json:
+        out.data({"run_id": report.run_id, "status": report.status, "dry_run": report.dry_run,
+                  "recovered": report.recovered, "policies": report.policies})
+        return
+    if report.dry_run:
+        rows = []
+        for plan in report.policies:
+            for name, count in plan["rows"].items():
+                rows.append((plan["policy"], name, count, plan["destination"]))
+            if plan["blocked"]:
+                rows.append((plan["policy"], f"(held back: referenced without ON DELETE)", plan["blocked"], ""))
+        out.table("Would archive (dry run)", ["policy", "table", "rows", "destination"], rows)
+        return
+    rows = []
+    for result in report.policies:
+        root = result["rows"].get(result["table"], 0)
+        children = sum(n for t, n in result["rows"].items() if t != result["table"])
+        note = "stopped: --max-runtime" if result["stopped"] else (
+            f"{result['blocked']} held back" if result["blocked"] else "")
+        rows.append((result["policy"], result["mode"], len(result["batches"]), root, children,
+                     _size(result["bytes"]), result["destination"], note))
+    out.table("Archived", ["policy", "mode", "batches", "rows", "child rows", "size", "destination", "note"], rows)
+    out.log(f"run {report.run_id}: {report.status}")
+
+
+@app.command("list")
+def list_(
+    policy: Annotated[Optional[str], typer.Option("--policy", metavar="NAME", show_default=False,
+                                                  help="Only this policy's batches.")] = None,
+    status: Annotated[Optional[str], typer.Option("--status", metavar="STATUS", show_default=False,
+                                                  help="Only batches in this state (archived, restored...).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, metavar="N", help="At most N batches, newest first.")] = 50,
+    json: JsonOption = False,
+) -> None:
+    """List archive batches, newest first: rows, child rows, size, time range, where they are.
+
+    Example:
+
+        tdbctl archive list --policy voice.conversations
+    """
+    from tdbctl.archive import commands
+
+    out = Output(json)
+    batches = commands.list_batches(settings(), policy=policy, status=status, limit=limit)
+    if out.json:
+        out.data([b.document() for b in batches])
+        return
+    out.table("Archive batches", ["batch", "policy", "status", "rows", "child rows", "size", "from", "to",
+                                  "created", "destination"],
+              [(b.id, b.policy, b.status, b.row_count, b.child_total, _size(b.bytes), _time(b.time_min),
+                _time(b.time_max), _time(b.created_at), b.destination) for b in batches])
+
+
+@app.command("verify")
+def verify(
+    batch: Annotated[Optional[int], typer.Argument(metavar="[BATCH]", show_default=False,
+                                                   help="One batch (default: every archived batch).")] = None,
+    json: JsonOption = False,
+) -> None:
+    """Re-check batch files against their manifest and the catalog; exit 3 if anything is wrong.
+
+    Every file is read back: size, sha256, gzip integrity, row count. In-database and in-place
+    batches are checked against their table (the rows are there, carrying the batch's mark).
+
+    Example:
+
+        tdbctl archive verify || echo "archive damaged"
+    """
+    from tdbctl.archive import restore
+    from tdbctl.errors import ExitCode
+
+    out = Output(json)
+    results = restore.verify(settings(), batch)
+    if out.json:
+        out.data([r.document() for r in results])
+    else:
+        for result in results:
+            for problem in result.problems:
+                out.line(f"problem\tbatch {result.batch}\t{problem}")
+        out.table("Verified", ["batch", "policy", "status", "files", "rows", "result"],
+                  [(r.batch, r.policy, r.status, r.files, r.rows, "ok" if r.ok else "DAMAGED") for r in results])
+        bad = sum(1 for r in results if not r.ok)
+        out.log(f"{len(results)} batch(es) verified" if not bad else f"{bad} of {len(results)} batch(es) FAILED")
+    if any(not r.ok for r in results):
+        raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+@app.command("restore")
+def restore_(
+    batch: BatchArgument,
+    dry_run: DryRunOption = False,
+    lock_wait: LockWaitOption = 0.0,
+    lock_timeout: LockTimeoutOption = 10.0,
+    json: JsonOption = False,
+) -> None:
+    """Put a batch's rows back into the live tables, parents before children, in one transaction.
+
+    The files are verified first. Rows whose key is already live are skipped, so restoring twice
+    changes nothing; SET NULL links the archive cut are set back; in-place batches get their
+    status and metadata back.
+
+    Example:
+
+        tdbctl archive restore 42 --dry-run
+    """
+    from tdbctl.archive import restore
+
+    out = Output(json)
+    report = restore.restore(settings(), batch, dry_run=dry_run, lock_wait=lock_wait, lock_timeout=lock_timeout)
+    if out.json:
+        out.data(report.document())
+        return
+    if report.note:
+        out.log(f"batch {report.batch}: {report.note}")
+        return
+    title = f"Batch {report.batch} ({report.policy}): " + ("would restore" if dry_run else "restored")
+    out.table(title, ["table", "rows in batch", "put back"],
+              [(t, n, "" if dry_run else report.inserted.get(t, 0)) for t, n in report.rows.items()])
+    for table, count in report.relinked.items():
+        out.log(f"{table}: {count} reference(s) set back")
+
+
+def _size(value) -> str:
+    if value is None:
+        return ""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(value)
+
+
+def _time(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
+
 
 def register(root: typer.Typer) -> None:
-    pass
+    root.add_typer(app, name="archive")

@@ -1,0 +1,257 @@
+"""`tdbctl archive` on SQLite and PostgreSQL: exact row sets, exact round trips, verify, the CLI.
+
+Every test compares snapshots of every domain table as the database stores it (test_archive_data):
+live rows plus archived rows must be the original rows, and restoring must give back exactly the
+database that was archived.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import stat
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import run_cli
+from test_archive_data import (  # noqa: F401  (fixtures)
+    FIDELITY_POLICIES, T, _pg_template, _sqlite_template, archive_db, checksums, domain_tables, fill, snapshot,
+)
+from tdbctl.archive.codec import kind_of
+from tdbctl.archive.commands import ArchiveOptions, list_batches, run
+from tdbctl.archive.restore import restore, verify
+from tdbctl.errors import UsageError
+from tdbctl.ops.cascade import cascade_tree
+from tdbctl.ops.selection import select_policies
+from tdbctl.schema import metadata
+from tdbctl.schema.bookkeeping import archive_batches
+
+NOW = datetime.now(timezone.utc)
+IN_PLACE = {"chattrain.sessions"}
+
+
+def all_policies():
+    return select_policies(metadata, "archive") + FIDELITY_POLICIES
+
+
+def batch_files(to: Path) -> dict[str, list[dict]]:
+    """Every row line in every batch file under ``to``, per table (links files apart)."""
+    rows: dict[str, list[dict]] = {}
+    for path in sorted(to.rglob("*.jsonl.gz")):
+        table = path.name[: -len(".jsonl.gz")]
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            rows.setdefault(table, []).extend(json.loads(line) for line in handle)
+    return rows
+
+
+def typed_rows(engine, table: sa.Table) -> dict:
+    with engine.connect() as conn:
+        return {row._mapping[table.primary_key.columns.values()[0].name]: row._mapping
+                for row in conn.execute(sa.select(table))}
+
+
+def check_lines_against(line: dict, original, table: sa.Table, dialect: str) -> None:
+    """Independent of tdbctl's codec: text, numbers, booleans and JSON as JSON sees them."""
+    for column in table.columns:
+        value = original[column.name]
+        if isinstance(column.type, (sa.String, sa.Text, sa.Integer, sa.Boolean)):
+            value = value if value is None or isinstance(value, (str, int, bool)) else str(value)  # INET
+            assert line.get(column.name) == value, (table.fullname, column.name)
+            assert (column.name in line) == (value is not None)
+        elif kind_of(column, dialect) == "json":
+            assert line.get(column.name) == value, (table.fullname, column.name)
+
+
+def test_archive_and_restore_round_trip(archive_db, tmp_path):
+    db = archive_db
+    expected = fill(db.engine, NOW)
+    before = snapshot(db.engine)
+    originals = {name: typed_rows(db.engine, T[name]) for name in expected}
+    to = tmp_path / "archive"
+
+    report = run(db.settings, ArchiveOptions(to=str(to), batch_size=2), policies=all_policies())
+    assert report.status == "succeeded" and report.recovered == []
+    by_policy = {p["policy"]: p for p in report.policies}
+    assert by_policy["voice.conversations"]["blocked"] == 1  # held by a system_metrics row
+    assert by_policy["test.scenarios"]["blocked"] == 1  # held by its sessions
+    assert by_policy["dispatch.completed_calls"]["rows"]["dispatch.call_sessions"] == 6
+    assert len(by_policy["dispatch.completed_calls"]["batches"]) == 3
+
+    after = snapshot(db.engine)
+    files = batch_files(to)
+    archived_conversations = {db.key(k) for k in expected["voice.conversations"]}
+    relinked = {key for key, row in before["voice.error_logs"].items()
+                if any(c in str(row) for c in archived_conversations)}
+    assert len(relinked) == 3
+    for table in domain_tables():
+        name = table.fullname
+        taken = {db.key(k) for k in expected.get(name, ())}
+        if name in IN_PLACE:
+            assert set(after[name]) == set(before[name])
+            continue
+        if name == "voice.conversations_archive":
+            # The archive table holds the archived conversations, value for value.
+            assert after[name] == {k: before["voice.conversations"][k] for k in archived_conversations}
+            continue
+        assert set(after[name]) == set(before[name]) - taken, name
+        for key, row in after[name].items():
+            if key not in relinked:
+                assert row == before[name][key], (name, key)
+        # Each archived row is in the files exactly once, and nothing else is.
+        in_files = [line for line in files.get(name, [])]
+        pk = table.primary_key.columns.values()[0].name if table.primary_key.columns else None
+        if taken:
+            keys = [db.key(_as_key(line[pk], table)) for line in in_files]
+            assert sorted(keys) == sorted(taken), name
+            for line in in_files:
+                check_lines_against(line, originals[name][_as_key(line[pk], table)], table, db.dialect)
+        else:
+            assert not in_files, name
+    with db.engine.connect() as conn:
+        links = conn.execute(sa.select(T["voice.error_logs"].c.id, T["voice.error_logs"].c.conversation_id)).all()
+        assert sum(1 for _, c in links if c is None) == 3
+        sessions = T["chattrain.sessions"]
+        archived = conn.execute(sa.select(sessions.c.id, sessions.c.metadata).where(sessions.c.status == "archived")).all()
+    assert {row.id for row in archived} == expected["chattrain.sessions"]
+    assert all("archived_at" in row.metadata and row.metadata["tdbctl_archive"]["batch"] for row in archived)
+    # In place, nothing was deleted: the sessions' messages and feedback are exactly as they were.
+    for name in ("chattrain.messages", "chattrain.feedback"):
+        assert after[name] == before[name]
+
+    assert all(result.ok for result in verify(db.settings)), [r.problems for r in verify(db.settings)]
+    batches = list_batches(db.settings, status="archived")
+    assert len(batches) == sum(len(p["batches"]) for p in report.policies)
+    for batch in batches:
+        result = restore(db.settings, batch.id)
+        assert result.status == "restored"
+    restored = snapshot(db.engine)
+    assert checksums(restored) == checksums(before)
+    assert restored == before
+
+    # Twice: the catalog says so, and nothing changes.
+    for batch in batches:
+        assert restore(db.settings, batch.id).note == "already restored: nothing to do"
+    # Even if the catalog had lost the 'restored' mark, a second restore adds nothing.
+    with db.engine.begin() as conn:
+        conn.execute(sa.update(archive_batches).values(status="archived").where(archive_batches.c.status == "restored"))
+    for batch in batches:
+        again = restore(db.settings, batch.id)
+        assert sum(again.inserted.values()) == 0 and sum(again.relinked.values()) == 0
+    assert snapshot(db.engine) == before
+
+
+def _as_key(value, table: sa.Table):
+    import uuid
+
+    column = table.primary_key.columns.values()[0]
+    return uuid.UUID(value) if isinstance(column.type, sa.Uuid) else value
+
+
+def test_dry_run_counts_and_changes_nothing(archive_db, tmp_path):
+    db = archive_db
+    expected = fill(db.engine, NOW)
+    before = snapshot(db.engine)
+    to = tmp_path / "archive"
+    report = run(db.settings, ArchiveOptions(to=str(to), dry_run=True), policies=all_policies())
+    assert report.status == "dry_run"
+    counted = {}
+    for plan in report.policies:
+        for table, count in plan["rows"].items():
+            counted[table] = counted.get(table, 0) + count
+    assert counted == {t: len(expected.get(t, ())) for t in counted}
+    assert snapshot(db.engine) == before
+    assert not to.exists()
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(archive_batches)).scalar() == 0
+
+
+def test_max_runtime_stops_before_the_next_batch(archive_db, tmp_path):
+    db = archive_db
+    fill(db.engine, NOW)
+    before = snapshot(db.engine)
+    report = run(db.settings, ArchiveOptions(to=str(tmp_path), max_runtime=timedelta(microseconds=1)))
+    assert report.status == "stopped"
+    assert sum(len(p["batches"]) for p in report.policies) == 0
+    assert snapshot(db.engine) == before
+
+
+def test_cli_verify_catches_damage_and_restore_refuses(archive_db, tmp_path):
+    db = archive_db
+    fill(db.engine, NOW)
+    before = snapshot(db.engine)
+    to = tmp_path / "archive"
+    env = {"TDB_DATABASE_URL": db.text}
+
+    missing_to = run_cli("archive", "--policy", "dispatch.completed_calls", env=env, cwd=tmp_path)
+    assert missing_to.returncode == 2 and "--to DIR" in missing_to.stderr
+    unknown = run_cli("archive", "--to", to, "--policy", "nope", env=env, cwd=tmp_path)
+    assert unknown.returncode == 2 and "dispatch.completed_calls" in unknown.stderr
+    assert snapshot(db.engine) == before
+
+    done = run_cli("archive", "--to", to, "--policy", "dispatch.completed_calls", "--batch-size", "2", "--json",
+                   env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    batches = json.loads(done.stdout)["policies"][0]["batches"]
+    assert len(batches) == 3
+
+    listed = run_cli("archive", "list", "--json", env=env, cwd=tmp_path)
+    assert listed.returncode == 0
+    assert sorted(b["id"] for b in json.loads(listed.stdout) if b["status"] == "archived") == batches
+    assert run_cli("archive", "verify", env=env, cwd=tmp_path).returncode == 0
+
+    # Owner-only, and readable without tdbctl: gzip and JSON, checksums as sha256sum gives them.
+    for path in to.rglob("*"):
+        assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600), path
+    directories = sorted(p for p in to.rglob("*batch*") if p.is_dir())
+    manifest = json.loads((directories[0] / "manifest.json").read_text())
+    for entry in manifest["files"]:
+        data = (directories[0] / entry["name"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+        assert len(gzip.decompress(data).splitlines()) == entry["rows"]
+
+    flipped, truncated, removed = directories
+    target = flipped / "dispatch.call_transcripts.jsonl.gz"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    result = run_cli("archive", "verify", env=env, cwd=tmp_path)
+    assert result.returncode == 3 and "dispatch.call_transcripts.jsonl.gz" in result.stdout
+    target = truncated / "dispatch.call_sessions.jsonl.gz"
+    target.write_bytes(target.read_bytes()[:-9])
+    (removed / "dispatch.extracted_entities.jsonl.gz").unlink()
+    result = run_cli("archive", "verify", "--json", env=env, cwd=tmp_path)
+    assert result.returncode == 3
+    problems = {r["batch"]: r["problems"] for r in json.loads(result.stdout)}
+    assert [len(problems[b]) > 0 for b in batches] == [True, True, True]
+    assert any("truncated" in p or "bytes" in p for p in problems[batches[1]])
+    assert any("missing" in p for p in problems[batches[2]])
+    for batch in batches:
+        assert run_cli("archive", "verify", batch, env=env, cwd=tmp_path).returncode == 3
+
+    live = snapshot(db.engine)
+    refused = run_cli("archive", "restore", batches[0], env=env, cwd=tmp_path)
+    assert refused.returncode == 3 and "nothing restored" in refused.stderr
+    assert snapshot(db.engine) == live
+
+
+def test_usage_errors_and_policy_tree():
+    with pytest.raises(UsageError, match="academy.conversation_logs"):
+        select_policies(metadata, "archive", ["voice.nope"])
+    with pytest.raises(UsageError, match="ambiguous"):
+        select_policies(metadata, "archive", tables=["scenarios"])
+    assert [p.name for p in select_policies(metadata, "archive", tables=["voice.conversations"])] == \
+        ["voice.conversations"]
+    tree = cascade_tree(metadata, "voice.conversations")
+    assert {t.fullname for t in tree.children} == {
+        "voice.conversation_turns", "voice.state_transitions", "voice.extracted_slots", "voice.appointments",
+        "voice.user_feedback"}
+    assert [link.child.fullname for link in tree.detached] == ["voice.error_logs"]
+    assert [link.child.fullname for link in tree.blocking] == ["voice.system_metrics"]
+    order = [t.fullname for t in tree.delete_order()]
+    assert order.index("voice.extracted_slots") < order.index("voice.conversation_turns") < order.index(
+        "voice.conversations")
