@@ -489,3 +489,54 @@ def test_a_batch_that_meets_a_lock_pauses_and_retries(db):
     assert outcome.rows == {"chattrain.user_activity_logs": 6}
     with db.engine.connect() as conn:
         assert set(conn.execute(sa.select(T["chattrain.user_activity_logs"].c.id)).scalars()) == live
+
+
+def test_the_issue_duration_forms_parse_to_retention_windows():
+    from tdbctl.ops.durations import parse_duration
+
+    assert {text: parse_duration(text) for text in ("90d", "12h", "2w", "6mo", "1y", "30m")} == {
+        "90d": timedelta(days=90), "12h": timedelta(hours=12), "2w": timedelta(weeks=2),
+        "6mo": timedelta(days=180), "1y": timedelta(days=365), "30m": timedelta(minutes=30),
+    }
+    request = CleanupRequest.from_options(before="2025-01-01", max_runtime="30m")
+    assert request.before == datetime(2025, 1, 1, tzinfo=timezone.utc)
+    assert request.max_runtime == timedelta(minutes=30)
+
+
+def test_before_and_hours_take_exactly_the_rows_past_them_whatever_the_server_time_zone(db_url):
+    """ChatTrain's activity logs carry a TIMESTAMP without time zone, holding UTC wall time. On a
+    PostgreSQL server whose TimeZone is 14 hours ahead of UTC, each cutoff still falls where the
+    option says: a row 11 hours old survives --older-than 12h, one 14.75 days old survives a
+    --before 15 days back."""
+    if db_url.get_backend_name() == "postgresql":
+        from conftest import _admin
+
+        with _admin(db_url).connect() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{db_url.database}" SET TimeZone = \'Pacific/Kiritimati\'')
+    settings = resolve(url_text(db_url))
+    upgrade(settings)
+    logs = T["chattrain.user_activity_logs"]
+    hours = [1, 11, 13, 30, 24 * 14.75, 24 * 15.25, 24 * 20]
+    with open_database(settings) as db:
+        with db.engine.begin() as conn:
+            rows = World(db.engine).insert(conn, "chattrain.user_activity_logs", [
+                dict(user_id=f"{h}h", activity_type="message_sent", timestamp=ago(h / 24, naive=True)) for h in hours
+            ])
+            if db.engine.dialect.name == "postgresql":
+                assert conn.exec_driver_sql("SHOW TimeZone").scalar() == "Pacific/Kiritimati"
+        by_age = {h: r["id"] for h, r in zip(hours, rows)}
+
+        def left() -> set:
+            with db.engine.connect() as conn:
+                return set(conn.execute(sa.select(logs.c.id)).scalars())
+
+        before = (NOW - timedelta(days=15)).isoformat()
+        report = cleanup(db, CleanupRequest.from_options(policies=["chattrain.activity_logs"], before=before))
+        assert report.rows == {"chattrain.user_activity_logs": 2}
+        assert left() == {by_age[h] for h in hours if h < 24 * 15}
+
+        request = CleanupRequest.from_options(policies=["chattrain.activity_logs"], older_than="12h", dry_run=True)
+        assert cleanup(db, request).rows == {"chattrain.user_activity_logs": 3}
+        report = cleanup(db, CleanupRequest.from_options(policies=["chattrain.activity_logs"], older_than="12h"))
+        assert report.rows == {"chattrain.user_activity_logs": 3}
+        assert left() == {by_age[1], by_age[11]}

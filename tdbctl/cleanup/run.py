@@ -107,7 +107,7 @@ def cleanup(
     policies = policies_of(metadata) if policies is None else policies
     observer = observer or Observer()
     now = utcnow()
-    targets = select_targets(policies, request, now)
+    targets = select_targets(policies, request, now, metadata)
     report = CleanupReport(dry_run=request.dry_run, started_at=now)
     started = time.monotonic()
     try:
