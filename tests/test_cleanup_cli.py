@@ -198,3 +198,52 @@ def test_a_terminal_gets_a_progress_bar_and_a_summary_table(db, tmp_path):
     assert process.wait(timeout=120) == 0, text
     assert "Cleanup run 1: succeeded" in text and "━" in text and "│" in text
     assert "chattrain.abandoned_sessions" in text and "\tdeleted\t" not in text
+
+
+def test_max_runtime_stops_cleanly_exits_0_and_the_next_run_finishes(db, invoke):
+    """The table is held by another transaction: batches wait, pause and retry until --max-runtime
+    ends the run between attempts. Nothing is half done; the run is recorded as stopped; the next
+    run (lock gone) takes exactly the expired rows."""
+    import threading
+
+    logs = T["chattrain.user_activity_logs"]
+    with db.engine.begin() as conn:
+        rows = World(db.engine).insert(conn, "chattrain.user_activity_logs", [
+            dict(user_id="u", activity_type="message_sent", timestamp=ago(days, naive=True)) for days in [100] * 5 + [10] * 3
+        ])
+    everything = {r["id"] for r in rows}
+    live = {r["id"] for r in rows if r["timestamp"] > ago(90, naive=True)}
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        with db.engine.begin() as conn:
+            if db.engine.dialect.name == "postgresql":
+                conn.exec_driver_sql("LOCK TABLE chattrain.user_activity_logs IN ACCESS EXCLUSIVE MODE")
+            else:  # SQLite: an open write transaction on the chattrain file
+                conn.exec_driver_sql("INSERT INTO chattrain.system_config (key, value) VALUES ('lock', '1')")
+            holding.set()
+            release.wait(20)
+            conn.rollback()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        stopped = invoke(db, "--policy", "chattrain.activity_logs", "--max-runtime", "1s", "--lock-timeout", "0.2", "--json")
+    finally:
+        release.set()
+        holder.join()
+    assert stopped.returncode == 0, stopped.stderr
+    summary = json.loads(stopped.stdout)
+    assert summary["status"] == "stopped" and summary["rows"] == {}
+    assert summary["message"].startswith("stopped by --max-runtime 1s")
+    assert summary["policies"][0]["status"] == "stopped" and summary["policies"][0]["retries"] >= 1
+    with db.engine.connect() as conn:
+        assert set(conn.execute(sa.select(logs.c.id)).scalars()) == everything
+    assert [(r["status"], r["options"]["max_runtime"]) for r in runs_rows(db.engine)] == [("stopped", "1s")]
+
+    again = invoke(db, "--policy", "chattrain.activity_logs", "--max-runtime", "1h")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.split("\t")[:3] == ["chattrain.activity_logs", "deleted", "5"]
+    with db.engine.connect() as conn:
+        assert set(conn.execute(sa.select(logs.c.id)).scalars()) == live
