@@ -199,15 +199,21 @@ def _render_tables(out: Output, r: dict) -> None:
     by_schema: dict[str, list] = {}
     for t in r["tables"]:
         by_schema.setdefault(t["schema"], []).append(t)
+    # SQLite has no TOAST, dead tuples, vacuum times or scan counters: no empty columns for them.
+    counters = any(t["dead_tuples"] is not None for t in r["tables"])
+    columns = ["table", "rows", "size", "indexes"]
+    if counters:
+        columns += ["toast", "dead", "vacuumed", "analyzed", "seq/idx scans"]
     for schema, tables in by_schema.items():
-        out.table(f"Tables in {schema}",
-                  ["table", "rows", "table", "indexes", "toast", "dead", "vacuumed", "analyzed", "seq/idx scans"],
-                  [(t["table"], f"{t['rows']:,}", _size(t["table_bytes"]), _size(t["index_bytes"]),
-                    _size(t["toast_bytes"]), _pct(t["dead_tuple_ratio"]),
-                    _when(t["last_vacuum"], t["last_autovacuum"]) if t["dead_tuples"] is not None else "",
-                    _when(t["last_analyze"], t["last_autoanalyze"]) if t["dead_tuples"] is not None else "",
-                    f"{t['seq_scans']}/{t['index_scans']}" if t["seq_scans"] is not None else "")
-                   for t in tables])
+        rows = []
+        for t in tables:
+            row = [t["table"], f"{t['rows']:,}", _size(t["table_bytes"]), _size(t["index_bytes"])]
+            if counters:
+                row += [_size(t["toast_bytes"]), _pct(t["dead_tuple_ratio"]), _when(t["last_vacuum"], t["last_autovacuum"]),
+                        _when(t["last_analyze"], t["last_autoanalyze"]),
+                        f"{t['seq_scans']}/{t['index_scans']}" if t["seq_scans"] is not None else ""]
+            rows.append(tuple(row))
+        out.table(f"Tables in {schema}", columns, rows)
 
 
 def _render_platform(out: Output, platform: dict | None) -> None:
