@@ -111,7 +111,8 @@ def test_same_random_seed_same_rows_other_seed_other_rows(db_url, other_url):
     assert checksums(db_url) == checksums(other_url)
     remove_synthetic(settings_for(other_url))
     generate_synthetic(settings_for(other_url), sessions=60, span="30mo", until=UNTIL.isoformat(), random_seed=12)
-    differing = {n for n, c in checksums(other_url).items() if c != checksums(db_url)[n]}
+    ours = checksums(db_url)
+    differing = {n for n, c in checksums(other_url).items() if c != ours[n]}
     assert {"dispatch.call_sessions", "voice.conversations", "academy.user_progress", "chattrain.sessions"} <= differing
 
 
@@ -347,12 +348,12 @@ def test_sigkill_mid_domain_leaves_that_domain_untouched(db_url, tmp_path):
         n: 0 for n in counts if n.startswith("chattrain.")}
     rerun = run_cli("--database-url", url_text(db_url), "seed", "--domain", "chattrain", cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
-    statuses = [r[0] for r in create_engine(db_url).connect().execute(
-        sa.text("SELECT status FROM tdbctl.runs ORDER BY id"))]
-    assert statuses == ["succeeded", "killed", "succeeded"]
-    # The trigger works again.
     engine = create_engine(db_url)
     try:
+        with engine.connect() as conn:
+            statuses = [r[0] for r in conn.execute(sa.text("SELECT status FROM tdbctl.runs ORDER BY id"))]
+        assert statuses == ["succeeded", "killed", "succeeded"]
+        # The trigger works again.
         with engine.begin() as conn:
             session_id = conn.execute(sa.text("SELECT id FROM chattrain.sessions")).scalar()
             assert session_id is None
