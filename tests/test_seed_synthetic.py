@@ -323,6 +323,35 @@ def test_plain_progress_lines_without_a_terminal(sqlite_url, tmp_path):
     assert result.stdout.splitlines()[:2] == ["# Synthetic rows", "table\trows"]
 
 
+def test_a_terminal_gets_a_progress_bar(sqlite_url, tmp_path):
+    """Under a pseudo-terminal: rich draws a bar per domain, not the plain lines of a log."""
+    import pty
+
+    upgrade(settings_for(sqlite_url), lock_wait=5)
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("TDB_DATABASE_URL", "DATABASE_URL")}
+    env.update(COLUMNS="160", TERM="xterm")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tdbctl", "--database-url", url_text(sqlite_url), "seed", "--synthetic", "-n", "10",
+         "--domain", "voice", "--until", "2026-01-15"], stdin=follower, stdout=follower, stderr=follower, env=env,
+        cwd=tmp_path)
+    os.close(follower)
+    output = b""
+    while True:  # read as it comes: a full pty buffer would block the child
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(leader)
+    text = output.decode(errors="replace")
+    assert process.wait(timeout=120) == 0, text
+    assert "synthetic voice" in text and "━" in text and "10/10" in text
+    assert "synthetic voice: generating" not in text and "table\trows" not in text
+
+
 def test_sigkill_mid_domain_leaves_that_domain_untouched(db_url, tmp_path):
     """Killed while loading chattrain: the domains before are whole, chattrain has nothing, and its
     trigger (dropped for the load on SQLite, disabled on PostgreSQL) is back."""
