@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -71,11 +70,7 @@ class RestorePlan:
     manifest: Manifest
     target: Settings
     existing: dict[str, int]
-    head_future: Future
-
-    @property
-    def head(self) -> str | None:
-        return self.head_future.result()
+    head: str | None
 
     @property
     def replaces(self) -> bool:
@@ -101,20 +96,13 @@ class RestoreResult:
 
 
 def _head(settings: Settings) -> str | None:
+    # Read here, in the calling thread. It once ran in a thread beside the dump to save the ~20 ms of
+    # reading the scripts, but two threads importing alembic, SQLAlchemy's dialects and tdbctl.schema
+    # at once can each get a half-initialised module ("Can't load plugin", "cannot import name ...
+    # from partially initialized module"): a backup must not fail on that.
     from tdbctl.migrate.commands import script_directory, single_head
 
     return single_head(script_directory(settings))
-
-
-def _head_soon(settings: Settings) -> Future:
-    """The migrations' head, read in a thread: loading the scripts overlaps the dump or restore."""
-    # The scripts import SQLAlchemy's dialect packages; two threads importing them at once can leave
-    # one with a half-initialised module ("Can't load plugin"), so the dialect loads here first.
-    settings.url.get_dialect()
-    pool = ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(_head, settings)
-    pool.shutdown(wait=False)
-    return future
 
 
 # -- backup -------------------------------------------------------------------------------------
@@ -133,8 +121,8 @@ def create(settings: Settings, *, to: str | None = None, jobs: int | None = None
     cleaned = store.cleanup_leftovers(directory)
     started, clock = datetime.now(timezone.utc), time.monotonic()
     name = f"{strategy.label(settings)}-{started:%Y%m%dT%H%M%SZ}"
+    head = _head(settings)
     partial = store.new_partial(directory, name)
-    head = _head_soon(settings)
     try:
         snapshot = strategy.dump(settings, partial, jobs=jobs, pg_bin=pg_bin, log=log)
         make_private(partial)
@@ -144,7 +132,7 @@ def create(settings: Settings, *, to: str | None = None, jobs: int | None = None
             server_version=snapshot.server_version,
             tdbctl_version=__version__,
             revision=snapshot.revision,
-            head=head.result(),
+            head=head,
             database=strategy.identity(settings),
             source=settings.masked_url,
             method=snapshot.method,
@@ -237,9 +225,8 @@ def plan_restore(path: Path, target: Settings) -> RestorePlan:
     manifest = read_manifest(path)
     if manifest.dialect != target.dialect:
         raise UsageError(f"{path.name} is a {manifest.dialect} backup; the target {target.masked_url} is {target.dialect}")
-    head = _head_soon(target)
     existing = strategy_for(target.dialect).existing_tables(target)
-    return RestorePlan(path, manifest, target, existing, head)
+    return RestorePlan(path, manifest, target, existing, _head(target))
 
 
 def restore(plan: RestorePlan, *, force: bool = False, jobs: int | None = None, pg_bin: str | None = None,
