@@ -33,8 +33,10 @@ from tdbctl.errors import TdbError
 from tdbctl.ops.cascade import CascadeTree, cascade_tree
 
 PAUSE_ENV = "TDB_ARCHIVE_PAUSE_AT"
-"""Test hook: 'written' or 'verified' makes a batch stop at that point and sleep, so a test can
-SIGKILL the process there. Never set it in production."""
+"""Test hook: a batch stops at that point and sleeps, so a test can SIGKILL the process there:
+'written' (files fsynced, not yet read back), 'verified' (read back, no manifest yet), 'deleted'
+(rows deleted and batch marked, not committed), 'committed' (after the first batch's commit).
+Never set it in production."""
 
 
 @dataclass
@@ -125,6 +127,7 @@ def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
             if outcome is None:
                 break
             batch_id, counts, size, after = outcome
+            pause("committed")
             result.batches.append(batch_id)
             result.add(counts)
             result.bytes += size
@@ -279,6 +282,7 @@ def _write_and_delete(ctx: Context, policy, tree, archive_table, keys, cutoff, a
         time_min=min(times) if times else None, time_max=max(times) if times else None,
         sha256=manifest_sha, size=size, manifest=written,
     )
+    pause("deleted")
     return batch_id, counts, size, max(key_values)
 
 

@@ -12,6 +12,8 @@ import json
 import os
 import re
 import zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SUFFIX = ".jsonl.gz"
 BUFFER = 1 << 20
+IN_FLIGHT = 4
 GZIP_WBITS = 31  # zlib's gzip container: a standard .gz that gzip, zcat and every library read
 
 
@@ -53,18 +56,26 @@ class FileStats:
 
 
 class BatchFile:
-    """One gzip'd JSON Lines file being written; counts and hashes what goes through it."""
+    """One gzip'd JSON Lines file being written; counts and hashes what goes through it.
+
+    Compressing, hashing and writing happen on a thread of the file's own (zlib, hashlib and
+    file writes release the GIL), so they overlap with the database producing the next rows.
+    At most IN_FLIGHT buffers wait for it; its first error (a full disk) is raised by the next
+    write or by close.
+    """
 
     def __init__(self, directory: Path, name: str, table: str, role: str, level: int):
         self.path = directory / name
         self.name, self.table, self.role = name, table, role
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.fchmod(fd, 0o600)
-        self._out = open(fd, "wb", buffering=BUFFER)
+        self._out = open(fd, "wb", buffering=0)
         self._zip = zlib.compressobj(level, zlib.DEFLATED, GZIP_WBITS)
         self._content = hashlib.sha256()
         self._digest = hashlib.sha256()
         self._pending = bytearray()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tdbctl-archive-file")
+        self._queued: deque = deque()
         self.rows = 0
         self.bytes = 0
 
@@ -74,29 +85,43 @@ class BatchFile:
             self._drain()
 
     def _drain(self) -> None:
+        if not self._pending:
+            return
         chunk = bytes(self._pending)
         self._pending.clear()
         self.rows += chunk.count(b"\n")
+        while self._queued and (len(self._queued) >= IN_FLIGHT or self._queued[0].done()):
+            self._queued.popleft().result()
+        self._queued.append(self._worker.submit(self._consume, chunk))
+
+    def _consume(self, chunk: bytes) -> None:
         self._content.update(chunk)
         self._emit(self._zip.compress(chunk))
 
     def _emit(self, data: bytes) -> None:
         if data:
             self._digest.update(data)
-            self._out.write(data)
+            view = memoryview(data)
+            while view:
+                view = view[self._out.write(view):]
             self.bytes += len(data)
 
     def close(self) -> FileStats:
         """Finish the gzip stream and make the file durable (fsync) before returning."""
-        self._drain()
-        self._emit(self._zip.flush())
-        self._out.flush()
-        os.fsync(self._out.fileno())
+        try:
+            self._drain()
+            while self._queued:
+                self._queued.popleft().result()
+            self._emit(self._zip.flush())
+            os.fsync(self._out.fileno())
+        finally:
+            self._worker.shutdown(wait=True, cancel_futures=True)
         self._out.close()
         return FileStats(self.name, self.table, self.role, self.rows, self.bytes,
                          self._digest.hexdigest(), self._content.hexdigest())
 
     def abort(self) -> None:
+        self._worker.shutdown(wait=True, cancel_futures=True)
         try:
             self._out.close()
         except OSError:
