@@ -46,18 +46,20 @@ def to_ms(moment: datetime) -> int:
 
 
 _HOURS: dict[int, str] = {}
+_MINUTES_SECONDS = [f"{m:02d}:{s:02d}" for m in range(60) for s in range(60)]
+_FRACTIONS = [f".{ms:03d}000" for ms in range(1000)]
 
 
 def ts(ms: int) -> str:
-    """Milliseconds since the epoch -> UTC timestamp text. The date-and-hour part is cached: the
-    rows of a session share it, and formatting dates is the costliest step of generation."""
+    """Milliseconds since the epoch -> UTC timestamp text. Formatting is the costliest step of
+    generation: the date-and-hour part is cached (the rows of a session share it), the rest is
+    put together from precomputed pieces."""
     hour, rest = divmod(ms, HOUR)
     prefix = _HOURS.get(hour)
     if prefix is None:
         prefix = _HOURS[hour] = (EPOCH + timedelta(hours=hour)).strftime("%Y-%m-%d %H:")
     seconds, millis = divmod(rest, 1000)
-    minutes, seconds = divmod(seconds, 60)
-    return f"{prefix}{minutes:02d}:{seconds:02d}.{millis:03d}000"
+    return prefix + _MINUTES_SECONDS[seconds] + _FRACTIONS[millis]
 
 
 def day_text(ms: int) -> str:
