@@ -60,3 +60,33 @@ def server(settings: Sequence[str] = ()):
         subprocess.run(_as_owner([str(BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], owner),
                        capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def standby(primary_url: str):
+    """A streaming hot standby of a ``server()``: pg_basebackup -R, started on a port of its own.
+    Yields its URL (same superuser and password)."""
+    from urllib.parse import urlsplit
+
+    owner = "postgres" if os.geteuid() == 0 else None
+    primary = urlsplit(primary_url)
+    root = Path(tempfile.mkdtemp(prefix="tdbctl-pg15-standby-"))
+    data, sockets = root / "data", root / "sock"
+    sockets.mkdir()
+    if owner:
+        shutil.chown(root, owner)
+        shutil.chown(sockets, owner)
+    port = _free_port()
+    # The password goes through the environment, never the command line.
+    env = {**os.environ, "PGPASSWORD": PASSWORD}
+    run = lambda args: subprocess.run(_as_owner(args, owner), check=True, capture_output=True, env=env)  # noqa: E731
+    try:
+        run([str(BIN / "pg_basebackup"), "-D", str(data), "-R", "-X", "stream", "-c", "fast",
+             "-h", primary.hostname, "-p", str(primary.port), "-U", "postgres"])
+        run([str(BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o",
+             f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c hot_standby=on", "start"])
+        yield f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(_as_owner([str(BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], owner),
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

@@ -10,7 +10,7 @@ import pytest
 
 import pg15
 from conftest import run_cli, url_text
-from stats_support import Session, migrate, settings_for, wait_for, waiting_on_lock
+from stats_support import Session, migrate, settings_for, wait_for, waiting_on_lock, write_toml
 
 needs_pg15 = pytest.mark.skipif(not pg15.available(), reason="Debian PostgreSQL 15 binaries not installed")
 
@@ -184,17 +184,26 @@ def test_top_queries_hint_when_pg_stat_statements_is_not_loaded(pg_db, tmp_path)
                                    "seq/idx scans"]
 
 
-@needs_pg15
-def test_top_queries_from_pg_stat_statements(tmp_path):
+@pytest.fixture(scope="module")
+def pg15_server():
+    """One Debian PostgreSQL 15 for this module's tests (a server start costs seconds)."""
+    if not pg15.available():
+        pytest.skip("Debian PostgreSQL 15 binaries not installed")
     with pg15.server(["shared_preload_libraries=pg_stat_statements"]) as url:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION pg_stat_statements")
-            for _ in range(3):
-                conn.execute("SELECT pg_sleep(0.1), 42 AS answer_marker")  # slow enough to lead the list
-        result = run_cli("stats", "--json", "--top", "3", cwd=tmp_path, env={"TDB_DATABASE_URL": url})
-        assert result.returncode == 0, result.stderr
-        assert pg15.PASSWORD not in result.stdout + result.stderr
-        report = json.loads(result.stdout)
+        yield url
+
+
+@needs_pg15
+def test_top_queries_from_pg_stat_statements(pg15_server, tmp_path):
+    url = pg15_server
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION pg_stat_statements")
+        for _ in range(3):
+            conn.execute("SELECT pg_sleep(0.1), 42 AS answer_marker")  # slow enough to lead the list
+    result = run_cli("stats", "--json", "--top", "3", cwd=tmp_path, env={"TDB_DATABASE_URL": url})
+    assert result.returncode == 0, result.stderr
+    assert pg15.PASSWORD not in result.stdout + result.stderr
+    report = json.loads(result.stdout)
     top = report["top_queries"]
     assert top["available"] is True and top["hint"] is None
     assert len(top["queries"]) == 3
@@ -204,3 +213,35 @@ def test_top_queries_from_pg_stat_statements(tmp_path):
     assert report["tables"] == [] and report["platform"]["figures"] == {
         "conversations": None, "errors_by_type": None, "slot_extraction": None, "training_sessions": None}
     assert report["health"]["server_version"].startswith("15")
+
+
+@needs_pg15
+def test_replication_lag_on_the_primary_and_on_a_standby(pg15_server, tmp_path):
+    from tdbctl.config import resolve
+    from tdbctl.stats import collect
+
+    primary = pg15_server
+    with pg15.standby(primary) as standby:
+        with psycopg.connect(primary, autocommit=True) as conn:
+            conn.execute("CREATE TABLE replicated (v int)")
+            conn.execute("INSERT INTO replicated VALUES (1)")
+            lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+            wait_for(lambda: (conn.execute(
+                "SELECT state = 'streaming' AND replay_lsn >= %s FROM pg_stat_replication", (lsn,)).fetchone()
+                or (False,))[0])
+        write_toml(tmp_path, {"replication_lag_warning_s": 0})
+        on_primary = collect(resolve(primary, directory=tmp_path), platform=False)
+        on_standby = collect(resolve(standby, directory=tmp_path), platform=False)
+
+    replication = on_primary["replication"]
+    assert replication["role"] == "primary" and replication["replay_lag_seconds"] is None
+    [replica] = replication["replicas"]
+    assert replica["state"] == "streaming" and replica["client"] == "127.0.0.1"
+    assert replica["name"] == "walreceiver"  # what pg_basebackup -R's primary_conninfo does not rename
+    standby_view = on_standby["replication"]
+    assert standby_view["role"] == "replica" and standby_view["replicas"] == []
+    # The standby has replayed the INSERT: its lag is the time since that commit, a few seconds at most.
+    assert 0 <= standby_view["replay_lag_seconds"] < 60
+    found = {(f["check"], f["subject"]): f["severity"] for f in on_standby["findings"]}
+    assert found[("replication_lag", "this replica")] == "warning"
+

@@ -228,7 +228,7 @@ class PostgresCollector:
             {"name": name, "client": client, "state": state, "write_lag_seconds": _round(w),
              "flush_lag_seconds": _round(f), "replay_lag_seconds": _round(r)}
             for name, client, state, w, f, r in self._all(
-                "SELECT application_name, client_addr::text, state, extract(epoch FROM write_lag)::float8, "
+                "SELECT application_name, host(client_addr), state, extract(epoch FROM write_lag)::float8, "
                 "extract(epoch FROM flush_lag)::float8, extract(epoch FROM replay_lag)::float8 "
                 "FROM pg_stat_replication ORDER BY application_name")
         ]
