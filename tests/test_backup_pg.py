@@ -18,8 +18,10 @@ import pg15
 from conftest import url_text
 from test_backup import migrated, take_backup, tdb
 from test_backup_data import checksums, fill
+from tdbctl.backup import pgtools
 from tdbctl.backup.manifest import read_manifest
 from tdbctl.config import resolve
+from tdbctl.errors import PrerequisiteError
 
 needs_pg15 = pytest.mark.skipif(not pg15.available(), reason="Debian PostgreSQL 15 binaries not installed")
 
@@ -98,6 +100,23 @@ def test_missing_or_too_old_pg_dump_says_which_version_is_needed(pg_url, tmp_pat
     path = take_backup(pg_url, tmp_path)
     restore = tdb(pg_url, "restore", path, "--force", "--yes", "--pg-bin", pg15.BIN, cwd=tmp_path)
     assert restore.returncode == 1 and "is too old" in restore.stderr and "made by pg_dump 18" in restore.stderr
+
+
+@needs_pg15
+def test_the_search_takes_the_first_pg_dump_new_enough_and_else_names_the_version_needed():
+    on_path = {"PATH": str(pg15.BIN)}
+    assert pgtools.find_tools(15, environ=on_path).bin_dir == pg15.BIN  # PATH first, when it fits
+    newer = pgtools.find_tools(18, environ=on_path)  # too old on PATH: the search goes on
+    assert newer.major >= 18 and newer.bin_dir != pg15.BIN
+    with pytest.raises(PrerequisiteError) as none_fits:
+        pgtools.find_tools(99, environ=on_path, purpose=" for this PostgreSQL 99 server")
+    message = none_fits.value.message
+    assert message.startswith("pg_dump too old: pg_dump, pg_restore and psql 99 or newer are needed for this "
+                              f"PostgreSQL 99 server, found only {pg15.BIN / 'pg_dump'} 15.")
+    assert f"{newer.bin_dir / 'pg_dump'} {newer.version}" in message and "postgresql-client-99" in message
+    # TDB_PG_BIN is the only directory tried: the newer one found above is not taken instead.
+    with pytest.raises(PrerequisiteError, match=r"pg_dump 15\.\d+ in .* \(from TDB_PG_BIN\) is too old"):
+        pgtools.find_tools(18, environ={**on_path, "TDB_PG_BIN": str(pg15.BIN)})
 
 
 def test_password_stays_out_of_the_process_list_and_the_manifest_and_a_killed_dump_leaves_nothing(

@@ -207,3 +207,63 @@ def test_pruning_happens_only_after_a_successful_backup(sqlite_url, tmp_path):
     failed = tdb(sqlite_url, "backup", "--to", tmp_path / "backups", "--keep", "1", cwd=tmp_path)
     assert failed.returncode == 1 and "file is not a database" in failed.stderr, failed.stderr
     assert {p.name for p in (tmp_path / "backups").iterdir()} == before
+
+
+def test_directory_and_keep_come_from_tdbctl_toml_and_names_carry_the_utc_time(sqlite_url, tmp_path):
+    migrated(sqlite_url)
+    (tmp_path / "tdbctl.toml").write_text('[backup]\ndir = "nightly"\nkeep = 1\n')
+    first = tdb(sqlite_url, "backup", "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    path = Path(json.loads(first.stdout)["path"])
+    assert path.parent == tmp_path / "nightly" and oct(path.parent.stat().st_mode & 0o777) == "0o700"
+    created = read_manifest(path).created
+    assert path.name == f"tdbctl-{created:%Y%m%dT%H%M%SZ}" and created.utcoffset() == timedelta(0)
+
+    second = tdb(sqlite_url, "backup", "--json", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    newest = Path(json.loads(second.stdout)["path"])
+    assert json.loads(second.stdout)["pruned"] == [path.name]  # keep = 1 from the file
+    listed = tdb(sqlite_url, "backup", "list", "--json", cwd=tmp_path)
+    assert [b["path"] for b in json.loads(listed.stdout)["backups"]] == [str(newest)]
+
+
+def test_restore_asks_on_a_terminal_and_no_changes_nothing(sqlite_url, tmp_path):
+    import os
+    import pty
+
+    settings = resolve(url_text(migrated(sqlite_url)))
+    fill(sqlite_url)
+    backed_up = checksums(sqlite_url)
+    path = commands.create(settings, to=str(tmp_path / "backups")).path
+    fill(sqlite_url, rows=2, salt=6)
+    current = checksums(sqlite_url)
+
+    def answer(reply: bytes) -> tuple[int, str]:
+        leader, follower = pty.openpty()
+        process = subprocess.Popen([sys.executable, "-m", "tdbctl", "restore", str(path), "--force"],
+                                   stdin=follower, stdout=follower, stderr=follower, cwd=tmp_path,
+                                   env={**os.environ, "TDB_DATABASE_URL": url_text(sqlite_url), "COLUMNS": "300"})
+        os.close(follower)
+        output = b""
+        while b"?" not in output:  # the question, then the answer
+            chunk = os.read(leader, 4096)
+            assert chunk, output
+            output += chunk
+        os.write(leader, reply)
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the child closed its end
+                break
+            if not chunk:
+                break
+            output += chunk
+        os.close(leader)
+        return process.wait(timeout=60), output.decode(errors="replace")
+
+    code, text = answer(b"n\n")
+    assert code == 6 and f"Restore {path.name} (revision" in text and "replace" in text, text
+    assert checksums(sqlite_url) == current
+    code, text = answer(b"y\n")
+    assert code == 0, text
+    assert checksums(sqlite_url) == backed_up
