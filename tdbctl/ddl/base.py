@@ -152,5 +152,9 @@ class Dialect:
         """Write ``rows`` (tuples of plain values, in ``columns`` order) into ``table`` fast."""
         raise NotImplementedError
 
+    def bulk_load_workers(self) -> int:
+        """How many domains may load at once, each on its own connection and transaction."""
+        return 1
+
     def sync_sequences(self, conn, table) -> None:
         """After rows were written with explicit integer ids: the next generated id follows them."""

@@ -261,6 +261,11 @@ class PostgresDialect(Dialect):
                 for row in rows:
                     write(row)
 
+    def bulk_load_workers(self) -> int:
+        # A COPY keeps one server backend busy while the client mostly waits on it: two domains
+        # at once use both cores of a small machine. SQLite keeps 1 (one writer at a time).
+        return 2
+
     def sync_sequences(self, conn, table) -> None:
         column = table.autoincrement_column
         if column is None:

@@ -56,21 +56,64 @@ class SyntheticResult:
 
 
 def generate(db, plan: Plan, domains: list[str], *, dry_run: bool = False, progress: Progress | None = None,
-             chunk_sessions: int = CHUNK_SESSIONS, before=None) -> SyntheticResult:
-    """``before(conn, domain)`` runs first in each domain's transaction (a dry run's reference rows)."""
+             chunk_sessions: int = CHUNK_SESSIONS, before=None, workers: int | None = None) -> SyntheticResult:
+    """``before(conn, domain)`` runs first in each domain's transaction (a dry run's reference rows).
+
+    Domains load in ``workers`` threads at once (the dialect's ``bulk_load_workers`` by default),
+    each in its own transaction: a failure or an interrupt rolls back every domain not yet
+    committed, and a domain's rows do not depend on which others run beside it.
+    """
     progress = progress or Progress()
     result = SyntheticResult(dry_run, plan.random_seed, plan.sessions, plan.start, plan.end)
+    workers = max(1, min(workers or db.dialect.bulk_load_workers(), len(domains)))
+    cancelled = threading.Event()
     started = time.perf_counter()
+    counts: dict[str, Counter] = {}
     try:
-        for domain in domains:
-            _generate_domain(db, plan, domain, result, progress, dry_run, chunk_sessions, before)
+        if workers == 1:
+            for domain in domains:
+                counts[domain] = _generate_domain(db, plan, domain, progress, dry_run, chunk_sessions, before,
+                                                  cancelled)
+        else:
+            _generate_concurrently(db, plan, domains, counts, progress, dry_run, chunk_sessions, before, cancelled,
+                                   workers)
     finally:
         progress.close()
     result.seconds = time.perf_counter() - started
+    for domain in domains:  # tables in domain order, whatever order the domains finished in
+        for name in generators()[domain].tables:
+            result.rows[name] = counts[domain][name]
     return result
 
 
-def _generate_domain(db, plan, domain, result, progress, dry_run, chunk_sessions, before) -> None:
+class _Cancelled(Exception):
+    """Another domain failed or the run was interrupted: roll this domain back."""
+
+
+def _generate_concurrently(db, plan, domains, counts, progress, dry_run, chunk_sessions, before, cancelled,
+                           workers) -> None:
+    from concurrent.futures import ThreadPoolExecutor, as_completed, wait
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tdbctl-domain") as pool:
+        futures = {pool.submit(_generate_domain, db, plan, domain, progress, dry_run, chunk_sessions, before,
+                               cancelled): domain for domain in domains}
+        try:
+            for future in as_completed(futures):
+                if future.exception() is not None:  # the first failure stops the domains still loading
+                    cancelled.set()
+        except BaseException:  # Ctrl-C while waiting: roll back what is not committed yet
+            cancelled.set()
+            wait(futures)
+            raise
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    first = next((e for e in errors if not isinstance(e, _Cancelled)), errors[0] if errors else None)
+    if first is not None:
+        raise first
+    for future, domain in futures.items():
+        counts[domain] = future.result()
+
+
+def _generate_domain(db, plan, domain, progress, dry_run, chunk_sessions, before, cancelled) -> Counter:
     generator_class = generators()[domain]
     began = time.perf_counter()
     counts: Counter = Counter()
@@ -86,6 +129,8 @@ def _generate_domain(db, plan, domain, result, progress, dry_run, chunk_sessions
             progress.start(domain, plan.sessions)
             with nullcontext() if dry_run else db.dialect.bulk_load(conn, list(tables.values())):
                 for done, batch in prefetched(_chunks(generator, plan.sessions, chunk_sessions)):
+                    if cancelled.is_set():
+                        raise _Cancelled(domain)
                     for name, columns in generator.tables.items():  # parents first
                         rows = batch.get(name, ())
                         if not dry_run:
@@ -95,13 +140,14 @@ def _generate_domain(db, plan, domain, result, progress, dry_run, chunk_sessions
                 if not dry_run:
                     for table in tables.values():
                         db.dialect.sync_sequences(conn, table)
+            if cancelled.is_set():
+                raise _Cancelled(domain)
         except BaseException:
             transaction.rollback()
             raise
         transaction.rollback() if dry_run else transaction.commit()
-    for name in generator_class.tables:
-        result.rows[name] = result.rows.get(name, 0) + counts[name]
     progress.finish(domain, sum(counts.values()), time.perf_counter() - began)
+    return counts
 
 
 def _chunks(generator, sessions: int, chunk_sessions: int) -> Iterator[tuple[int, dict]]:
