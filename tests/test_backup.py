@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from conftest import run_cli, url_text
 from test_backup_data import ROWS, checksums, fill
+from tdbctl.backup import commands
 from tdbctl.backup.manifest import read_manifest, write_manifest
 from tdbctl.config import resolve
 from tdbctl.engine import create_engine
@@ -29,7 +30,11 @@ def migrated(url, revision: str = "head"):
     return url
 
 
-def take_backup(url, tmp_path, *extra) -> Path:
+def take_backup(url, tmp_path, *extra, cli: bool = False) -> Path:
+    """A backup in tmp_path/backups: through the CLI when that is under test (or options are given),
+    else in-process, which saves a process start where the backup is only the test's material."""
+    if not (cli or extra):
+        return commands.create(resolve(url_text(url)), to=str(tmp_path / "backups")).path
     result = tdb(url, "backup", "--to", tmp_path / "backups", "--json", *extra, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     return Path(json.loads(result.stdout)["path"])
@@ -56,7 +61,7 @@ def test_round_trip_restores_every_table_identically(db_url, other_target, tmp_p
     generate_synthetic(settings, sessions=3, span="90d", until="2026-01-01")
     inserted = fill(db_url)
     before = checksums(db_url)
-    path = take_backup(db_url, tmp_path)
+    path = take_backup(db_url, tmp_path, cli=True)
 
     manifest = read_manifest(path)
     assert {t: c.rows for t, c in manifest.tables.items()} == {t: int(s.split(":")[0]) for t, s in before.items()}
@@ -106,8 +111,8 @@ def test_restore_refuses_a_target_with_tdbctl_tables_without_force(db_url, tmp_p
 def test_verify_catches_a_flipped_byte_a_truncated_file_and_an_edited_manifest(db_url, tmp_path):
     fill(migrated(db_url))
     path = take_backup(db_url, tmp_path)
-    good = tdb(db_url, "backup", "verify", path, "--json", cwd=tmp_path)
-    assert good.returncode == 0 and json.loads(good.stdout)["problems"] == []
+    good = commands.verify(path)
+    assert good.ok and good.problems == []
 
     largest = max((p for p in path.rglob("*") if p.is_file() and p.name != "manifest.json"), key=lambda p: p.stat().st_size)
     relative = largest.relative_to(path).as_posix()
@@ -131,8 +136,8 @@ def test_verify_catches_a_flipped_byte_a_truncated_file_and_an_edited_manifest(d
     edited = shutil.copytree(path, tmp_path / "edited")
     text = (edited / "manifest.json").read_text()
     (edited / "manifest.json").write_text(text.replace('"rows": 12', '"rows": 13', 1))
-    result = tdb(db_url, "backup", "verify", edited, cwd=tmp_path)
-    assert result.returncode == 3 and "checksum does not match" in result.stdout
+    [problem] = commands.verify(edited).problems
+    assert problem.endswith("damaged manifest: the manifest's own checksum does not match its content")
 
     # A damaged backup is never restored: the target keeps its data.
     before = checksums(db_url)
@@ -173,7 +178,8 @@ def test_an_older_revision_restores_at_that_revision_and_migrate_brings_it_to_he
     path = take_backup(db_url, tmp_path)
     assert read_manifest(path).revision == "0003"
 
-    result = tdb(db_url, "restore", path, "--target", url_text(other_target), "--yes", cwd=tmp_path)
+    # The target from the environment, where a password stays out of the process list.
+    result = tdb(db_url, "restore", path, "--yes", env={"TDB_RESTORE_TARGET": url_text(other_target)}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "at revision 0003" in result.stderr and "`tdbctl migrate` brings it to head" in result.stderr
     target = resolve(url_text(other_target))

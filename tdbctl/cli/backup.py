@@ -177,8 +177,9 @@ def restore(
     backup: BackupArgument,
     target: Annotated[
         Optional[str],
-        typer.Option("--target", metavar="URL", show_default=False,
-                     help="Restore into this database instead of the configured one (prefer env for passwords)."),
+        typer.Option("--target", metavar="URL", show_default=False, envvar="TDB_RESTORE_TARGET",
+                     help="Restore into this database instead of the configured one. A password here shows "
+                          "in the process list: put the URL in TDB_RESTORE_TARGET, or use PGPASSWORD/~/.pgpass."),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace a target that already holds tdbctl tables.")
