@@ -64,9 +64,13 @@ def reindex(
     if out.json:
         out.data(result)
     else:
-        out.table("Rebuilt", ["index", "statement", "before", "after", "seconds", "error"],
-                  [(f"{e['schema']}.{e['index']}", e["statement"], e["bytes_before"], e["bytes_after"], e["seconds"],
-                    e["error"] or "") for e in result["rebuilt"]])
+        from tdbctl.cli.stats import _size
+
+        # The statements themselves are in --json; here what an operator compares: sizes, time.
+        out.table("Rebuilt", ["index", "how", "before", "after", "seconds", "error"],
+                  [(f"{e['schema']}.{e['index']}", "concurrently" if " CONCURRENTLY " in e["statement"] else "plain",
+                    _size(e["bytes_before"]), _size(e["bytes_after"]), e["seconds"], e["error"] or "")
+                   for e in result["rebuilt"]])
         out.log(f"run {result['run_id']}: rebuilt {len(result['rebuilt']) - len(failed)}, dropped "
                 f"{len(result['dropped'])} leftovers, analyzed {len(result['analyzed'])} tables")
     if failed:
