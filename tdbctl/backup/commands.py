@@ -96,10 +96,10 @@ class RestoreResult:
 
 
 def _head(settings: Settings) -> str | None:
-    # Read here, in the calling thread. It once ran in a thread beside the dump to save the ~20 ms of
-    # reading the scripts, but two threads importing alembic, SQLAlchemy's dialects and tdbctl.schema
-    # at once can each get a half-initialised module ("Can't load plugin", "cannot import name ...
-    # from partially initialized module"): a backup must not fail on that.
+    # Always in the calling thread. It once ran in a thread beside the dump, but two threads
+    # importing alembic, SQLAlchemy's dialects and tdbctl.schema at once can each get a
+    # half-initialised module ("Can't load plugin", "cannot import name ... from partially
+    # initialized module"): a backup must not fail on that. A backup reads it while pg_dump runs.
     from tdbctl.migrate.commands import script_directory, single_head
 
     return single_head(script_directory(settings))
@@ -121,10 +121,11 @@ def create(settings: Settings, *, to: str | None = None, jobs: int | None = None
     cleaned = store.cleanup_leftovers(directory)
     started, clock = datetime.now(timezone.utc), time.monotonic()
     name = f"{strategy.label(settings)}-{started:%Y%m%dT%H%M%SZ}"
-    head = _head(settings)
     partial = store.new_partial(directory, name)
+    head: list[str | None] = []
     try:
-        snapshot = strategy.dump(settings, partial, jobs=jobs, pg_bin=pg_bin, log=log)
+        snapshot = strategy.dump(settings, partial, jobs=jobs, pg_bin=pg_bin, log=log,
+                                 meanwhile=lambda: head.append(_head(settings)))
         make_private(partial)
         manifest = Manifest(
             created_at=started.isoformat(),
@@ -132,7 +133,7 @@ def create(settings: Settings, *, to: str | None = None, jobs: int | None = None
             server_version=snapshot.server_version,
             tdbctl_version=__version__,
             revision=snapshot.revision,
-            head=head,
+            head=head[0],
             database=strategy.identity(settings),
             source=settings.masked_url,
             method=snapshot.method,

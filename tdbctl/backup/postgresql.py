@@ -53,8 +53,7 @@ class PostgresBackup(BackupStrategy):
 
     # -- backup ---------------------------------------------------------------------------------
 
-    def dump(self, settings, workdir, *, jobs, pg_bin, log) -> Snapshot:
-        from tdbctl.migrate.commands import current_revision
+    def dump(self, settings, workdir, *, jobs, pg_bin, log, meanwhile=lambda: None) -> Snapshot:
         from tdbctl.runtime import scrub, translate_errors
 
         with translate_errors(settings), _engine(settings.url) as engine, engine.connect() as conn:
@@ -73,9 +72,12 @@ class PostgresBackup(BackupStrategy):
                 errors = tempfile.TemporaryFile()
                 process = pgtools.spawn(args, pgtools.libpq_environment(settings.url), stdout=subprocess.DEVNULL, stderr=errors)
                 try:
-                    # Counted while pg_dump runs, in the snapshot pg_dump dumps.
+                    # Imported, counted and read while pg_dump runs; the counts in the snapshot it dumps.
+                    from tdbctl.migrate.commands import current_revision
+
                     revision = current_revision(conn)
                     tables = self._counts(conn)
+                    meanwhile()
                 except BaseException:
                     process.kill()
                     process.wait()

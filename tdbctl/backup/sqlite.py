@@ -52,13 +52,14 @@ class SqliteBackup(BackupStrategy):
 
     # -- backup ---------------------------------------------------------------------------------
 
-    def dump(self, settings, workdir, *, jobs, pg_bin, log) -> Snapshot:
+    def dump(self, settings, workdir, *, jobs, pg_bin, log, meanwhile=lambda: None) -> Snapshot:
         from tdbctl.schema import ALL_SCHEMAS
 
         main = main_file(settings)
         if not Path(main).exists():
             raise TdbError(f"no database at {main}: nothing to back up (tdbctl migrate creates it)")
         sources = {MAIN: main, **{s: domain_file(main, s) for s in ALL_SCHEMAS if Path(domain_file(main, s)).exists()}}
+        meanwhile()  # nothing runs beside an in-process copy: before it, not while it holds the locks
         log(f"SQLite online backup of {len(sources)} files")
         with _sqlite_errors(main), closing(_open_readonly(sources)) as conn:
             conn.execute("BEGIN")

@@ -43,8 +43,14 @@ class BackupStrategy:
         """Short name that starts the backup's directory name."""
         raise NotImplementedError
 
-    def dump(self, settings: Settings, workdir: Path, *, jobs: int | None, pg_bin: str | None, log: Log) -> Snapshot:
-        """Write a consistent copy of the database into ``workdir``."""
+    def dump(self, settings: Settings, workdir: Path, *, jobs: int | None, pg_bin: str | None, log: Log,
+             meanwhile: Callable[[], None] = lambda: None) -> Snapshot:
+        """Write a consistent copy of the database into ``workdir``.
+
+        ``meanwhile`` is this process's own work, run while a dump program works, when there is
+        one: overlapped in the same thread, never in another (two threads importing alembic or
+        SQLAlchemy's dialects at once can each get a half-initialised module).
+        """
         raise NotImplementedError
 
     def existing_tables(self, settings: Settings) -> dict[str, int]:
