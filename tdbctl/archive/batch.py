@@ -90,13 +90,20 @@ def stamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
-def eligible(tree: CascadeTree, policy, metadata, cutoff, after=None) -> sa.Select:
+def eligible(tree: CascadeTree, policy, metadata, cutoff, after=None, walk=None) -> sa.Select:
+    """The root rows the policy takes: key and age, in key order; with ``walk`` (the dialect's
+    LocatorKeyset) also the row locator, in locator order, past ``after``."""
     root, key = tree.root, tree.key
     age = root.c[policy.age_column] if policy.age_column else sa.null()
-    query = sa.select(key, age).where(policy.where(metadata, cutoff), tree.unblocked())
+    if walk is None:
+        query = sa.select(key, age).where(policy.where(metadata, cutoff), tree.unblocked())
+        if after is not None:
+            query = query.where(key > after)
+        return query.order_by(key)
+    query = sa.select(key, age, walk.column).where(policy.where(metadata, cutoff), tree.unblocked())
     if after is not None:
-        query = query.where(key > after)
-    return query.order_by(key)
+        query = query.where(walk.after(after))
+    return query.order_by(*walk.order_by)
 
 
 def _name(table: sa.Table, role: str) -> str:
@@ -109,21 +116,29 @@ def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
     result = PolicyResult(policy.name, policy.table, "files+table" if archive_table is not None else "files",
                           str(ctx.to / policy.name) if ctx.to else "")
     age = tree.root.c[policy.age_column] if policy.age_column else None
-    keys = keys_table(tree.key, age)
+    # Batches follow the rows' physical order (ctid, rowid), not the key's: with random keys
+    # (UUIDs) a key-ordered batch would touch nearly every page of the table and its children.
+    walk = ctx.dialect.locator_keyset(tree.root)
+    keys = keys_table(tree.key, age, walk.column.type)
     keys.create(ctx.conn)
     ctx.conn.commit()
     try:
-        after = None
+        after, swept = None, False
         while True:
             if ctx.out_of_time():
                 result.stopped = True
                 break
-            probe = eligible(tree, policy, ctx.metadata, cutoff, after).limit(1)
-            if ctx.conn.execute(probe).first() is None:
-                ctx.conn.rollback()
-                break
+            probe = eligible(tree, policy, ctx.metadata, cutoff, after, walk).limit(1)
+            found = ctx.conn.execute(probe).first() is not None
             ctx.conn.rollback()
-            outcome = _one_batch(ctx, policy, tree, archive_table, keys, cutoff, after)
+            if not found:
+                if after is None or swept:
+                    break
+                # One more pass from the start takes rows that moved behind the walk meanwhile
+                # (an update gives a PostgreSQL row a new ctid).
+                after, swept = None, True
+                continue
+            outcome = _one_batch(ctx, policy, tree, archive_table, keys, cutoff, after, walk)
             if outcome is None:
                 break
             batch_id, counts, size, after = outcome
@@ -149,7 +164,7 @@ def _blocked(ctx: Context, tree: CascadeTree, policy, cutoff) -> int:
     return count
 
 
-def _one_batch(ctx: Context, policy, tree: CascadeTree, archive_table, keys: sa.Table, cutoff, after):
+def _one_batch(ctx: Context, policy, tree: CascadeTree, archive_table, keys: sa.Table, cutoff, after, walk):
     conn = ctx.conn
     created = datetime.now(timezone.utc)
     with conn.begin():
@@ -161,7 +176,7 @@ def _one_batch(ctx: Context, policy, tree: CascadeTree, archive_table, keys: sa.
     try:
         new_batch_dir(directory)
         with conn.begin():
-            outcome = _write_and_delete(ctx, policy, tree, archive_table, keys, cutoff, after, batch_id,
+            outcome = _write_and_delete(ctx, policy, tree, archive_table, keys, cutoff, after, walk, batch_id,
                                         directory, created, files)
         return outcome
     except BaseException as exc:
@@ -186,7 +201,7 @@ def _reason(exc: BaseException) -> str:
     return f"failed before its delete committed: {text}"
 
 
-def _write_and_delete(ctx: Context, policy, tree, archive_table, keys, cutoff, after, batch_id, directory,
+def _write_and_delete(ctx: Context, policy, tree, archive_table, keys, cutoff, after, walk, batch_id, directory,
                       created, files):
     conn, io = ctx.conn, ctx.io
     ctx.dialect.set_lock_timeout(conn.exec_driver_sql, ctx.lock_timeout)
@@ -194,13 +209,15 @@ def _write_and_delete(ctx: Context, policy, tree, archive_table, keys, cutoff, a
                *([archive_table] if archive_table is not None else []), catalog.batches]
     ctx.dialect.reserve_for_write(conn, touched)
     conn.execute(sa.delete(keys))
-    select = eligible(tree, policy, ctx.metadata, cutoff, after).limit(ctx.batch_size).with_for_update(of=tree.root)
+    select = eligible(tree, policy, ctx.metadata, cutoff, after, walk).limit(ctx.batch_size).with_for_update(
+        of=tree.root)
     conn.execute(sa.insert(keys).from_select([c.name for c in keys.columns], select))
     taken = conn.execute(sa.select(*keys.columns).order_by(keys.c.k)).all()
     if not taken:
         catalog.mark(conn, batch_id, "discarded", note="nothing left to archive when the batch started")
         remove_batch_dir(directory)
         return None
+    io.keys_chosen(conn, keys, tree)
 
     def in_keys(column):
         return column.in_(sa.select(keys.c.k))
@@ -283,7 +300,7 @@ def _write_and_delete(ctx: Context, policy, tree, archive_table, keys, cutoff, a
         sha256=manifest_sha, size=size, manifest=written,
     )
     pause("deleted")
-    return batch_id, counts, size, max(key_values)
+    return batch_id, counts, size, max((row[2] for row in taken), key=walk.sort_key)
 
 
 def _partial(link) -> sa.Table:

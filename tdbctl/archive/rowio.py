@@ -28,6 +28,9 @@ class RowIO:
     def prepare(self, conn) -> None:
         """Per connection: settings the line format depends on (time zone)."""
 
+    def keys_chosen(self, conn, keys: sa.Table, tree: CascadeTree) -> None:
+        """Inside the batch transaction, once the batch's root keys are in ``keys``."""
+
     def lock_batch(self, conn, tree: CascadeTree, where) -> None:
         """Inside the batch transaction, with the roots locked: keep new rows from joining the
         batch's rows (children of its children) while they are written out."""
@@ -70,12 +73,13 @@ class RowIO:
         raise NotImplementedError
 
 
-def keys_table(key: sa.Column, time: sa.Column | None) -> sa.Table:
-    """The batch's root keys (and their age), in a temporary table of the connection."""
-    columns = [sa.Column("k", key.type, primary_key=True)]
-    if time is not None:
-        columns.append(sa.Column("t", time.type))
-    return sa.Table(KEYS_TABLE, sa.MetaData(), *columns, prefixes=["TEMPORARY"])
+def keys_table(key: sa.Column, time: sa.Column | None, locator_type) -> sa.Table:
+    """The batch's root keys, their age and row locator, in a temporary table of the connection."""
+    return sa.Table(KEYS_TABLE, sa.MetaData(),
+                    sa.Column("k", key.type, primary_key=True),
+                    sa.Column("t", time.type if time is not None else sa.DateTime(timezone=True)),
+                    sa.Column("loc", locator_type),
+                    prefixes=["TEMPORARY"])
 
 
 def rowio_for(name: str) -> RowIO:

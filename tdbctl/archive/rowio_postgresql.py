@@ -73,6 +73,16 @@ class PostgresRowIO(RowIO):
         # to_json writes timestamptz in the session's zone: UTC makes every file read the same.
         conn.exec_driver_sql("SET TIME ZONE 'UTC'")
 
+    def keys_chosen(self, conn, keys: sa.Table, tree: CascadeTree) -> None:
+        # A temporary table has no statistics: without them the planner guesses its size.
+        conn.exec_driver_sql(f"ANALYZE {self._quote.quote(keys.name)}")
+        # A batch reaches a few thousand rows of tables that may hold millions: found through the
+        # foreign keys' indexes its cost stays the same however big the tables grow, while a hash
+        # join reads each child table whole, for every batch. Only when every link has an index.
+        if all(_indexed(link) for link in (*tree.cascades, *tree.detached)):
+            conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
+            conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
+
     def lock_batch(self, conn, tree: CascadeTree, where) -> None:
         # The roots are locked FOR UPDATE already, which keeps new children off them (a foreign
         # key check must share-lock its parent row). Parents further down are locked here, top
@@ -152,3 +162,11 @@ class PostgresRowIO(RowIO):
 
     def insert_ignoring(self, table: sa.Table):
         return postgresql.insert(table).on_conflict_do_nothing()
+
+
+def _indexed(link: Link) -> bool:
+    """An index (or the primary key) of the child starts with the link's columns."""
+    wanted = [c.name for c in link.columns]
+    leading = [[c.name for c in index.columns][:len(wanted)] for index in link.child.indexes]
+    leading.append([c.name for c in link.child.primary_key.columns][:len(wanted)])
+    return wanted in leading
