@@ -7,11 +7,17 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from tdbctl.cli.common import DryRunOption, JsonOption, LockWaitOption, Output, YesOption, confirm, settings
+from tdbctl.cli.common import DryRunOption, JsonOption, Output, YesOption, confirm, settings
 
 DomainOption = Annotated[
     Optional[List[str]],
     typer.Option("--domain", "-d", metavar="NAME", help="Only this domain (repeatable): dispatch, voice, academy, chattrain."),
+]
+
+SeedLockWaitOption = Annotated[
+    float,
+    typer.Option("--lock-wait", min=0, metavar="SECONDS",
+                 help="Seconds to wait for another tdbctl seed on this database to finish."),
 ]
 
 
@@ -42,7 +48,7 @@ def seed(
         typer.Option("--seeds-dir", metavar="DIR", help="Read seed files from DIR instead of the ones tdbctl ships."),
     ] = None,
     yes: YesOption = False,
-    lock_wait: LockWaitOption = 10.0,
+    lock_wait: SeedLockWaitOption = 10.0,
     json: JsonOption = False,
 ) -> None:
     """Load the reference data of seeds/ (idempotent upsert); --synthetic adds activity data.
