@@ -111,6 +111,9 @@ def test_sigkill_at_each_step_loses_nothing(archive_db, tmp_path):
     gone = set(before["voice.conversations"]) - set(after_first["voice.conversations"])
     assert len(gone) == 1 and set(after_first["voice.conversations_archive"]) == gone
     assert [r.ok for r in verify(db.settings, first)] == [True]
+    with db.engine.connect() as conn:
+        last_rows = conn.execute(sa.select(runs.c.rows).order_by(runs.c.id.desc()).limit(1)).scalar()
+    assert last_rows["voice.conversations"] == 1  # its record counted the committed batch before the kill
 
     report = run(db.settings, ArchiveOptions(to=str(to), policies=[POLICY], batch_size=1))
     assert report.status == "succeeded" and report.recovered == []

@@ -54,9 +54,15 @@ class Context:
     deadline: float | None
     revision: str | None
     log: object
+    progress: object = None
+    """Called with each committed batch's rows per table (the run record keeps count)."""
 
     def out_of_time(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def committed(self, counts: dict[str, int]) -> None:
+        if self.progress is not None:
+            self.progress(counts)
 
 
 @dataclass
@@ -142,9 +148,10 @@ def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
             if outcome is None:
                 break
             batch_id, counts, size, after = outcome
-            pause("committed")
             result.batches.append(batch_id)
             result.add(counts)
+            ctx.committed(counts)
+            pause("committed")
             result.bytes += size
         result.blocked = _blocked(ctx, tree, policy, cutoff)
     finally:

@@ -21,7 +21,7 @@ from tdbctl.config import Settings
 from tdbctl.errors import TdbError, UsageError
 from tdbctl.ops.cascade import cascade_tree
 from tdbctl.ops.durations import utcnow
-from tdbctl.ops.runs import mark_killed, recorded_run
+from tdbctl.ops.runs import mark_killed, recorded_run, save_progress
 from tdbctl.ops.selection import policy_cutoff, select_policies
 
 LOCK = "archive"
@@ -139,8 +139,14 @@ def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet, *, polic
                 deadline = (time.monotonic() + options.max_runtime.total_seconds()) if options.max_runtime else None
                 results: list[PolicyResult] = []
                 with recorded_run(db.engine, COMMAND, options.recorded()) as record:
+                    def progress(counts: dict[str, int]) -> None:
+                        # Written as it goes, so a killed run's record tells how far it got.
+                        for table, count in counts.items():
+                            record.add_rows(table, count)
+                        save_progress(db.engine, record)
+
                     ctx = Context(settings, metadata, conn, db.dialect, io, record.id, directory, options.batch_size,
-                                  options.lock_timeout, options.level, deadline, revision, log)
+                                  options.lock_timeout, options.level, deadline, revision, log, progress)
                     for policy in policies:
                         cutoff = policy_cutoff(policy, metadata, options.older_than, now)
                         log(f"{policy.name}: rows older than {cutoff.isoformat() if cutoff else '(no age)'}")
@@ -149,8 +155,6 @@ def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet, *, polic
                         else:
                             result = archive_policy(ctx, policy, cutoff)
                         results.append(result)
-                        for table, count in result.rows.items():
-                            record.add_rows(table, count)
                         log(f"{policy.name}: {sum(result.rows.values())} rows in {len(result.batches)} batch(es)")
                         if result.stopped:
                             break

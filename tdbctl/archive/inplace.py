@@ -86,6 +86,7 @@ def archive_in_place(ctx: Context, policy, cutoff) -> PolicyResult:
         after = max(keys)
         result.batches.append(batch_id)
         result.add({policy.table: len(rows)})
+        ctx.committed({policy.table: len(rows)})
     result.stopped = stopped
     return result
 
