@@ -175,6 +175,9 @@ def main() -> None:
         cli_check = timed([str(BIN / "tdbctl"), "stats", "--check"])
         counts = [count_every_table(url) for _ in range(args.runs)]
         count_seconds = statistics.median(c[0] for c in counts)
+        # Other jobs on the machine slow every figure here; the load says how busy it was.
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"load average {load} on {os.cpu_count()} CPUs")
         print(f"{'measure (median of ' + str(args.runs) + ')':<52} {'seconds':>8}")
         print(f"{'SELECT count(*) on every table (the plain way)':<52} {count_seconds:8.3f}   ({counts[0][1]:,} rows)")
         print(f"{'tdbctl stats: collecting the report (in process)':<52} {in_process:8.3f}   "
