@@ -215,3 +215,8 @@ def test_backup_and_restore_help_list_their_options(tmp_path):
     assert restore.returncode == 0
     for option in ("--target", "--force", "--yes", "--dry-run", "--jobs", "Example:"):
         assert option in restore.stdout
+    assert "TDB_RESTORE_TARGET" in restore.stdout
+    for command, example in ((("backup", "list"), "tdbctl backup list --from"),
+                             (("backup", "verify"), "tdbctl backup verify latest --deep")):
+        result = run_cli(*command, "--help", cwd=tmp_path)
+        assert result.returncode == 0 and "Example:" in result.stdout and example in result.stdout
