@@ -267,3 +267,11 @@ def test_restore_asks_on_a_terminal_and_no_changes_nothing(sqlite_url, tmp_path)
     code, text = answer(b"y\n")
     assert code == 0, text
     assert checksums(sqlite_url) == backed_up
+
+
+def test_a_bad_keep_in_tdbctl_toml_is_refused_before_any_backup(sqlite_url, tmp_path):
+    migrated(sqlite_url)
+    (tmp_path / "tdbctl.toml").write_text('[backup]\ndir = "nightly"\nkeep = 0\n')
+    refused = tdb(sqlite_url, "backup", cwd=tmp_path)
+    assert refused.returncode == 2 and "keep = 0: give a whole number of at least 1" in refused.stderr
+    assert not (tmp_path / "nightly").exists()

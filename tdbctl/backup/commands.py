@@ -116,6 +116,9 @@ def create(settings: Settings, *, to: str | None = None, jobs: int | None = None
         raise UsageError("--jobs applies to PostgreSQL (pg_dump's directory format)")
     options = settings.section("backup")
     pg_bin = pg_bin or options.get("pg_bin")
+    keep = keep if keep is not None else options.get("keep")
+    keep_days = keep_days if keep_days is not None else options.get("keep_days")
+    _check_retention(keep, keep_days)  # before the dump: a bad [backup] keep must not cost a backup's time
     directory = store.backup_dir(settings, to)
     store.ensure_dir(directory)
     cleaned = store.cleanup_leftovers(directory)
@@ -150,16 +153,20 @@ def create(settings: Settings, *, to: str | None = None, jobs: int | None = None
         shutil.rmtree(partial, ignore_errors=True)
         raise
     result = BackupResult(final, manifest, cleaned=cleaned)
-    keep = keep if keep is not None else options.get("keep")
-    keep_days = keep_days if keep_days is not None else options.get("keep_days")
     if keep is not None or keep_days is not None:
         result.pruned = prune(directory, manifest.database, keep=keep, keep_days=keep_days, newest=final)
     return result
 
 
+def _check_retention(keep, keep_days) -> None:
+    if keep is not None and (not isinstance(keep, int) or isinstance(keep, bool) or keep < 1):
+        raise UsageError(f"keep = {keep!r}: give a whole number of at least 1 (the newest backup is always kept)")
+    if keep_days is not None and (not isinstance(keep_days, (int, float)) or isinstance(keep_days, bool) or keep_days < 0):
+        raise UsageError(f"keep_days = {keep_days!r}: give a number of days, 0 or more")
+
+
 def prune(directory: Path, database: str, *, keep: int | None, keep_days: float | None, newest: Path) -> list[str]:
-    if keep is not None and keep < 1:
-        raise UsageError("--keep must be at least 1: the newest backup is always kept")
+    _check_retention(keep, keep_days)
     doomed = store.plan_prune(store.scan(directory), database, keep, keep_days, newest)
     for entry in doomed:
         store.remove(entry)
