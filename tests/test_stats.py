@@ -263,7 +263,15 @@ def test_watch_refreshes_on_a_terminal(sqlite_url, tmp_path):
             except OSError:
                 break
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=15) == 0
+    # Keep draining the terminal: a full pty buffer would block the process's last writes.
+    deadline = time.monotonic() + 30
+    while process.poll() is None and time.monotonic() < deadline:
+        if select.select([controller], [], [], 0.2)[0]:
+            try:
+                screen += os.read(controller, 65536)
+            except OSError:
+                break
+    assert process.wait(timeout=5) == 0
     os.close(controller)
     assert screen.count(b"Ctrl-C to stop") >= 3
     assert screen.count(b"\x1b[2J") >= 3  # the screen is cleared before each refresh
