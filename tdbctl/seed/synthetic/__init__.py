@@ -94,10 +94,20 @@ def _generate_concurrently(db, plan, domains, counts, progress, dry_run, chunk_s
                            workers) -> None:
     from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 
+    # The first domain loads its first chunk alone: the lazy imports on that path (psycopg's COPY,
+    # SQLAlchemy's compilers) then happen in one thread, since two threads importing modules that
+    # import each other can see a half-initialised module.
+    first_chunk = threading.Event()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tdbctl-domain") as pool:
-        futures = {pool.submit(_generate_domain, db, plan, domain, progress, dry_run, chunk_sessions, before,
-                               cancelled): domain for domain in domains}
+        leader = pool.submit(_generate_domain, db, plan, domains[0], progress, dry_run, chunk_sessions, before,
+                             cancelled, first_chunk)
+        futures = {leader: domains[0]}
         try:
+            while not first_chunk.wait(0.05) and not leader.done():
+                pass
+            for domain in domains[1:]:
+                futures[pool.submit(_generate_domain, db, plan, domain, progress, dry_run, chunk_sessions, before,
+                                    cancelled)] = domain
             for future in as_completed(futures):
                 if future.exception() is not None:  # the first failure stops the domains still loading
                     cancelled.set()
@@ -113,7 +123,8 @@ def _generate_concurrently(db, plan, domains, counts, progress, dry_run, chunk_s
         counts[domain] = future.result()
 
 
-def _generate_domain(db, plan, domain, progress, dry_run, chunk_sessions, before, cancelled) -> Counter:
+def _generate_domain(db, plan, domain, progress, dry_run, chunk_sessions, before, cancelled,
+                     first_chunk: threading.Event | None = None) -> Counter:
     generator_class = generators()[domain]
     began = time.perf_counter()
     counts: Counter = Counter()
@@ -137,6 +148,8 @@ def _generate_domain(db, plan, domain, progress, dry_run, chunk_sessions, before
                             db.dialect.bulk_insert(conn, tables[name], columns, rows)
                         counts[name] += len(rows)
                     progress.advance(domain, done, sum(counts.values()))
+                    if first_chunk is not None:
+                        first_chunk.set()
                 if not dry_run:
                     for table in tables.values():
                         db.dialect.sync_sequences(conn, table)
