@@ -322,11 +322,12 @@ def test_dry_run_predicts_and_the_run_deletes_exactly_the_expired_rows(db):
         "academy.conversation_logs": "archive", "chattrain.completed_sessions": "archive",
     }
 
-    # Small batches, so every policy takes several, over keys that are UUIDs, integers and ctid/rowid.
+    # Small batches, so a policy takes several, over keys that are UUIDs, integers and rowid (or,
+    # on PostgreSQL, ranges of pages for a table nothing references: test_page_walk_* below).
     report = cleanup(db, CleanupRequest(batch_size=3))
     assert report.status == "succeeded", report.message
     assert by_policy(report) == by_policy(predicted)
-    assert {o.policy: o for o in report.outcomes}["chattrain.activity_logs"].batches >= 3
+    assert {o.policy: o for o in report.outcomes}["chattrain.abandoned_sessions"].batches >= 2
 
     after = snapshot(db.engine)
     expected = expected_after(before, world.gone, world.cleared)
@@ -421,16 +422,36 @@ def test_a_delete_that_cascades_by_two_paths_clears_references_and_keeps_referen
     assert orphans(db.engine) == {}
 
 
-def test_a_stop_between_batches_deletes_whole_batches_in_key_order_and_the_next_run_finishes(db):
+def wide(n: int) -> str:
+    """Text PostgreSQL cannot compress: a few such rows fill a page."""
+    return "".join(uuid.uuid4().hex for _ in range(n // 32 + 1))[:n]
+
+
+def pages_of(engine, table: str) -> dict:
+    """id -> the PostgreSQL page the row is on."""
+    with engine.connect() as conn:
+        return dict(conn.exec_driver_sql(f"SELECT id, (ctid::text::point)[0]::int FROM {table}").all())
+
+
+def test_a_stop_between_batches_deletes_whole_batches_in_walk_order_and_the_next_run_finishes(db):
+    """SQLite walks the primary key; PostgreSQL (a table nothing references) ranges of pages."""
     logs = T["chattrain.user_activity_logs"]
     w = World(db.engine)
     with db.engine.begin() as conn:
         rows = w.insert(conn, "chattrain.user_activity_logs", [
-            dict(user_id="u", activity_type="message_sent", timestamp=ago(days, naive=True))
+            dict(user_id="u", activity_type="message_sent", timestamp=ago(days, naive=True), user_agent=wide(1500))
             for days in [100] * 40 + [10] * 10
         ])
     expired = sorted(r["id"] for r in rows if r["timestamp"] < ago(90, naive=True))
     live = {r["id"] for r in rows} - set(expired)
+    if db.engine.dialect.name == "postgresql":
+        page = pages_of(db.engine, "chattrain.user_activity_logs")
+        assert max(page.values()) >= 8, "the rows should span pages"
+        # Four rows a batch are less than a page: a batch is one page.
+        expired = sorted(expired, key=lambda i: page[i])
+        first_three = {i for i in expired if page[i] < 3}
+    else:
+        first_three = set(expired[:12])
     asked = []
 
     def stop_after_three_batches() -> bool:
@@ -442,12 +463,12 @@ def test_a_stop_between_batches_deletes_whole_batches_in_key_order_and_the_next_
     assert report.status == "stopped" and "stopped on request" in report.message
     with db.engine.connect() as conn:
         left = set(conn.execute(sa.select(logs.c.id)).scalars())
-    # Three whole batches of four, the smallest keys first (keyset by primary key).
-    assert left == live | set(expired[12:])
+    # Three whole batches: of four rows, the smallest keys first, or of the first three pages.
+    assert left == live | (set(expired) - first_three)
     assert runs_rows(db.engine)[-1]["status"] == "stopped"
 
     assert cleanup(db, CleanupRequest(policies=("chattrain.activity_logs",), batch_size=4)).rows == {
-        "chattrain.user_activity_logs": 28}
+        "chattrain.user_activity_logs": 40 - len(first_three)}
     with db.engine.connect() as conn:
         assert set(conn.execute(sa.select(logs.c.id)).scalars()) == live
 
@@ -540,3 +561,45 @@ def test_before_and_hours_take_exactly_the_rows_past_them_whatever_the_server_ti
         report = cleanup(db, CleanupRequest.from_options(policies=["chattrain.activity_logs"], older_than="12h"))
         assert report.rows == {"chattrain.user_activity_logs": 3}
         assert left() == {by_age[1], by_age[11]}
+
+
+@pytest.fixture
+def pg_db(pg_url):
+    settings = resolve(url_text(pg_url))
+    upgrade(settings)
+    with open_database(settings) as database:
+        yield database
+
+
+def test_page_walk_skips_rows_a_user_holds_without_waiting_and_the_next_run_takes_them(pg_db):
+    """PostgreSQL deletes a table nothing references by ranges of pages. A row another
+    transaction holds (FOR UPDATE, or an uncommitted UPDATE) is not waited on: its range goes
+    with SKIP LOCKED, the held rows stay, every other expired row goes, in many batches."""
+    db, logs = pg_db, T["chattrain.user_activity_logs"]
+    with db.engine.begin() as conn:
+        rows = World(db.engine).insert(conn, "chattrain.user_activity_logs", [
+            dict(user_id="u", activity_type="message_sent", timestamp=ago(days, naive=True), user_agent=wide(1500))
+            for days in [100] * 60 + [10] * 15
+        ])
+    expired = [r["id"] for r in rows if r["timestamp"] < ago(90, naive=True)]
+    live = {r["id"] for r in rows} - set(expired)
+    held = {expired[7], expired[33]}
+    holder = db.engine.connect()
+    try:
+        holder.exec_driver_sql("BEGIN")
+        holder.execute(sa.select(logs.c.id).where(logs.c.id == expired[7]).with_for_update())
+        holder.execute(sa.update(logs).where(logs.c.id == expired[33]).values(user_agent="held"))
+        # A lock timeout of 5 s: a batch that waited on a held row would take 5 s and give up.
+        report = cleanup(db, CleanupRequest(policies=("chattrain.activity_logs",), batch_size=4, lock_timeout=5))
+        (outcome,) = report.outcomes
+        assert report.status == "succeeded", report.message
+        assert outcome.rows == {"chattrain.user_activity_logs": 58} and outcome.batches >= 8
+        assert outcome.retries == 0 and outcome.seconds < 5
+        with db.engine.connect() as conn:
+            assert set(conn.execute(sa.select(logs.c.id)).scalars()) == live | held
+    finally:
+        holder.rollback()
+        holder.close()
+    assert cleanup(db, CleanupRequest(policies=("chattrain.activity_logs",))).rows == {"chattrain.user_activity_logs": 2}
+    with db.engine.connect() as conn:
+        assert set(conn.execute(sa.select(logs.c.id)).scalars()) == live

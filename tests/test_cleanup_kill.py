@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import url_text
-from test_cleanup import T, World, ago, expected_after, orphans, runs_rows, snapshot
+from test_cleanup import T, World, ago, expected_after, orphans, runs_rows, snapshot, wide
 from tdbctl.config import resolve
 from tdbctl.migrate.commands import upgrade
 from tdbctl.runtime import open_database
@@ -120,12 +120,13 @@ def test_a_run_killed_mid_way_keeps_whole_batches_and_the_next_run_finishes(db):
 
 
 def test_a_killed_run_of_a_table_without_cascades_keeps_every_live_row(db):
-    """The same for activity logs, which PostgreSQL deletes batch by batch in one statement."""
+    """The same for activity logs, which PostgreSQL deletes by ranges of pages, a statement each."""
     logs = T["chattrain.user_activity_logs"]
     w = World(db.engine)
     with db.engine.begin() as conn:
         rows = w.insert(conn, "chattrain.user_activity_logs", [
-            dict(user_id="u", activity_type="message_sent", timestamp=ago(days, naive=True))
+            # Wide rows, a few a page: PostgreSQL's batches (a page at least) stay small too.
+            dict(user_id="u", activity_type="message_sent", timestamp=ago(days, naive=True), user_agent=wide(1500))
             for days in [100] * 2000 + [10] * 200
         ])
     expired = {r["id"] for r in rows if r["timestamp"] < ago(90, naive=True)}

@@ -69,6 +69,49 @@ class PolicyOutcome:
         }
 
 
+PROBE_LOCK_TIMEOUT = 0.005
+"""How long a page-range DELETE may wait for a row lock before the range is done with SKIP LOCKED."""
+
+
+PAGE_BATCH_SECONDS = 0.5
+"""A range that took longer than this makes the next one smaller (the issue's cap is 1 s)."""
+
+
+class _PageWalk:
+    """Ranges of physical pages from the first to those the table had when the pass began.
+
+    A range holds about ``batch_size`` of the policy's rows: sized from the rows per page the
+    statistics give, then from the rows the last range actually had, growing at most twofold
+    at a time over pages with nothing to delete.
+    """
+
+    def __init__(self, pages: int, per_page: float | None, batch_size: int):
+        self.pages, self.batch_size = pages, batch_size
+        self.next = 0
+        self.size = max(1, int(batch_size / max(per_page or 100.0, 1.0)))
+        # Never more pages than about ten batches of rows at the statistics' density.
+        self.most = max(self.size, int(10 * batch_size / max(per_page or 1.0, 1.0)))
+
+    def end(self) -> int:
+        return self.next + self.size
+
+    @property
+    def done(self) -> bool:
+        return self.next >= self.pages
+
+    def advance(self, deleted: int, seconds: float) -> None:
+        self.next += self.size
+        wanted = self.batch_size * self.size / deleted if deleted else 2 * self.size
+        if seconds > PAGE_BATCH_SECONDS:
+            # A slow server or a table much wider than it looked: keep transactions short.
+            wanted = min(wanted, self.size * PAGE_BATCH_SECONDS / seconds)
+        self.size = max(1, min(int(wanted), 2 * self.size, self.most))
+
+    def halve(self) -> None:
+        self.batch_size = max(1, self.batch_size // 2)
+        self.size = max(1, self.size // 2)
+
+
 class _BatchChanged(Exception):
     """The rows deleted were not the rows selected: roll the batch back and select again."""
 
@@ -110,6 +153,8 @@ class PolicyDeleter:
         # Tables whose rows go (or change) with these: then each batch counts them before deleting.
         self.has_dependents = bool(cascade.impact(metadata, self.table, sa.false()).dependent_tables)
         self.batch_size = request.batch_size
+        self.pages: _PageWalk | None = None
+        self.walk_pages = False
 
     def run(self) -> PolicyOutcome:
         """Pass after pass until a pass deletes nothing: a row skipped as locked, or stepped
@@ -122,6 +167,8 @@ class PolicyDeleter:
             while True:
                 self.outcome.passes += 1
                 deleted_this_pass, last = 0, None
+                # Nothing to count per batch: walk the pages, where the dialect can.
+                self.pages, self.walk_pages = None, not self.has_dependents
                 while True:
                     if self.should_stop():
                         self.outcome.status = "stopped"
@@ -131,9 +178,13 @@ class PolicyDeleter:
                         self.outcome.status = "stopped"
                         return self.outcome
                     selected, last = result
-                    if not selected:
-                        break
                     deleted_this_pass += selected
+                    if self.pages is not None:
+                        # A range with nothing to delete is no end of the walk; its last page is.
+                        if self.pages.done:
+                            break
+                    elif not selected:
+                        break
                 if not deleted_this_pass or not self._any_left():
                     break
         finally:
@@ -154,9 +205,19 @@ class PolicyDeleter:
             attempt += 1
             started = time.monotonic()
             try:
-                with self.conn.begin():
-                    self.db.dialect.set_batch_timeouts(self.conn, self.request.lock_timeout, self.request.statement_timeout)
-                    selected, new_last, rows, cleared = self._batch(self.conn, last)
+                if self.walk_pages and self.pages is None:
+                    # Sizing the table takes a lock (an ALTER TABLE holds it): under the timeouts.
+                    with self.conn.begin():
+                        self.db.dialect.set_batch_timeouts(self.conn, self.request.lock_timeout, self.request.statement_timeout)
+                        walk = self.db.dialect.page_walk(self.conn, self.table)
+                    self.walk_pages = walk is not None
+                    self.pages = _PageWalk(*walk, self.batch_size) if walk else None
+                if self.pages is not None:
+                    selected, new_last, rows, cleared = self._page_batch()
+                else:
+                    with self.conn.begin():
+                        self.db.dialect.set_batch_timeouts(self.conn, self.request.lock_timeout, self.request.statement_timeout)
+                        selected, new_last, rows, cleared = self._batch(self.conn, last)
                 elapsed = time.monotonic() - started
             except (sa_exc.OperationalError, sa_exc.DBAPIError, _BatchChanged) as exc:
                 kind = "changed" if isinstance(exc, _BatchChanged) else self.db.dialect.transient_error(exc)
@@ -166,6 +227,8 @@ class PolicyDeleter:
                 if kind == "statement_timeout":
                     # The batch is too big for this table under this load: halve it for good.
                     self.batch_size = max(1, self.batch_size // 2)
+                    if self.pages is not None:
+                        self.pages.halve()
                 if attempt >= MAX_ATTEMPTS:
                     raise TdbError(
                         f"{self.target.name}: gave up after {attempt} attempts at one batch ({kind}); "
@@ -174,6 +237,14 @@ class PolicyDeleter:
                 if not self._pause(min(FIRST_PAUSE * 2 ** (attempt - 1), MAX_PAUSE)):
                     return None
                 continue
+            if self.pages is not None:
+                self.pages.advance(selected, elapsed)
+                if selected:
+                    self.outcome.batches += 1
+                    self.outcome.longest_batch = max(self.outcome.longest_batch, elapsed)
+                    self.outcome.add(rows, cleared)
+                    self.on_batch(selected)
+                return selected, None
             if selected:
                 self.outcome.batches += 1
                 self.outcome.longest_batch = max(self.outcome.longest_batch, elapsed)
@@ -188,6 +259,28 @@ class PolicyDeleter:
                 return False
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
         return True
+
+    def _page_batch(self):
+        """Delete the policy's rows on the walk's next range of pages.
+
+        First a plain DELETE that may wait only PROBE_LOCK_TIMEOUT for a lock: when no row of the
+        range is held by anyone (nearly always), that is the whole batch, at the cost of a plain
+        DELETE. When one is, it gives up at once, and the range goes again with FOR UPDATE SKIP
+        LOCKED: the held rows stay for a later pass, the others go, and nothing waits on a user.
+        """
+        dialect, first, end = self.db.dialect, self.pages.next, self.pages.end()
+        timeouts = (self.request.lock_timeout, self.request.statement_timeout)
+        try:
+            with self.conn.begin():
+                dialect.set_batch_timeouts(self.conn, min(PROBE_LOCK_TIMEOUT, timeouts[0]), timeouts[1])
+                deleted = dialect.delete_page_range(self.conn, self.table, self.where, first, end, skip_locked=False)
+        except (sa_exc.OperationalError, sa_exc.DBAPIError) as exc:
+            if dialect.transient_error(exc) != "lock_timeout":
+                raise
+            with self.conn.begin():
+                dialect.set_batch_timeouts(self.conn, *timeouts)
+                deleted = dialect.delete_page_range(self.conn, self.table, self.where, first, end, skip_locked=True)
+        return deleted, None, {self.table.fullname: deleted} if deleted else {}, {}
 
     def _batch(self, conn, last):
         dialect, table, keyset = self.db.dialect, self.table, self.keyset

@@ -134,6 +134,20 @@ class Dialect:
         """
         return None
 
+    def page_walk(self, conn, table) -> tuple[int, float | None] | None:
+        """(pages the table has now, rows per page by the statistics or None when unknown) when
+        the dialect can delete a batch as a range of physical pages (``delete_page_range``);
+        None when it cannot (the caller then walks the key)."""
+        return None
+
+    def delete_page_range(self, conn, table, where, first: int, end: int, *, skip_locked: bool) -> int:
+        """Delete the rows matching ``where`` on pages [first, end); returns how many went.
+
+        skip_locked=False: one plain DELETE, which waits for a row another transaction holds
+        (bounded by the transaction's lock_timeout). True: rows another transaction holds are
+        left alone, without waiting for them."""
+        raise NotImplementedError
+
     def vacuum(self, engine, tables: list[str]) -> list[str]:
         """Reclaim space and refresh statistics after deleting from ``tables``; returns what ran."""
         return []

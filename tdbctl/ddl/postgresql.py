@@ -175,11 +175,14 @@ class PostgresDialect(Dialect):
         return self.row_locator(table) == sa.any_(array)
 
     def set_batch_timeouts(self, conn, lock_timeout: float, statement_timeout: float) -> None:
-        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{max(1, int(lock_timeout * 1000))}ms'")
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = '{max(1, int(statement_timeout * 1000))}ms'")
-        # A batch lost in a crash is deleted again by the next run: it need not wait for its WAL
-        # flush, which would compete with the live writers' commits.
-        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+        # One round trip for the three (set_config(..., true) is SET LOCAL). A batch lost in a
+        # crash is deleted again by the next run: it need not wait for its WAL flush, which
+        # would compete with the live writers' commits.
+        conn.exec_driver_sql(
+            "SELECT set_config('lock_timeout', %(lock)s, true), set_config('statement_timeout', %(statement)s, true), "
+            "set_config('synchronous_commit', 'off', true)",
+            {"lock": f"{max(1, int(lock_timeout * 1000))}ms", "statement": f"{max(1, int(statement_timeout * 1000))}ms"},
+        )
 
     def transient_error(self, exc: BaseException) -> str | None:
         orig = getattr(exc, "orig", exc)
@@ -209,6 +212,32 @@ class PostgresDialect(Dialect):
         ).one()
         selected, deleted = row[0], row[1]
         return selected, deleted, (tuple(row[2:]) if selected else None)
+
+    def page_walk(self, conn, table) -> tuple[int, float | None] | None:
+        if int(conn.exec_driver_sql("SHOW server_version_num").scalar()) < 140000:
+            return None  # no TID Range Scan: each range would read the whole table
+        pages, per_page = conn.exec_driver_sql(
+            "SELECT pg_relation_size(c.oid) / current_setting('block_size')::int, "
+            "CASE WHEN c.relpages > 0 AND c.reltuples >= 0 THEN c.reltuples / c.relpages END "
+            "FROM pg_class c WHERE c.oid = %(t)s::regclass",
+            {"t": f'"{table.schema}"."{table.name}"'},
+        ).one()
+        return int(pages), (float(per_page) if per_page is not None else None)
+
+    def delete_page_range(self, conn, table, where, first: int, end: int, *, skip_locked: bool) -> int:
+        import sqlalchemy as sa
+
+        # A TID Range Scan (PostgreSQL 14+) reads just these pages, in order, as a plain DELETE's
+        # sequential scan would; ``where`` is the policy's whole condition, so exactly its rows go.
+        ctid = self.row_locator(table)
+        pages = sa.and_(ctid >= sa.cast(sa.literal(f"({first},0)", sa.Text()), tid_type()),
+                        ctid < sa.cast(sa.literal(f"({end},0)", sa.Text()), tid_type()))
+        if not skip_locked:
+            return conn.execute(sa.delete(table).where(pages, where)).rowcount
+        # Lock first, skipping rows others hold, then delete exactly the rows locked (a TID scan
+        # of an array, cheaper than a join to a CTE); ``where`` is checked again on each.
+        locked = sa.select(ctid).where(pages, where).with_for_update(skip_locked=True)
+        return conn.execute(sa.delete(table).where(ctid == sa.any_(sa.func.array(locked.scalar_subquery())), where)).rowcount
 
     def vacuum(self, engine, tables: list[str]) -> list[str]:
         preparer = engine.dialect.identifier_preparer
