@@ -25,11 +25,12 @@ from tdbctl import __version__
 from tdbctl.archive import catalog
 from tdbctl.archive.codec import describe_columns
 from tdbctl.archive.files import (
-    FORMAT, FORMAT_VERSION, SUFFIX, ArchiveWriteError, BatchFile, batch_dir, check_file, fsync_dir, new_batch_dir,
+    FORMAT, FORMAT_VERSION, SUFFIX, ArchiveWriteError, BatchFile, batch_dir, check_file, new_batch_dir,
     read_manifest, remove_batch_dir, write_manifest,
 )
 from tdbctl.archive.rowio import keys_table
 from tdbctl.errors import TdbError
+from tdbctl.ops.files import fsync_dir
 from tdbctl.ops.cascade import CascadeTree, cascade_tree
 
 PAUSE_ENV = "TDB_ARCHIVE_PAUSE_AT"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Callable
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from tdbctl.archive import catalog
 from tdbctl.archive.batch import Context, PolicyResult, archive_policy, eligible
-from tdbctl.archive.files import ArchiveDamaged, remove_batch_dir
+from tdbctl.archive.files import remove_batch_dir
 from tdbctl.archive.inplace import archive_in_place, destination as in_place_destination
 from tdbctl.config import Settings
 from tdbctl.errors import TdbError, UsageError

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tdbctl.errors import ExitCode, TdbError
+from tdbctl.ops.files import fsync_dir
 
 FORMAT = "tdbctl-archive"
 FORMAT_VERSION = 1
@@ -232,13 +233,6 @@ def read_manifest(directory: Path) -> tuple[dict, str]:
 
 
 # -- directories --------------------------------------------------------------------------------
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def ensure_private_dir(directory: Path) -> None:

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tdbctl.errors import ExitCode, TdbError
+from tdbctl.ops.files import fsync_dir
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -154,13 +155,6 @@ def fsync_tree(directory: Path) -> None:
     for folder in [*sorted(p for p in directory.rglob("*") if p.is_dir()), directory]:
         fsync_dir(folder)
 
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def make_private(directory: Path) -> None:

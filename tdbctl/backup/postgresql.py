@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tdbctl.backup import pgtools
 from tdbctl.backup.manifest import Manifest, TableCount
-from tdbctl.backup.strategy import BackupStrategy, Log, Snapshot, quote_table, tool_tables
+from tdbctl.backup.strategy import BackupStrategy, Snapshot, quote_table, tool_tables
 from tdbctl.config import Settings
 from tdbctl.errors import DatabaseError, UsageError
 

@@ -24,8 +24,9 @@ import tempfile
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from tdbctl.backup.manifest import CHUNK, Manifest, TableCount, fsync_dir, write_private
-from tdbctl.backup.strategy import BackupStrategy, Log, Snapshot, quote_table
+from tdbctl.backup.manifest import CHUNK, TableCount, write_private
+from tdbctl.ops.files import fsync_dir
+from tdbctl.backup.strategy import BackupStrategy, Snapshot, quote_table
 from tdbctl.config import Settings
 from tdbctl.ddl.sqlite_files import MEMORY, domain_file
 from tdbctl.errors import DatabaseError, TdbError, UsageError

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from tdbctl.backup.manifest import BackupDamaged, Manifest, fsync_dir, read_manifest
+from tdbctl.backup.manifest import BackupDamaged, Manifest, read_manifest
+from tdbctl.ops.files import fsync_dir
 from tdbctl.errors import UsageError
 
 DEFAULT_DIR = "backups"

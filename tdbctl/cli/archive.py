@@ -102,7 +102,7 @@ def archive(
             for name, count in plan["rows"].items():
                 rows.append((plan["policy"], name, count, plan["destination"]))
             if plan["blocked"]:
-                rows.append((plan["policy"], f"(held back: referenced without ON DELETE)", plan["blocked"], ""))
+                rows.append((plan["policy"], "(held back: referenced without ON DELETE)", plan["blocked"], ""))
         out.table("Would archive (dry run)", ["policy", "table", "rows", "destination"], rows)
         return
     rows = []
