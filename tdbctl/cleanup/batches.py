@@ -18,6 +18,7 @@ import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 
 from tdbctl.cleanup import cascade
+from tdbctl.cleanup.request import DEFAULT_BATCH_SIZE, DEFAULT_PAGE_BATCH_SIZE
 from tdbctl.errors import TdbError
 
 MAX_ATTEMPTS = 10
@@ -152,9 +153,10 @@ class PolicyDeleter:
         self.keyset = keyset_for(self.table, db.dialect)
         # Tables whose rows go (or change) with these: then each batch counts them before deleting.
         self.has_dependents = bool(cascade.impact(metadata, self.table, sa.false()).dependent_tables)
-        self.batch_size = request.batch_size
+        self.batch_size = request.batch_size or DEFAULT_BATCH_SIZE
         self.pages: _PageWalk | None = None
         self.walk_pages = False
+        self.autocommit = False
 
     def run(self) -> PolicyOutcome:
         """Pass after pass until a pass deletes nothing: a row skipped as locked, or stepped
@@ -211,7 +213,15 @@ class PolicyDeleter:
                         self.db.dialect.set_batch_timeouts(self.conn, self.request.lock_timeout, self.request.statement_timeout)
                         walk = self.db.dialect.page_walk(self.conn, self.table)
                     self.walk_pages = walk is not None
-                    self.pages = _PageWalk(*walk, self.batch_size) if walk else None
+                    size = self.request.batch_size or DEFAULT_PAGE_BATCH_SIZE
+                    self.pages = _PageWalk(*walk, size) if walk else None
+                    if walk and not self.autocommit:
+                        # A range is one DELETE, a transaction by itself: in autocommit, with the
+                        # timeouts set once for the session, a batch is one round trip instead of
+                        # four (BEGIN, timeouts, DELETE, COMMIT).
+                        self.conn.execution_options(isolation_level="AUTOCOMMIT")
+                        self._session_timeouts(probe=True)
+                        self.autocommit = True
                 if self.pages is not None:
                     selected, new_last, rows, cleared = self._page_batch()
                 else:
@@ -260,6 +270,11 @@ class PolicyDeleter:
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
         return True
 
+    def _session_timeouts(self, *, probe: bool) -> None:
+        lock_timeout = min(PROBE_LOCK_TIMEOUT, self.request.lock_timeout) if probe else self.request.lock_timeout
+        with self.conn.begin():
+            self.db.dialect.set_batch_timeouts(self.conn, lock_timeout, self.request.statement_timeout, local=False)
+
     def _page_batch(self):
         """Delete the policy's rows on the walk's next range of pages.
 
@@ -269,17 +284,18 @@ class PolicyDeleter:
         LOCKED: the held rows stay for a later pass, the others go, and nothing waits on a user.
         """
         dialect, first, end = self.db.dialect, self.pages.next, self.pages.end()
-        timeouts = (self.request.lock_timeout, self.request.statement_timeout)
         try:
-            with self.conn.begin():
-                dialect.set_batch_timeouts(self.conn, min(PROBE_LOCK_TIMEOUT, timeouts[0]), timeouts[1])
+            with self.conn.begin():  # the connection is in autocommit: the DELETE commits itself
                 deleted = dialect.delete_page_range(self.conn, self.table, self.where, first, end, skip_locked=False)
         except (sa_exc.OperationalError, sa_exc.DBAPIError) as exc:
             if dialect.transient_error(exc) != "lock_timeout":
                 raise
-            with self.conn.begin():
-                dialect.set_batch_timeouts(self.conn, *timeouts)
-                deleted = dialect.delete_page_range(self.conn, self.table, self.where, first, end, skip_locked=True)
+            self._session_timeouts(probe=False)
+            try:
+                with self.conn.begin():
+                    deleted = dialect.delete_page_range(self.conn, self.table, self.where, first, end, skip_locked=True)
+            finally:
+                self._session_timeouts(probe=True)
         return deleted, None, {self.table.fullname: deleted} if deleted else {}, {}
 
     def _batch(self, conn, last):

@@ -39,8 +39,10 @@ def cleanup(
         typer.Option("--before", metavar="DATE", help="Take rows older than this date instead (2025-01-01)."),
     ] = None,
     batch_size: Annotated[
-        int, typer.Option("--batch-size", metavar="N", help="Rows per batch, each its own short transaction (1-10000).")
-    ] = 2000,
+        Optional[int],
+        typer.Option("--batch-size", metavar="N", help="Rows per batch, each its own short transaction (1-10000; "
+                     "default 2000, or 10000 where PostgreSQL deletes by ranges of pages)."),
+    ] = None,
     max_runtime: Annotated[
         Optional[str],
         typer.Option("--max-runtime", metavar="DURATION", help="Stop cleanly between batches after this long (30m, 2h)."),
