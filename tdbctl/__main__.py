@@ -1,3 +1,3 @@
-from tdbctl.cli import main
+from tdbctl.entry import main
 
 main()

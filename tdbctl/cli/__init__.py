@@ -4,7 +4,6 @@ Each command module parses options, calls one library function and renders its r
 exceptions become one line on stderr and a documented exit code here, at the edge.
 """
 
-from __future__ import annotations
 
 import os
 import sys

@@ -1,6 +1,5 @@
 """`tdbctl archive` (run the archive policies), `archive list`, `archive verify`, `archive restore`."""
 
-from __future__ import annotations
 
 from typing import Annotated, List, Optional
 

@@ -1,6 +1,5 @@
 """`tdbctl backup` (the default: take one), `backup list`, `backup verify`, and `tdbctl restore`."""
 
-from __future__ import annotations
 
 from typing import Annotated, Optional
 

@@ -1,6 +1,5 @@
 """`tdbctl cleanup`: apply the retention policies declared beside the tables, in short batches."""
 
-from __future__ import annotations
 
 import sys
 from typing import Annotated, List, Optional

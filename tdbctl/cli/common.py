@@ -4,7 +4,6 @@ Data goes to stdout; logs, progress and errors to stderr. On a terminal, rich ta
 (cron, pipes) plain tab-separated lines without colour; ``--json`` for scripts.
 """
 
-from __future__ import annotations
 
 import json as jsonlib
 import sys

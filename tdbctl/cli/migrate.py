@@ -1,6 +1,5 @@
 """`tdbctl migrate`: upgrade (the default), down, history, current, check, validate, repair."""
 
-from __future__ import annotations
 
 import logging
 import sys

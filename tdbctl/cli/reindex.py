@@ -1,6 +1,5 @@
 """`tdbctl reindex`: rebuild indexes (concurrently on PostgreSQL 12+), drop interrupted leftovers, ANALYZE."""
 
-from __future__ import annotations
 
 from typing import Annotated, List, Optional
 

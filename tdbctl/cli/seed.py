@@ -1,6 +1,5 @@
 """`tdbctl seed`: reference data from seeds/, synthetic volumes (--synthetic), their removal."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, List, Optional

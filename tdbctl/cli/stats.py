@@ -1,6 +1,5 @@
 """`tdbctl stats`: health, activity, tables, indexes, top queries and platform figures, with findings."""
 
-from __future__ import annotations
 
 from enum import Enum
 from typing import Annotated
