@@ -5,6 +5,12 @@ for a table without one), locks them (FOR UPDATE SKIP LOCKED on PostgreSQL: rows
 left for the next pass), counts what ON DELETE will take with them, and deletes exactly the rows
 selected, by locator, under lock_timeout and statement_timeout. Kill the process at any moment
 and the open batch rolls back whole; the next run finds the rest by the same condition.
+
+On PostgreSQL a table with nothing to count per batch (no ON DELETE CASCADE or SET NULL reaches
+from it) is walked by physical position instead (_PageWalk, _page_batch): its rows lie in
+insertion order, which is age order, while a random UUID key sends each batch all over the heap
+and the row locks write every tuple twice. A range of pages is one plain DELETE of the policy's
+rows, the cost of the single big DELETE spread over short transactions.
 """
 
 from __future__ import annotations
