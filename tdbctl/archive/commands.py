@@ -28,7 +28,7 @@ LOCK = "archive"
 COMMAND = "archive"
 RESTORE_COMMAND = "archive restore"
 DEFAULT_BATCH_SIZE = 5000
-DEFAULT_LEVEL = 6
+DEFAULT_LEVEL = 1  # gzip -6 costs the archive more CPU than the server spends deleting the rows, for ~11% smaller files
 DEFAULT_LOCK_TIMEOUT = 10.0
 
 Log = Callable[[str], None]

@@ -1,7 +1,7 @@
 """PostgreSQL: the server writes each line (COPY ... TO STDOUT) and reads it back (COPY FROM).
 
-Taking a table's rows is ``COPY (DELETE ... RETURNING <line>) TO STDOUT``: the rows are read and
-deleted by one statement, locked from then until the transaction ends, so nothing can change
+Taking a table's rows is ``COPY (WITH taken AS (DELETE ... RETURNING <line>) ...) TO STDOUT``: the
+rows are read and deleted by one statement, locked from then until the transaction ends, so nothing can change
 between what the file holds and what is deleted; the delete takes effect only at COMMIT, which
 comes after the file is on disk and read back. Lines travel as CSV whose quote and delimiter are
 control bytes JSON never contains raw, so COPY passes each JSON line through unchanged.
@@ -17,11 +17,15 @@ from sqlalchemy.dialects import postgresql
 
 from tdbctl.archive.codec import kind_of
 from tdbctl.archive.rowio import RowIO
+from tdbctl.errors import TdbError
 from tdbctl.ops.cascade import CascadeTree, Link
 
 RAW_LINES = "(FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
 STAGE = "tdbctl_archive_lines"
 MAX_ARGS = 90  # PostgreSQL functions take at most 100 arguments
+CHUNK_LINES = 1000
+"""Lines the server joins into one COPY message: one message per row cost the client more than
+the server spent deleting the row."""
 
 
 class PostgresRowIO(RowIO):
@@ -67,6 +71,30 @@ class PostgresRowIO(RowIO):
         finally:
             cursor.close()
 
+    def _copy_chunks(self, conn, query: str, sink) -> int:
+        """Write the ``line`` column of ``query`` (a DELETE ... RETURNING, run to completion as a
+        CTE is) to ``sink``, CHUNK_LINES lines a message; returns the rows the server counted.
+
+        Each message is ``<count>\\x02\\x01<lines, each ending in a newline>\\x01\\n``: the field holds
+        newlines, so CSV always quotes it, with a quote byte JSON never contains raw (never doubled).
+        """
+        chunked = (f"WITH taken AS ({query}) SELECT count(*), string_agg(line || E'\\n', '') FROM "
+                   f"(SELECT line, (row_number() OVER ()) / {CHUNK_LINES} AS chunk FROM taken) numbered GROUP BY chunk")
+        rows = 0
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            with cursor.copy(f"COPY ({chunked}) TO STDOUT {RAW_LINES}") as copy:
+                for data in copy:
+                    view = memoryview(data)
+                    split = bytes(view[:24]).find(b"\x02\x01")
+                    if split < 1 or view[-2:] != b"\x01\n":
+                        raise TdbError(f"unexpected COPY data from the server: {bytes(view[:40])!r}")
+                    rows += int(bytes(view[:split]))
+                    sink.write(view[split + 2:-2])
+            return rows
+        finally:
+            cursor.close()
+
     # -- archive ---------------------------------------------------------------------------------
 
     def prepare(self, conn) -> None:
@@ -94,8 +122,8 @@ class PostgresRowIO(RowIO):
                 conn.execute(sa.select(sa.func.count()).select_from(locked.subquery()))
 
     def take_rows(self, conn, table: sa.Table, condition, sink) -> int:
-        query = f"{self._sql(sa.delete(table).where(condition))} RETURNING {self.line_expression(table)}"
-        return self._copy_out(conn, query, sink)
+        query = f"{self._sql(sa.delete(table).where(condition))} RETURNING {self.line_expression(table)} AS line"
+        return self._copy_chunks(conn, query, sink)
 
     def take_links(self, conn, link: Link, condition, sink) -> int:
         columns = [*link.child.primary_key.columns, *link.columns]

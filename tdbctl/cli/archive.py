@@ -56,7 +56,7 @@ def archive(
         typer.Option("--max-runtime", metavar="DURATION", show_default=False,
                      help="Start no new batch after this long (30m, 2h); the next run carries on."),
     ] = None,
-    level: Annotated[int, typer.Option("--level", min=1, max=9, help="gzip compression level.")] = 6,
+    level: Annotated[int, typer.Option("--level", min=1, max=9, help="gzip compression level: 1 fastest (about 12% larger files than 6), 9 smallest.")] = 1,
     dry_run: DryRunOption = False,
     lock_wait: LockWaitOption = 0.0,
     lock_timeout: LockTimeoutOption = 10.0,
