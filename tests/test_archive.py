@@ -255,3 +255,35 @@ def test_usage_errors_and_policy_tree():
     order = [t.fullname for t in tree.delete_order()]
     assert order.index("voice.extracted_slots") < order.index("voice.conversation_turns") < order.index(
         "voice.conversations")
+
+
+def test_lines_spanning_many_copy_messages(archive_db, tmp_path, monkeypatch):
+    """PostgreSQL's server joins CHUNK_LINES lines into one COPY message: with 2, every table of a
+    batch spans several messages, some of one line; the files still hold exactly the rows taken."""
+    from tdbctl.archive import rowio_postgresql
+
+    monkeypatch.setattr(rowio_postgresql, "CHUNK_LINES", 2)
+    db = archive_db
+    expected = fill(db.engine, NOW, transcripts=5)
+    before = snapshot(db.engine)
+    tree = cascade_tree(metadata, "dispatch.call_sessions")
+    originals = {t.fullname: typed_rows(db.engine, t) for t in tree.members}
+    to = tmp_path / "archive"
+    policies = [p for p in select_policies(metadata, "archive") if p.name == "dispatch.completed_calls"]
+    report = run(db.settings, ArchiveOptions(to=str(to)), policies=policies)
+    assert report.status == "succeeded"
+    (result,) = report.policies
+    after, files = snapshot(db.engine), batch_files(to)
+    for table in tree.members:
+        name = table.fullname
+        taken = {db.key(k) for k in expected.get(name, ())}
+        assert result["rows"][name] == len(taken)
+        assert set(after[name]) == set(before[name]) - taken, name
+        keys = [db.key(_as_key(line["id"], table)) for line in files.get(name, [])]
+        assert sorted(keys) == sorted(taken), name
+        for line in files.get(name, []):
+            check_lines_against(line, originals[name][_as_key(line["id"], table)], table, db.dialect)
+    assert len(expected["dispatch.call_transcripts"]) >= 5 * len(expected["dispatch.call_sessions"]) > 5
+    for batch in result["batches"]:
+        restore(db.settings, batch)
+    assert snapshot(db.engine) == before
