@@ -25,7 +25,7 @@ from tdbctl import __version__
 from tdbctl.archive import catalog
 from tdbctl.archive.codec import describe_columns
 from tdbctl.archive.files import (
-    FORMAT, FORMAT_VERSION, SUFFIX, ArchiveWriteError, BatchFile, batch_dir, check_file, new_batch_dir,
+    FORMAT, FORMAT_VERSION, SUFFIX, ArchiveWriteError, BatchFile, batch_dir, new_batch_dir,
     read_manifest, remove_batch_dir, write_manifest,
 )
 from tdbctl.archive.rowio import keys_table
@@ -35,7 +35,8 @@ from tdbctl.ops.cascade import CascadeTree, cascade_tree
 
 PAUSE_ENV = "TDB_ARCHIVE_PAUSE_AT"
 """Test hook: a batch stops at that point and sleeps, so a test can SIGKILL the process there:
-'written' (files fsynced, not yet read back), 'verified' (read back, no manifest yet), 'deleted'
+'written' (the root table's file, the last, fsynced and not yet read back), 'verified' (every
+file read back and checked, no manifest yet), 'deleted'
 (rows deleted and batch marked, not committed), 'committed' (after the first batch's commit).
 Never set it in production."""
 
@@ -239,6 +240,7 @@ def _write_and_delete(ctx: Context, policy, tree, archive_table, keys, cutoff, a
         handle = BatchFile(directory, _name(link.child, "links"), link.child.fullname, "links", ctx.level)
         files.append(handle)
         links.append((handle, link, io.take_links(conn, link, tree.referencing(link, in_keys), handle)))
+        handle.finish()
     if archive_table is not None:
         names = [c.name for c in tree.root.columns]
         conn.execute(sa.insert(archive_table).from_select(
@@ -251,20 +253,19 @@ def _write_and_delete(ctx: Context, policy, tree, archive_table, keys, cutoff, a
     counts: dict[str, int] = {}
     tables = []
     for table in tree.delete_order():
-        handle = BatchFile(directory, _name(table, "rows"), table.fullname, "rows", ctx.level)
+        handle = BatchFile(directory, _name(table, "rows"), table.fullname, "rows", ctx.level,
+                           durable=(lambda: pause("written")) if table is tree.root else None)
         files.append(handle)
         counts[table.fullname] = io.take_rows(conn, table, where(table), handle)
+        handle.finish()  # fsynced, read back and checked on its own thread, beside the next table's rows
         tables.append((handle, table))
     if counts[tree.root.fullname] != len(taken):
         raise TdbError(f"{tree.root.fullname}: {counts[tree.root.fullname]} rows written for {len(taken)} locked")
-    stats = {handle.name: handle.close() for handle in files}
+    stats = {handle.name: handle.result() for handle in files}
     fsync_dir(directory)
     for handle, _table in tables:
         if stats[handle.name].rows != counts[handle.table]:
             raise TdbError(f"{handle.path}: {stats[handle.name].rows} lines for {counts[handle.table]} rows")
-    pause("written")
-    for entry in stats.values():
-        check_file(directory, entry)
     pause("verified")
     key_values = [row[0] for row in taken]
     times = [row[1] for row in taken if len(row) > 1 and row[1] is not None]

@@ -65,7 +65,7 @@ class BatchFile:
     write or by close.
     """
 
-    def __init__(self, directory: Path, name: str, table: str, role: str, level: int):
+    def __init__(self, directory: Path, name: str, table: str, role: str, level: int, durable=None):
         self.path = directory / name
         self.name, self.table, self.role = name, table, role
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -79,6 +79,9 @@ class BatchFile:
         self._queued: deque = deque()
         self.rows = 0
         self.bytes = 0
+        self._closing = None
+        self._durable = durable
+        """Called on the file's thread once it is fsynced, before it is read back (a test hook)."""
 
     def write(self, data) -> None:
         self._pending += data
@@ -107,19 +110,38 @@ class BatchFile:
                 view = view[self._out.write(view):]
             self.bytes += len(data)
 
-    def close(self) -> FileStats:
-        """Finish the gzip stream and make the file durable (fsync) before returning."""
+    def finish(self) -> None:
+        """Start closing in the background: the last bytes compressed and written, the file
+        fsynced, then read back and checked against what went in (ArchiveDamaged otherwise).
+        The thread does it while the database produces the next table's rows; ``result``
+        waits for it."""
+        self._drain()
+        self._closing = self._worker.submit(self._close_and_check)
+
+    def _close_and_check(self) -> FileStats:
+        self._emit(self._zip.flush())
+        os.fsync(self._out.fileno())
+        self._out.close()
+        if self._durable is not None:
+            self._durable()
+        stats = FileStats(self.name, self.table, self.role, self.rows, self.bytes,
+                          self._digest.hexdigest(), self._content.hexdigest())
+        check_file(self.path.parent, stats)
+        return stats
+
+    def result(self) -> FileStats:
+        """The file's stats once it is durable and read back; the first error of its thread."""
         try:
-            self._drain()
             while self._queued:
                 self._queued.popleft().result()
-            self._emit(self._zip.flush())
-            os.fsync(self._out.fileno())
+            return self._closing.result()
         finally:
             self._worker.shutdown(wait=True, cancel_futures=True)
-        self._out.close()
-        return FileStats(self.name, self.table, self.role, self.rows, self.bytes,
-                         self._digest.hexdigest(), self._content.hexdigest())
+
+    def close(self) -> FileStats:
+        """Finish the gzip stream, make the file durable (fsync), read it back and check it."""
+        self.finish()
+        return self.result()
 
     def abort(self) -> None:
         self._worker.shutdown(wait=True, cancel_futures=True)
