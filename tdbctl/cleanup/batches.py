@@ -214,7 +214,8 @@ class PolicyDeleter:
             started = time.monotonic()
             try:
                 if self.walk_pages and self.pages is None:
-                    # Sizing the table takes a lock (an ALTER TABLE holds it): under the timeouts.
+                    # Sizing the table takes a lock (an ALTER TABLE holds it): under the timeouts
+                    # (from the second pass on, the session's, as the connection is in autocommit).
                     with self.conn.begin():
                         self.db.dialect.set_batch_timeouts(self.conn, self.request.lock_timeout, self.request.statement_timeout)
                         walk = self.db.dialect.page_walk(self.conn, self.table)
@@ -286,8 +287,8 @@ class PolicyDeleter:
 
         First a plain DELETE that may wait only PROBE_LOCK_TIMEOUT for a lock: when no row of the
         range is held by anyone (nearly always), that is the whole batch, at the cost of a plain
-        DELETE. When one is, it gives up at once, and the range goes again with FOR UPDATE SKIP
-        LOCKED: the held rows stay for a later pass, the others go, and nothing waits on a user.
+        DELETE. When one is, it gives up after those few milliseconds, and the range goes again
+        with FOR UPDATE SKIP LOCKED: the held rows stay for a later pass and the others go.
         """
         dialect, first, end = self.db.dialect, self.pages.next, self.pages.end()
         try:
