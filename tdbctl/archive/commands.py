@@ -27,7 +27,6 @@ from tdbctl.ops.selection import policy_cutoff, select_policies
 LOCK = "archive"
 COMMAND = "archive"
 RESTORE_COMMAND = "archive restore"
-DEFAULT_BATCH_SIZE = 5000
 DEFAULT_LEVEL = 1  # gzip -6 costs the archive more CPU than the server spends deleting the rows, for ~11% smaller files
 DEFAULT_LOCK_TIMEOUT = 10.0
 
@@ -44,7 +43,8 @@ class ArchiveOptions:
     policies: list[str] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
     older_than: timedelta | None = None
-    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_size: int | None = None
+    """Root rows per batch; None: the dialect's (tdbctl.archive.rowio RowIO.batch_size)."""
     max_runtime: timedelta | None = None
     dry_run: bool = False
     lock_wait: float = 0.0
@@ -113,7 +113,7 @@ def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet, *, polic
         policies = select_policies(metadata, "archive", options.policies, options.tables)
     directory = archive_dir(settings, options.to)
     _check_destination(metadata, policies, directory)
-    if options.batch_size < 1:
+    if options.batch_size is not None and options.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     now = utcnow()
     with open_database(settings) as db:
@@ -145,7 +145,7 @@ def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet, *, polic
                             record.add_rows(table, count)
                         save_progress(db.engine, record)
 
-                    ctx = Context(settings, metadata, conn, db.dialect, io, record.id, directory, options.batch_size,
+                    ctx = Context(settings, metadata, conn, db.dialect, io, record.id, directory, options.batch_size or io.batch_size,
                                   options.lock_timeout, options.level, deadline, revision, log, progress)
                     for policy in policies:
                         cutoff = policy_cutoff(policy, metadata, options.older_than, now)

