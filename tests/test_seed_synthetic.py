@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import run_cli, url_text
+from terminal import run_on_terminal
 from tdbctl.config import resolve
 from tdbctl.engine import create_engine
 from tdbctl.errors import TdbError
@@ -353,29 +354,13 @@ def test_plain_progress_lines_without_a_terminal(sqlite_url, tmp_path):
 
 def test_a_terminal_gets_a_progress_bar(sqlite_url, tmp_path):
     """Under a pseudo-terminal: rich draws a bar per domain, not the plain lines of a log."""
-    import pty
-
     upgrade(settings_for(sqlite_url), lock_wait=5)
-    leader, follower = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k not in ("TDB_DATABASE_URL", "DATABASE_URL")}
     env.update(COLUMNS="160", TERM="xterm")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tdbctl", "--database-url", url_text(sqlite_url), "seed", "--synthetic", "-n", "10",
-         "--domain", "voice", "--until", "2026-01-15"], stdin=follower, stdout=follower, stderr=follower, env=env,
-        cwd=tmp_path)
-    os.close(follower)
-    output = b""
-    while True:  # read as it comes: a full pty buffer would block the child
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed its end
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(leader)
-    text = output.decode(errors="replace")
-    assert process.wait(timeout=120) == 0, text
+    code, text = run_on_terminal(
+        ["--database-url", url_text(sqlite_url), "seed", "--synthetic", "-n", "10", "--domain", "voice",
+         "--until", "2026-01-15"], env=env, cwd=tmp_path)
+    assert code == 0, text
     assert "synthetic voice" in text and "━" in text and "10/10" in text
     assert "synthetic voice: generating" not in text and "table\trows" not in text
 
@@ -428,3 +413,22 @@ def test_sigkill_mid_domain_leaves_that_domain_untouched(db_url, tmp_path):
     finally:
         engine.dispose()
     assert touched > UNTIL.replace(tzinfo=None)
+
+
+@pytest.mark.parametrize("bad", [["--span", "0d"], ["--sessions", "0"], ["--until", "someday"]])
+def test_bad_synthetic_options_are_refused_before_anything_changes(sqlite_url, tmp_path, bad):
+    """Not even the reference rows (which `seed --synthetic` loads first) are written."""
+    upgrade(settings_for(sqlite_url), lock_wait=5)
+    engine = create_engine(resolve(url_text(sqlite_url)).url)
+    with engine.connect() as conn:
+        before = conn.execute(sa.select(sa.func.count()).select_from(metadata.tables["dispatch.training_scenarios"])).scalar()
+    engine.dispose()
+    result = run_cli("seed", "--synthetic", *bad, cwd=tmp_path, env={"TDB_DATABASE_URL": url_text(sqlite_url)})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("tdbctl: error: ")
+    assert result.stdout == ""
+    engine = create_engine(resolve(url_text(sqlite_url)).url)
+    with engine.connect() as conn:
+        after = conn.execute(sa.select(sa.func.count()).select_from(metadata.tables["dispatch.training_scenarios"])).scalar()
+    engine.dispose()
+    assert before == after == 0

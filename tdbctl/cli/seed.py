@@ -75,6 +75,8 @@ def seed(
     if remove_synthetic:
         _remove(out, config, domain, dry_run, yes, lock_wait)
         return
+    # Bad --sessions/--span/--until are refused before the reference rows are touched.
+    plan = commands.synthetic_plan(random_seed, sessions, span, until) if synthetic else None
     report = commands.seed_reference(config, domains=domain, dry_run=dry_run, seeds_root=seeds_dir, lock_wait=lock_wait)
     if not synthetic:
         _render_reference(out, report)
@@ -83,7 +85,7 @@ def seed(
         _render_reference(out, report)
     result = commands.generate_synthetic(
         config, domains=domain, sessions=sessions, span=span, until=until, random_seed=random_seed,
-        dry_run=dry_run, lock_wait=lock_wait, progress=_progress(out), seeds_root=seeds_dir,
+        dry_run=dry_run, lock_wait=lock_wait, progress=_progress(out), seeds_root=seeds_dir, plan=plan,
     )
     if out.json:
         out.data({"reference": _reference_document(report), "synthetic": _synthetic_document(result)})

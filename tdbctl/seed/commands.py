@@ -124,8 +124,12 @@ def generate_synthetic(
     lock_wait: float = DEFAULT_LOCK_WAIT_SECONDS,
     progress=None,
     seeds_root: Path | None = None,
+    plan=None,
 ):
     """Fill the activity tables with marked, deterministic synthetic rows (after `seed_reference`).
+
+    ``plan`` is ``synthetic_plan(random_seed, sessions, span, until)`` made beforehand: a caller
+    that checks the options before changing anything passes it, so the span stays the one checked.
 
     A dry run generates every row and writes none; it loads the reference rows first in the same
     (rolled back) transaction, so that it works on a database that has none yet.
@@ -133,7 +137,7 @@ def generate_synthetic(
     from tdbctl.seed import synthetic
 
     selected = resolve_domains(domains)
-    plan = synthetic_plan(random_seed, sessions, span, until)
+    plan = plan or synthetic_plan(random_seed, sessions, span, until)
     before = _reference_loader(settings, seeds_root) if dry_run else None
     options = {"synthetic": True, "domains": selected, "sessions": sessions, "span": span,
                "until": plan.end.isoformat(), "random_seed": random_seed, "dry_run": dry_run}
