@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from conftest import url_text
+from terminal import read_until_closed
 from test_backup import migrated, take_backup, tdb
 from test_backup_data import checksums, fill
 from test_backup_pg import spawn_cli, wait_for
-from tdbctl.backup import commands, store
+from tdbctl.backup import commands
 from tdbctl.backup.manifest import read_manifest, write_manifest
 from tdbctl.backup.sqlite import PLAN_SUFFIX, TEMP_SUFFIX
 from tdbctl.config import resolve
@@ -250,14 +251,7 @@ def test_restore_asks_on_a_terminal_and_no_changes_nothing(sqlite_url, tmp_path)
             assert chunk, output
             output += chunk
         os.write(leader, reply)
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:  # EIO: the child closed its end
-                break
-            if not chunk:
-                break
-            output += chunk
+        output += read_until_closed(leader)
         os.close(leader)
         return process.wait(timeout=60), output.decode(errors="replace")
 

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import run_cli, url_text
+from terminal import run_on_terminal
 from test_cleanup import T, World, ago, runs_rows, snapshot
 from tdbctl.config import resolve
 from tdbctl.errors import ExitCode
@@ -173,29 +174,11 @@ def test_vacuum_runs_on_the_touched_tables(db, invoke):
 
 def test_a_terminal_gets_a_progress_bar_and_a_summary_table(db, tmp_path):
     """Under a pseudo-terminal: rich draws (box characters), not the tab-separated lines."""
-    import pty
-    import subprocess
-    import sys
-
     World(db.engine).build()
-    leader, follower = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k not in ("TDB_DATABASE_URL", "DATABASE_URL")}
     env.update(TDB_DATABASE_URL=url_text(db.settings.url), COLUMNS="200", TERM="xterm")
-    process = subprocess.Popen([sys.executable, "-m", "tdbctl", "cleanup"], stdin=follower, stdout=follower,
-                               stderr=follower, env=env)
-    os.close(follower)
-    output = b""
-    while True:  # read as it comes: a full pty buffer would block the child
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed its end
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(leader)
-    text = output.decode(errors="replace")
-    assert process.wait(timeout=120) == 0, text
+    code, text = run_on_terminal(["cleanup"], env=env)
+    assert code == 0, text
     assert "Cleanup run 1: succeeded" in text and "━" in text and "│" in text
     assert "chattrain.abandoned_sessions" in text and "\tdeleted\t" not in text
 

@@ -49,17 +49,17 @@ class CleanupReport:
 
     @property
     def rows(self) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for outcome in self.outcomes:
-            for table, n in outcome.rows.items():
-                totals[table] = totals.get(table, 0) + n
-        return totals
+        return self._summed("rows")
 
     @property
     def cleared(self) -> dict[str, int]:
+        return self._summed("cleared")
+
+    def _summed(self, counts: str) -> dict[str, int]:
+        """Per table over every policy: two policies can reach the same table."""
         totals: dict[str, int] = {}
         for outcome in self.outcomes:
-            for table, n in outcome.cleared.items():
+            for table, n in getattr(outcome, counts).items():
                 totals[table] = totals.get(table, 0) + n
         return totals
 
