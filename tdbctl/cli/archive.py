@@ -1,11 +1,13 @@
 """`tdbctl archive` (run the archive policies), `archive list`, `archive verify`, `archive restore`."""
 
 
-from typing import Annotated, List, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from tdbctl.cli.common import DryRunOption, JsonOption, Output, settings
+from tdbctl.cli.common import (
+    DryRunOption, JsonOption, MaxRuntimeOption, OlderThanOption, Output, PolicyOption, TableOption, settings,
+)
 
 app = typer.Typer(
     invoke_without_command=True,
@@ -34,30 +36,15 @@ def archive(
                      help="Directory for the batch files (default: tdbctl.toml [archive] dir). Needed by every "
                           "policy but in-place ones; voice.conversations' children go there too."),
     ] = None,
-    policy: Annotated[
-        Optional[List[str]],
-        typer.Option("--policy", metavar="NAME", show_default=False, help="Only this policy (repeatable)."),
-    ] = None,
-    table: Annotated[
-        Optional[List[str]],
-        typer.Option("--table", metavar="TABLE", show_default=False,
-                     help="Only the policies of this table, schema.table (repeatable)."),
-    ] = None,
-    older_than: Annotated[
-        Optional[str],
-        typer.Option("--older-than", metavar="AGE", show_default=False,
-                     help="Take rows older than AGE (90d, 2y, ...) instead of each policy's own age."),
-    ] = None,
+    policy: PolicyOption = None,
+    table: TableOption = None,
+    older_than: OlderThanOption = None,
     batch_size: Annotated[
         Optional[int],
         typer.Option("--batch-size", min=1, metavar="N", show_default=False,
                      help="Root rows per batch (one transaction each); default 10000 on PostgreSQL, 5000 on SQLite."),
     ] = None,
-    max_runtime: Annotated[
-        Optional[str],
-        typer.Option("--max-runtime", metavar="DURATION", show_default=False,
-                     help="Start no new batch after this long (30m, 2h); the next run carries on."),
-    ] = None,
+    max_runtime: MaxRuntimeOption = None,
     level: Annotated[int, typer.Option("--level", min=1, max=9, help="gzip compression level: 1 fastest (about 12% larger files than 6), 9 smallest.")] = 1,
     dry_run: DryRunOption = False,
     lock_wait: LockWaitOption = 0.0,
@@ -75,8 +62,8 @@ def archive(
 
     Example:
 
+        \b
         tdbctl archive --to /srv/archive --dry-run
-
         tdbctl archive --to /srv/archive --policy voice.conversations --max-runtime 30m
     """
     if ctx.invoked_subcommand:
@@ -131,6 +118,7 @@ def list_(
 
     Example:
 
+        \b
         tdbctl archive list --policy voice.conversations
     """
     from tdbctl.archive import commands
@@ -159,6 +147,7 @@ def verify(
 
     Example:
 
+        \b
         tdbctl archive verify || echo "archive damaged"
     """
     from tdbctl.archive import restore
@@ -196,6 +185,7 @@ def restore_(
 
     Example:
 
+        \b
         tdbctl archive restore 42 --dry-run
     """
     from tdbctl.archive import restore

@@ -64,8 +64,8 @@ def backup(
 
     Example:
 
+        \b
         tdbctl backup --to /var/backups/tdbctl --keep 7
-
         tdbctl backup --jobs 4 --keep-days 14   # parallel pg_dump
     """
     if ctx.invoked_subcommand:
@@ -99,6 +99,7 @@ def list_(
 
     Example:
 
+        \b
         tdbctl backup list --from /var/backups/tdbctl
     """
     from tdbctl.backup import commands
@@ -145,6 +146,7 @@ def verify(
 
     Example:
 
+        \b
         tdbctl backup verify latest --deep
     """
     from tdbctl.backup import commands
@@ -198,8 +200,8 @@ def restore(
 
     Example:
 
+        \b
         tdbctl restore latest --target postgresql://ops@db2/app_restored --yes
-
         tdbctl restore backups/app-20250101T030000Z --force --dry-run
     """
     from tdbctl.backup import commands

@@ -2,11 +2,13 @@
 
 
 import sys
-from typing import Annotated, List, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from tdbctl.cli.common import DryRunOption, JsonOption, Output, settings
+from tdbctl.cli.common import (
+    DryRunOption, JsonOption, MaxRuntimeOption, OlderThanOption, Output, PolicyOption, TableOption, settings,
+)
 
 # Status words of the plain (cron) lines.
 _PLAIN_STATUS = {
@@ -20,19 +22,9 @@ _PLAIN_STATUS = {
 
 
 def cleanup(
-    policy: Annotated[
-        Optional[List[str]],
-        typer.Option("--policy", metavar="NAME", help="Apply only this policy (repeatable); see --list."),
-    ] = None,
-    table: Annotated[
-        Optional[List[str]],
-        typer.Option("--table", metavar="SCHEMA.TABLE", help="Apply only the policies of this table (repeatable)."),
-    ] = None,
-    older_than: Annotated[
-        Optional[str],
-        typer.Option("--older-than", metavar="AGE",
-                     help="Override every selected policy's age: 90d, 12h, 2w, 6mo, 1y. Never turns an archive policy into a delete."),
-    ] = None,
+    policy: PolicyOption = None,
+    table: TableOption = None,
+    older_than: OlderThanOption = None,
     before: Annotated[
         Optional[str],
         typer.Option("--before", metavar="DATE", help="Take rows older than this date instead (2025-01-01)."),
@@ -42,10 +34,7 @@ def cleanup(
         typer.Option("--batch-size", metavar="N", help="Rows per batch, each its own short transaction (1-10000; "
                      "default 2000, or 10000 where PostgreSQL deletes by ranges of pages)."),
     ] = None,
-    max_runtime: Annotated[
-        Optional[str],
-        typer.Option("--max-runtime", metavar="DURATION", help="Stop cleanly between batches after this long (30m, 2h)."),
-    ] = None,
+    max_runtime: MaxRuntimeOption = None,
     vacuum: Annotated[
         bool, typer.Option("--vacuum", help="VACUUM (ANALYZE) the touched tables afterwards (SQLite: vacuum their files).")
     ] = False,
@@ -69,10 +58,9 @@ def cleanup(
 
     Example:
 
+        \b
         tdbctl cleanup --older-than 90d            # the nightly cron line
-
         tdbctl cleanup --dry-run                   # what each policy would delete, cascades included
-
         tdbctl cleanup --policy chattrain.activity_logs --batch-size 5000 --max-runtime 30m
     """
     out = Output(json)

@@ -9,7 +9,7 @@ import json as jsonlib
 import sys
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any, Optional, Sequence
+from typing import Annotated, Any, List, Optional, Sequence
 
 import typer
 
@@ -26,6 +26,26 @@ STATE = GlobalState()
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout for scripts.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (for scripts).")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")]
+# The selection shared by the retention commands (cleanup, archive): one declaration, one wording.
+PolicyOption = Annotated[
+    Optional[List[str]],
+    typer.Option("--policy", metavar="NAME", show_default=False, help="Only this policy (repeatable)."),
+]
+TableOption = Annotated[
+    Optional[List[str]],
+    typer.Option("--table", metavar="SCHEMA.TABLE", show_default=False,
+                 help="Only the policies of this table (repeatable)."),
+]
+OlderThanOption = Annotated[
+    Optional[str],
+    typer.Option("--older-than", metavar="AGE", show_default=False,
+                 help="Take rows older than AGE (90d, 12h, 2w, 6mo, 1y) instead of each policy's own age."),
+]
+MaxRuntimeOption = Annotated[
+    Optional[str],
+    typer.Option("--max-runtime", metavar="DURATION", show_default=False,
+                 help="Start no new batch after this long (30m, 2h); the next run carries on."),
+]
 LockWaitOption = Annotated[
     Optional[float],
     typer.Option("--lock-wait", min=0, show_default=False,

@@ -9,6 +9,7 @@ def info(json: JsonOption = False) -> None:
 
     Example:
 
+        \b
         tdbctl info --json
     """
     from tdbctl.info import gather

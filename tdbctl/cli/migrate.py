@@ -69,8 +69,8 @@ def upgrade(
 
     Example:
 
+        \b
         tdbctl migrate                 # to head, as a deploy pipeline runs it
-
         tdbctl migrate --sql > up.sql  # the SQL, for a DBA to review
     """
     if ctx.invoked_subcommand:
@@ -105,6 +105,7 @@ def down(
 
     Example:
 
+        \b
         tdbctl migrate down 0004 --dry-run
     """
     from tdbctl.migrate import commands
@@ -139,6 +140,7 @@ def current(json: JsonOption = False) -> None:
 
     Example:
 
+        \b
         tdbctl migrate current
     """
     from tdbctl.migrate import commands
@@ -158,6 +160,7 @@ def history(json: JsonOption = False) -> None:
 
     Example:
 
+        \b
         tdbctl migrate history
     """
     from tdbctl.migrate import commands
@@ -177,6 +180,7 @@ def check(json: JsonOption = False) -> None:
 
     Example:
 
+        \b
         tdbctl migrate check || echo "schema drift"
     """
     from tdbctl.errors import ExitCode
@@ -204,6 +208,7 @@ def validate(json: JsonOption = False) -> None:
 
     Example:
 
+        \b
         tdbctl migrate validate
     """
     from tdbctl.errors import ExitCode
@@ -228,6 +233,7 @@ def repair(yes: YesOption = False, json: JsonOption = False) -> None:
 
     Example:
 
+        \b
         tdbctl migrate repair --yes
     """
     from tdbctl.migrate import commands

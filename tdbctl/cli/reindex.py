@@ -34,8 +34,8 @@ def reindex(
 
     Example:
 
+        \b
         tdbctl reindex --bloated --dry-run
-
         tdbctl reindex --index chattrain.documents_embedding_idx --retune-ivfflat
     """
     from tdbctl import reindex as library

@@ -59,10 +59,9 @@ def seed(
 
     Example:
 
+        \b
         tdbctl seed --dry-run                       # what would be inserted or updated
-
         tdbctl seed --synthetic --sessions 5000 --span 18mo --random-seed 7
-
         tdbctl seed --remove-synthetic --yes
     """
     from tdbctl.errors import UsageError

@@ -37,10 +37,9 @@ def stats(
 
     Example:
 
+        \b
         tdbctl stats                                  # the on-call page
-
         tdbctl stats --check || page-someone          # a monitoring probe
-
         tdbctl stats --format prometheus > /var/lib/node_exporter/tdbctl.prom
     """
     from tdbctl.errors import ExitCode, UsageError
