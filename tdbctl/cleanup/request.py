@@ -133,7 +133,7 @@ def select_targets(policies: Iterable, request: CleanupRequest, now: datetime, m
     """The policies the request selects, in declaration order, each with its cutoff.
 
     With ``metadata``, a cutoff on a column without a time zone is naive UTC wall time (see
-    ``_column_time``); without it every cutoff is an aware UTC datetime.
+    ``tdbctl.ops.selection.in_column_time``); without it every cutoff is an aware UTC datetime.
 
     Archive policies come back too (cleanup lists them as left to `tdbctl archive`); a selection
     of nothing but archive policies is refused, since cleanup would do nothing it was asked to.
@@ -167,23 +167,9 @@ def select_targets(policies: Iterable, request: CleanupRequest, now: datetime, m
     targets = [_target(p, request, now) for p in chosen]
     if metadata is None:
         return targets
-    return [Target(t.policy, _column_time(t.policy, metadata, t.cutoff), t.age) for t in targets]
+    from tdbctl.ops.selection import in_column_time  # SQLAlchemy: only once a database is involved
 
-
-def _column_time(policy, metadata, cutoff: datetime | None) -> datetime | None:
-    """The cutoff in the age column's own kind of time.
-
-    Columns without a time zone (ChatTrain's TIMESTAMPs) hold UTC wall time. Compared with an
-    aware cutoff, PostgreSQL would read them in the session's TimeZone: on a server set to
-    Pacific/Kiritimati every row would look 14 hours older than it is, and a 12h cleanup would
-    take rows 2 hours old. A naive UTC cutoff compares wall time with wall time on both dialects.
-    """
-    if cutoff is None or policy.age_column is None:
-        return cutoff
-    column = metadata.tables[policy.table].c[policy.age_column]
-    if getattr(column.type, "timezone", True):
-        return cutoff
-    return cutoff.astimezone(timezone.utc).replace(tzinfo=None)
+    return [Target(t.policy, in_column_time(t.policy, metadata, t.cutoff), t.age) for t in targets]
 
 
 def _archive_destination(policy) -> str:

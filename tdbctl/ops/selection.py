@@ -68,16 +68,24 @@ def policy_age(policy: RetentionPolicy, older_than: timedelta | None) -> timedel
 def policy_cutoff(
     policy: RetentionPolicy, metadata: sa.MetaData, older_than: timedelta | None, now: datetime
 ) -> datetime | None:
-    """The time before which the policy's rows qualify, in the age column's own kind of time.
-
-    Columns without a time zone (ChatTrain's TIMESTAMPs) hold UTC wall time, so they are compared
-    with a naive UTC cutoff: the same instant on PostgreSQL and SQLite.
-    """
+    """The time before which the policy's rows qualify, in the age column's own kind of time."""
     age = policy_age(policy, older_than)
     if age is None:
         return None
-    cutoff = now.astimezone(timezone.utc) - age
+    return in_column_time(policy, metadata, now.astimezone(timezone.utc) - age)
+
+
+def in_column_time(policy: RetentionPolicy, metadata: sa.MetaData, cutoff: datetime | None) -> datetime | None:
+    """``cutoff`` as the policy's age column holds time.
+
+    Columns without a time zone (ChatTrain's TIMESTAMPs) hold UTC wall time. Compared with an
+    aware cutoff, PostgreSQL would read them in the session's TimeZone: on a server set to
+    Pacific/Kiritimati every row would look 14 hours older than it is, and a 12h cleanup would
+    take rows 2 hours old. A naive UTC cutoff compares wall time with wall time on both dialects.
+    """
+    if cutoff is None or policy.age_column is None:
+        return cutoff
     column = policy.table_object(metadata).c[policy.age_column]
-    if not getattr(column.type, "timezone", True):
-        cutoff = cutoff.replace(tzinfo=None)
-    return cutoff
+    if getattr(column.type, "timezone", True):
+        return cutoff
+    return cutoff.astimezone(timezone.utc).replace(tzinfo=None)
