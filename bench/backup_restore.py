@@ -28,7 +28,8 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tdbctl.backup import pgtools  # noqa: E402
-from tdbctl.config import parse_url  # noqa: E402
+from tdbctl.config import parse_url, resolve  # noqa: E402
+from tdbctl.ops.libpq import environment  # noqa: E402
 
 def timed(command: list[str], env=None) -> float:
     started = time.perf_counter()
@@ -86,7 +87,7 @@ def main() -> None:
         with admin.connect() as conn:
             major = int(conn.exec_driver_sql("SHOW server_version_num").scalar()) // 10000
         tools = pgtools.find_tools(major)
-        libpq = pgtools.libpq_environment(base.set(database="bench_src"))
+        libpq = environment(resolve(url("bench_src")))
         print(f"tools: {tools.bin_dir} ({tools.version}); best of {args.runs}; "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
         tdbctl = [str(BIN / "tdbctl")]

@@ -10,8 +10,9 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from tdbctl.errors import ConfigError
 
@@ -33,21 +34,39 @@ def mask_secrets(text: str) -> str:
 
 @dataclass
 class Settings:
-    url: Any  # sqlalchemy.engine.URL; typed loosely so importing config stays light
+    """The database to work on. ``text`` is the URL as configured (postgres:// spelt postgresql://).
+
+    ``url``, SQLAlchemy's parsed form, is made on first use: SQLAlchemy's import is a quarter of a
+    second that backup and restore spend after their pg_dump/pg_restore has started, not before.
+    """
+
+    text: str
     source: str
     file_settings: dict = field(default_factory=dict)
 
+    @cached_property
+    def url(self):
+        return parse_url(self.text, self.source)
+
     @property
     def dialect(self) -> str:
-        return self.url.get_backend_name()
+        return backend_of(self.text)
 
     @property
     def masked_url(self) -> str:
-        return mask_secrets(self.url.render_as_string(hide_password=True))
+        if self.dialect == "sqlite":  # shown with the file's absolute path
+            return mask_secrets(self.url.render_as_string(hide_password=True))
+        return mask_secrets(with_driver(self.text))
 
     @property
     def password(self) -> str | None:
-        return self.url.password
+        if "url" in self.__dict__:
+            return self.url.password
+        try:
+            password = urlsplit(self.text).password
+        except ValueError:
+            return None
+        return unquote(password) if password is not None else None
 
     def section(self, name: str) -> dict:
         value = self.file_settings.get(name, {})
@@ -72,7 +91,28 @@ def resolve(cli_url: str | None = None, *, directory: Path | None = None, enviro
     if raw is None:
         raw = f"sqlite:///{directory / DEFAULT_SQLITE_FILE}"
         source = "default (SQLite file in the current directory)"
-    return Settings(url=parse_url(raw, source), source=source, file_settings=file_settings)
+    text = raw.strip()
+    if text.startswith("postgres://"):
+        text = "postgresql://" + text[len("postgres://"):]
+    backend = backend_of(text)
+    if backend not in SUPPORTED_BACKENDS:
+        raise ConfigError(
+            f"unsupported database {backend!r} from {source}: tdbctl works with postgresql:// and sqlite:// URLs"
+            if backend else f"malformed database URL from {source}: {mask_secrets(text)!r}"
+        )
+    return Settings(text=text, source=source, file_settings=file_settings)
+
+
+def backend_of(text: str) -> str:
+    """postgresql, sqlite, ...: the URL's scheme without its driver."""
+    scheme, found, _ = text.partition("://")
+    return scheme.split("+", 1)[0].lower() if found else ""
+
+
+def with_driver(text: str) -> str:
+    """A postgresql URL with psycopg 3 as its driver, whatever driver it named."""
+    _, _, rest = text.partition("://")
+    return f"postgresql+psycopg://{rest}"
 
 
 def _pick_url(cli_url, environ, file_settings) -> tuple[str | None, str]:

@@ -176,7 +176,20 @@ def test_parallel_dump_and_restore_with_jobs(pg_url, tmp_path):
     assert checksums(pg_url) == before
 
 
-def test_a_restore_killed_mid_way_leaves_the_target_as_it_was(pg_url, tmp_path):
+def child_named(parent: int, program: str) -> int | None:
+    for pid in processes_named(program):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            return pid
+    return None
+
+
+@pytest.mark.parametrize("victim", ["tdbctl", "pg_restore"])
+def test_a_restore_killed_mid_way_leaves_the_target_as_it_was(pg_url, tmp_path, victim):
+    """Killing tdbctl, or only the pg_restore writing into psql, never commits half a restore."""
     fill(migrated(pg_url))
     backed_up = checksums(pg_url)
     path = take_backup(pg_url, tmp_path)
@@ -202,8 +215,15 @@ def test_a_restore_killed_mid_way_leaves_the_target_as_it_was(pg_url, tmp_path):
         backend = wait_for(restoring, what="the restore's transaction")
         time.sleep(0.5)
         assert restore.poll() is None, restore.communicate()
-        restore.send_signal(signal.SIGKILL)
-        restore.wait()
+        if victim == "tdbctl":
+            restore.send_signal(signal.SIGKILL)
+            restore.wait()
+        else:
+            os.kill(child_named(restore.pid, "pg_restore"), signal.SIGKILL)
+            _, err = restore.communicate(timeout=60)
+            last = err.strip().splitlines()[-1]
+            assert restore.returncode == 1 and last.startswith("tdbctl: error: pg_restore (rolled back) failed"), err
+            assert "killed by signal 9" in last, err
 
         def gone():
             with engine.connect() as conn:

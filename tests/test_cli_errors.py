@@ -28,6 +28,19 @@ def pg15_url():
         yield url
 
 
+@pytest.mark.parametrize("command", [["backup"], ["restore", "latest", "--yes"]])
+def test_backup_and_restore_unreachable_server_or_bad_url_parameter(tmp_path, command):
+    """Backup and restore connect through libpq alone (no SQLAlchemy): the same one-line errors."""
+    result = run_cli("--database-url", "postgresql://ops:hunter2@127.0.0.1:1/prod", *command, cwd=tmp_path)
+    if command[0] == "restore":  # nothing to restore is found before any connection
+        assert_one_line(result, 2, "no good backup of postgresql://127.0.0.1:1/prod")
+    else:
+        assert_one_line(result, 1, "cannot connect to postgresql+psycopg://ops:***@127.0.0.1:1/prod")
+    odd = run_cli("--database-url", "postgresql://ops:hunter2@127.0.0.1:1/prod?color=blue", "backup", cwd=tmp_path)
+    assert_one_line(odd, 2, "color")
+    assert "hunter2" not in result.stderr + result.stdout + odd.stderr + odd.stdout
+
+
 def test_unreachable_server(tmp_path):
     result = run_cli("--database-url", "postgresql://ops:hunter2@127.0.0.1:1/prod", "migrate", cwd=tmp_path)
     assert_one_line(result, 1, "cannot connect to postgresql+psycopg://ops:***@127.0.0.1:1/prod")

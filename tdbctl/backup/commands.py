@@ -70,7 +70,6 @@ class RestorePlan:
     manifest: Manifest
     target: Settings
     existing: dict[str, int]
-    head: str | None
 
     @property
     def replaces(self) -> bool:
@@ -234,7 +233,7 @@ def plan_restore(path: Path, target: Settings) -> RestorePlan:
     if manifest.dialect != target.dialect:
         raise UsageError(f"{path.name} is a {manifest.dialect} backup; the target {target.masked_url} is {target.dialect}")
     existing = strategy_for(target.dialect).existing_tables(target)
-    return RestorePlan(path, manifest, target, existing, _head(target))
+    return RestorePlan(path, manifest, target, existing)
 
 
 def restore(plan: RestorePlan, *, force: bool = False, jobs: int | None = None, pg_bin: str | None = None,
@@ -247,8 +246,10 @@ def restore(plan: RestorePlan, *, force: bool = False, jobs: int | None = None, 
     if problems:
         raise BackupDamaged(f"{plan.path.name} fails verification, nothing was restored: {problems[0]}")
     clock = time.monotonic()
+    head: list[str | None] = []
     strategy_for(plan.target.dialect).restore(
         plan.path, plan.manifest, plan.target, replace=plan.replaces or force, jobs=jobs,
         pg_bin=pg_bin or plan.target.section("backup").get("pg_bin"), log=log,
+        meanwhile=lambda: head.append(_head(plan.target)),
     )
-    return RestoreResult(plan.manifest.revision, plan.head, round(time.monotonic() - clock, 3))
+    return RestoreResult(plan.manifest.revision, head[0], round(time.monotonic() - clock, 3))

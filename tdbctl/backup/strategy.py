@@ -58,8 +58,11 @@ class BackupStrategy:
         raise NotImplementedError
 
     def restore(self, backup: Path, manifest: Manifest, target: Settings, *, replace: bool,
-                jobs: int | None, pg_bin: str | None, log: Log) -> None:
-        """Put the backup in place of the target's tdbctl tables (``replace``: there are some)."""
+                jobs: int | None, pg_bin: str | None, log: Log, meanwhile: Callable[[], None] = lambda: None) -> None:
+        """Put the backup in place of the target's tdbctl tables (``replace``: there are some).
+
+        ``meanwhile`` as for ``dump``: run while pg_restore works, when there is one.
+        """
         raise NotImplementedError
 
     def scratch_counts(self, backup: Path, manifest: Manifest, settings: Settings, *,
@@ -78,14 +81,6 @@ def strategy_for(dialect: str) -> BackupStrategy:
 
         raise UsageError(f"tdbctl cannot back up a {dialect} database")
     return strategies[dialect]()
-
-
-def tool_tables(inspector, schemas) -> list[str]:
-    """Schema-qualified names of every table in tdbctl's schemas, as the database reports them."""
-    present = set(inspector.get_schema_names())
-    return sorted(
-        f"{schema}.{table}" for schema in schemas if schema in present for table in inspector.get_table_names(schema=schema)
-    )
 
 
 def quote_table(qualified: str) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from tdbctl.ddl import dialect_for
 from tdbctl.migrate.ledger import Recorder
 from tdbctl.schema import ALL_SCHEMAS, TOOL_SCHEMA, metadata
+from tdbctl.schemas import VERSION_TABLE
 
-VERSION_TABLE = "alembic_version"
 DEFAULT_LOCK_TIMEOUT_SECONDS = 10.0
 
 

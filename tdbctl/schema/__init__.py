@@ -4,14 +4,13 @@ Each domain is a PostgreSQL schema (an attached database on SQLite) declared in 
 importing this package registers them all on ``metadata``.
 """
 
-from tdbctl.schema.base import DOMAINS, TOOL_SCHEMA, metadata
+from tdbctl.schema.base import metadata
+from tdbctl.schemas import ALL_SCHEMAS, DOMAINS, TOOL_SCHEMA
 from tdbctl.schema.objects import SchemaObject, objects_of
 from tdbctl.schema.policies import RetentionPolicy, policies_of
 
 # Importing each domain module registers its tables and objects on ``metadata``.
 from tdbctl.schema import bookkeeping, dispatch, voice, academy, chattrain  # noqa: E402,F401
-
-ALL_SCHEMAS = (TOOL_SCHEMA, *DOMAINS)
 
 __all__ = [
     "ALL_SCHEMAS", "DOMAINS", "TOOL_SCHEMA", "RetentionPolicy", "SchemaObject", "metadata", "objects_of", "policies_of",

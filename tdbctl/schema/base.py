@@ -1,5 +1,7 @@
 import sqlalchemy as sa
 
+from tdbctl.schemas import DOMAINS, TOOL_SCHEMA  # noqa: F401  (re-exported: the names live there)
+
 # Constraint names follow PostgreSQL's own defaults, so that a name the seeds do not give is
 # the one a DBA would expect. CHECK constraints are always named explicitly: the seed's name
 # (chk_difficulty) where it gives one, else PostgreSQL's default (user_feedback_rating_check).
@@ -11,9 +13,6 @@ NAMING_CONVENTION = {
 }
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
-
-DOMAINS = ("dispatch", "voice", "academy", "chattrain")
-TOOL_SCHEMA = "tdbctl"
 
 
 def postgresql_only(index: sa.Index) -> sa.Index:
