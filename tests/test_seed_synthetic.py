@@ -381,10 +381,17 @@ def test_sigkill_mid_domain_leaves_that_domain_untouched(db_url, tmp_path):
             if line.startswith("synthetic chattrain: generating"):
                 time.sleep(0.3)  # inside the load: triggers off, rows streaming
                 break
+        children = _children(process.pid)
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
+    # On PostgreSQL each domain generates in a child process: orphaned, they exit at once.
+    assert bool(children) == (db_url.get_backend_name() == "postgresql")
+    deadline = time.monotonic() + 10
+    while (alive := [pid for pid in children if _running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert alive == []
     counts = count_synthetic(settings)
     voice = {n: c for n, c in counts.items() if n.startswith("voice.")}
     one_at_a_time = db_url.get_backend_name() == "sqlite"  # the dialect's bulk_load_workers() is 1
@@ -413,6 +420,66 @@ def test_sigkill_mid_domain_leaves_that_domain_untouched(db_url, tmp_path):
     finally:
         engine.dispose()
     assert touched > UNTIL.replace(tzinfo=None)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{stat}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_child_processes_make_the_same_rows_as_this_one(pg_url, pg_server_url, monkeypatch):
+    """Each domain generates in a forked child on PostgreSQL; with another thread running no
+    child is forked (unsafe) and the rows are made in this process: the same rows either way."""
+    from tdbctl.seed.synthetic import producer
+
+    started = []
+    start = producer.Worker.start
+    monkeypatch.setattr(producer.Worker, "start", lambda self, g, *a: started.append(g.domain) or start(self, g, *a))
+    populate(pg_url, sessions=300)
+    populate(pg_url, sessions=40, random_seed=8)  # a second run: other salts, integer keys after the first's
+    assert sorted(started) == sorted(DOMAINS * 2)
+    other = _database(pg_server_url)
+    try:
+        started.clear()
+        monkeypatch.setattr(producer.threading, "active_count", lambda: 2)
+        populate(other, sessions=300)
+        populate(other, sessions=40, random_seed=8)
+        assert started == []
+        assert checksums(other) == checksums(pg_url)
+    finally:
+        _drop(pg_server_url, other)
+
+
+def _database(server):
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    name = f"tdbctl_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return server.set(database=name)
+
+
+def _drop(server, url):
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+    admin.dispose()
 
 
 @pytest.mark.parametrize("bad", [["--span", "0d"], ["--sessions", "0"], ["--until", "someday"]])

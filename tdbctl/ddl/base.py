@@ -167,6 +167,16 @@ class Dialect:
         """Write ``rows`` (tuples of plain values, in ``columns`` order) into ``table`` fast."""
         raise NotImplementedError
 
+    def bulk_encoder(self, table, columns):
+        """A picklable ``rows -> bytes`` that turns rows into what :meth:`bulk_write` takes, so
+        that another process can do that work; None if the dialect writes rows as they are
+        (:meth:`bulk_insert`)."""
+        return None
+
+    def bulk_write(self, conn, table, columns, data: bytes) -> None:
+        """Write rows that ``bulk_encoder(table, columns)`` encoded."""
+        raise NotImplementedError
+
     def bulk_load_workers(self) -> int:
         """How many domains may load at once, each on its own connection and transaction."""
         return 1

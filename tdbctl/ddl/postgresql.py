@@ -291,6 +291,21 @@ class PostgresDialect(Dialect):
                 for row in rows:
                     write(row)
 
+    def bulk_encoder(self, table, columns):
+        from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+        from tdbctl.seed.synthetic.copytext import CopyText
+
+        return CopyText.for_table(table, columns, PGDialect_psycopg())
+
+    def bulk_write(self, conn, table, columns, data: bytes) -> None:
+        if not data:
+            return
+        names = ", ".join(f'"{c}"' for c in columns)
+        with conn.connection.driver_connection.cursor() as cursor:
+            with cursor.copy(f'COPY "{table.schema}"."{table.name}" ({names}) FROM STDIN') as copy:
+                copy.write(data)
+
     def bulk_load_workers(self) -> int:
         # A COPY keeps one server backend busy while the client mostly waits on it: two domains
         # at once use both cores of a small machine. SQLite keeps 1 (one writer at a time).

@@ -61,9 +61,12 @@ class RichProgress(Progress):
             TimeElapsedColumn(), console=Console(stderr=True), transient=False,
         )
         self.tasks: dict[str, int] = {}
-        self.bar.start()
 
     def start(self, domain: str, sessions: int) -> None:
+        # Started with the first domain, not before: the bar refreshes on a thread of its own, and
+        # the generating processes are forked while the run has only one (see producer.py).
+        if not self.tasks:
+            self.bar.start()
         self.tasks[domain] = self.bar.add_task(f"synthetic {domain}", total=sessions, rows="0 rows")
 
     def advance(self, domain: str, sessions_done: int, rows: int) -> None:

@@ -23,6 +23,7 @@ from tdbctl.schema import metadata
 from tdbctl.seed.progress import Progress
 from tdbctl.seed.synthetic import markers
 from tdbctl.seed.synthetic.common import DomainContext, Plan
+from tdbctl.seed.synthetic.producer import Producers
 
 CHUNK_SESSIONS = 250
 
@@ -69,15 +70,17 @@ def generate(db, plan: Plan, domains: list[str], *, dry_run: bool = False, progr
     cancelled = threading.Event()
     started = time.perf_counter()
     counts: dict[str, Counter] = {}
+    producers = Producers(0 if dry_run or not _encodes(db, domains) else len(domains))
     try:
         if workers == 1:
             for domain in domains:
                 counts[domain] = _generate_domain(db, plan, domain, progress, dry_run, chunk_sessions, before,
-                                                  cancelled)
+                                                  cancelled, producers)
         else:
             _generate_concurrently(db, plan, domains, counts, progress, dry_run, chunk_sessions, before, cancelled,
-                                   workers)
+                                   workers, producers)
     finally:
+        producers.close()
         progress.close()
     result.seconds = time.perf_counter() - started
     for domain in domains:  # tables in domain order, whatever order the domains finished in
@@ -90,8 +93,14 @@ class _Cancelled(Exception):
     """Another domain failed or the run was interrupted: roll this domain back."""
 
 
+def _encodes(db, domains: list[str]) -> bool:
+    """Whether the dialect takes rows encoded in another process (PostgreSQL's COPY text)."""
+    name, columns = next(iter(generators()[domains[0]].tables.items()))
+    return db.dialect.bulk_encoder(metadata.tables[name], columns) is not None
+
+
 def _generate_concurrently(db, plan, domains, counts, progress, dry_run, chunk_sessions, before, cancelled,
-                           workers) -> None:
+                           workers, producers) -> None:
     from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 
     # The first domain loads its first chunk alone: the lazy imports on that path (psycopg's COPY,
@@ -100,14 +109,14 @@ def _generate_concurrently(db, plan, domains, counts, progress, dry_run, chunk_s
     first_chunk = threading.Event()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tdbctl-domain") as pool:
         leader = pool.submit(_generate_domain, db, plan, domains[0], progress, dry_run, chunk_sessions, before,
-                             cancelled, first_chunk)
+                             cancelled, producers, first_chunk)
         futures = {leader: domains[0]}
         try:
             while not first_chunk.wait(0.05) and not leader.done():
                 pass
             for domain in domains[1:]:
                 futures[pool.submit(_generate_domain, db, plan, domain, progress, dry_run, chunk_sessions, before,
-                                    cancelled)] = domain
+                                    cancelled, producers)] = domain
             for future in as_completed(futures):
                 if future.exception() is not None:  # the first failure stops the domains still loading
                     cancelled.set()
@@ -123,7 +132,7 @@ def _generate_concurrently(db, plan, domains, counts, progress, dry_run, chunk_s
         counts[domain] = future.result()
 
 
-def _generate_domain(db, plan, domain, progress, dry_run, chunk_sessions, before, cancelled,
+def _generate_domain(db, plan, domain, progress, dry_run, chunk_sessions, before, cancelled, producers,
                      first_chunk: threading.Event | None = None) -> Counter:
     generator_class = generators()[domain]
     began = time.perf_counter()
@@ -139,17 +148,21 @@ def _generate_domain(db, plan, domain, progress, dry_run, chunk_sessions, before
             tables = {name: metadata.tables[name] for name in generator.tables}
             progress.start(domain, plan.sessions)
             with nullcontext() if dry_run else db.dialect.bulk_load(conn, list(tables.values())):
-                for done, batch in prefetched(_chunks(generator, plan.sessions, chunk_sessions)):
-                    if cancelled.is_set():
-                        raise _Cancelled(domain)
-                    for name, columns in generator.tables.items():  # parents first
-                        rows = batch.get(name, ())
-                        if not dry_run:
-                            db.dialect.bulk_insert(conn, tables[name], columns, rows)
-                        counts[name] += len(rows)
-                    progress.advance(domain, done, sum(counts.values()))
-                    if first_chunk is not None:
-                        first_chunk.set()
+                batches, write = _batches(db, conn, generator, tables, plan.sessions, chunk_sessions, dry_run,
+                                          producers)
+                try:
+                    for done, batch in batches:
+                        if cancelled.is_set():
+                            raise _Cancelled(domain)
+                        for name, count, data in batch:  # parents first
+                            if write is not None:
+                                write(name, data)
+                            counts[name] += count
+                        progress.advance(domain, done, sum(counts.values()))
+                        if first_chunk is not None:
+                            first_chunk.set()
+                finally:
+                    batches.close()
                 if not dry_run:
                     for table in tables.values():
                         db.dialect.sync_sequences(conn, table)
@@ -161,6 +174,27 @@ def _generate_domain(db, plan, domain, progress, dry_run, chunk_sessions, before
         transaction.rollback() if dry_run else transaction.commit()
     progress.finish(domain, sum(counts.values()), time.perf_counter() - began)
     return counts
+
+
+def _batches(db, conn, generator, tables: dict, sessions: int, chunk_sessions: int, dry_run: bool, producers):
+    """The chunks as (sessions done, [(table, row count, data), ...]), parents first, and the
+    function writing one table's data (None for a dry run); both closed with ``close()``.
+
+    A child process generates and encodes them when there is one (see producer.py); otherwise a
+    thread of this process generates them as tuples."""
+    worker = None if dry_run else producers.take()
+    if worker is not None:
+        encoders = {name: db.dialect.bulk_encoder(tables[name], columns) for name, columns in generator.tables.items()}
+        worker.start(generator, encoders, sessions, chunk_sessions)
+        return worker, lambda name, data: db.dialect.bulk_write(conn, tables[name], generator.tables[name], data)
+
+    def in_process():
+        for done, batch in prefetched(_chunks(generator, sessions, chunk_sessions)):
+            yield done, [(name, len(batch.get(name, ())), batch.get(name, ())) for name in generator.tables]
+
+    write = None if dry_run else lambda name, rows: db.dialect.bulk_insert(
+        conn, tables[name], generator.tables[name], rows)
+    return in_process(), write
 
 
 def _chunks(generator, sessions: int, chunk_sessions: int) -> Iterator[tuple[int, dict]]:

@@ -12,6 +12,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
@@ -32,11 +33,12 @@ class Plan:
     start: datetime
     end: datetime
 
-    @property
+    # Cached: generation reads them for every session and child row.
+    @cached_property
     def start_ms(self) -> int:
         return to_ms(self.start)
 
-    @property
+    @cached_property
     def end_ms(self) -> int:
         return to_ms(self.end)
 
