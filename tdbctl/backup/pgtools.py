@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,12 +134,24 @@ def spawn(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
     return subprocess.Popen(args, env=env, umask=0o077, preexec_fn=_die_with_parent, **kwargs)
 
 
-def run(args: list[str], env: dict[str, str], what: str, scrub=lambda s: s) -> None:
-    """Run a client program to completion; its own error text becomes the error's message."""
-    process = spawn(args, env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, err = process.communicate()
-    if process.returncode != 0:
-        raise_failure(what, process.returncode, err.decode(errors="replace"), scrub)
+def run(args: list[str], env: dict[str, str], what: str, scrub=lambda s: s, meanwhile=lambda: None) -> None:
+    """Run a client program to completion; its own error text becomes the error's message.
+
+    ``meanwhile`` is this process's own work, done while the program runs (the program is
+    killed if it fails).
+    """
+    with tempfile.TemporaryFile() as errors:
+        process = spawn(args, env, stdout=subprocess.DEVNULL, stderr=errors)
+        try:
+            meanwhile()
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        code = process.wait()
+        if code != 0:
+            errors.seek(0)
+            raise_failure(what, code, errors.read().decode(errors="replace"), scrub)
 
 
 def raise_failure(what: str, code: int, stderr: str, scrub) -> None:

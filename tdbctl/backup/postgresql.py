@@ -67,23 +67,15 @@ class PostgresBackup(BackupStrategy):
             target, method = (workdir / DUMP_DIR, ["-Fd", "-j", str(jobs)]) if jobs else (workdir / DUMP_FILE, ["-Fc"])
             args = [tools.program("pg_dump"), *method, "--no-password", f"--snapshot={snapshot_id}", "-f", str(target)]
             log(f"pg_dump {tools.version} ({tools.bin_dir}) {' '.join(method)} -> {target}")
-            errors = tempfile.TemporaryFile()
-            process = pgtools.spawn(args, libpq.environment(settings), stdout=subprocess.DEVNULL, stderr=errors)
-            try:
-                # Counted and read while pg_dump runs, in the snapshot it dumps.
-                revision = _revision(conn)
-                tables = _counts(conn)
+            found = {}
+
+            def in_the_snapshot() -> None:  # counted and read while pg_dump runs, in the snapshot it dumps
+                found.update(revision=_revision(conn), tables=_counts(conn))
                 meanwhile()
-            except BaseException:
-                process.kill()
-                process.wait()
-                raise
-            code = process.wait()
+
+            pgtools.run(args, libpq.environment(settings), "pg_dump", scrub_with(settings), in_the_snapshot)
             conn.execute("COMMIT")
-        if code != 0:
-            errors.seek(0)
-            pgtools.raise_failure("pg_dump", code, errors.read().decode(errors="replace"), scrub_with(settings))
-        return Snapshot(version, revision, tables, f"pg_dump {' '.join(method)}", tools.version)
+        return Snapshot(version, found["revision"], found["tables"], f"pg_dump {' '.join(method)}", tools.version)
 
     # -- restore ----------------------------------------------------------------------------------
 
@@ -114,11 +106,10 @@ class PostgresBackup(BackupStrategy):
                     log(f"pg_restore {tools.version} --jobs {jobs} (several connections: not one transaction)")
                     if replace:
                         drop_tool_schemas(conn)
-                    meanwhile()
                     pgtools.run([tools.program("pg_restore"), "--no-owner", "--no-password", "--exit-on-error",
                                  "--clean", "--if-exists", "-j", str(jobs),
                                  "-d", conninfo_dbname(libpq.params(target)["dbname"]), str(archive)],
-                                env, "pg_restore", clean)
+                                env, "pg_restore", clean, meanwhile)
                 else:
                     log(f"pg_restore {tools.version} | psql, in one transaction")
                     single_transaction_restore(tools, env, archive, replace, clean, meanwhile)
