@@ -1,8 +1,8 @@
 """One batch of one policy into files (and an archive table): the crash-safe order of work.
 
 1. The batch's catalog row is committed ('writing'), naming its directory.
-2. One transaction: lock the next roots (FOR UPDATE, key order), keep new children off them,
-   write every table's rows (root and ON DELETE CASCADE descendants) and the SET NULL links
+2. One transaction: lock the next roots (FOR UPDATE), keep new children off them (PostgreSQL:
+   REPEATABLE READ, where a row joining the batch meanwhile rolls it back to run again), write every table's rows (root and ON DELETE CASCADE descendants) and the SET NULL links
    into the files, fsync them, read them back and compare counts and checksums, write the
    manifest, delete the rows (copying the roots into the archive table first, if the policy
    has one), and mark the batch 'archived'. COMMIT.
@@ -39,6 +39,9 @@ PAUSE_ENV = "TDB_ARCHIVE_PAUSE_AT"
 file read back and checked, no manifest yet), 'deleted'
 (rows deleted and batch marked, not committed), 'committed' (after the first batch's commit).
 Never set it in production."""
+
+RETRIES = 5
+"""Times one batch is run again after a concurrent change rolled it back (RowIO.retryable)."""
 
 
 @dataclass
@@ -131,7 +134,7 @@ def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
     keys.create(ctx.conn)
     ctx.conn.commit()
     try:
-        after, swept = None, False
+        after, swept, retries = None, False, 0
         while True:
             if ctx.out_of_time():
                 result.stopped = True
@@ -146,7 +149,16 @@ def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
                 # (an update gives a PostgreSQL row a new ctid).
                 after, swept = None, True
                 continue
-            outcome = _one_batch(ctx, policy, tree, archive_table, keys, cutoff, after, walk)
+            try:
+                outcome = _one_batch(ctx, policy, tree, archive_table, keys, cutoff, after, walk)
+            except Exception as exc:
+                # A concurrent change to the batch's rows: it was rolled back and discarded whole.
+                if not ctx.io.retryable(exc) or retries >= RETRIES:
+                    raise
+                retries += 1
+                ctx.log(f"{policy.name}: batch rolled back after a concurrent change, retrying ({exc.__class__.__name__})")
+                continue
+            retries = 0
             if outcome is None:
                 break
             batch_id, counts, size, after = outcome
@@ -213,6 +225,7 @@ def _reason(exc: BaseException) -> str:
 def _write_and_delete(ctx: Context, policy, tree, archive_table, keys, cutoff, after, walk, batch_id, directory,
                       created, files):
     conn, io = ctx.conn, ctx.io
+    io.begin_batch(conn)
     ctx.dialect.set_lock_timeout(conn.exec_driver_sql, ctx.lock_timeout)
     touched = [*tree.members, *(link.child for link in tree.detached),
                *([archive_table] if archive_table is not None else []), catalog.batches]
@@ -234,7 +247,6 @@ def _write_and_delete(ctx: Context, policy, tree, archive_table, keys, cutoff, a
     def where(table):
         return tree.rows_of(table, in_keys)
 
-    io.lock_batch(conn, tree, where)
     links = []
     for link in tree.detached:
         handle = BatchFile(directory, _name(link.child, "links"), link.child.fullname, "links", ctx.level)

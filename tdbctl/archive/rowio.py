@@ -30,12 +30,15 @@ class RowIO:
     def prepare(self, conn) -> None:
         """Per connection: settings the line format depends on (time zone)."""
 
+    def begin_batch(self, conn) -> None:
+        """The first statement of a batch's transaction (its isolation level)."""
+
+    def retryable(self, exc: BaseException) -> bool:
+        """``exc`` ended a batch only because of a concurrent change: the batch may run again."""
+        return False
+
     def keys_chosen(self, conn, keys: sa.Table, tree: CascadeTree) -> None:
         """Inside the batch transaction, once the batch's root keys are in ``keys``."""
-
-    def lock_batch(self, conn, tree: CascadeTree, where) -> None:
-        """Inside the batch transaction, with the roots locked: keep new rows from joining the
-        batch's rows (children of its children) while they are written out."""
 
     def take_rows(self, conn, table: sa.Table, condition, sink: Sink) -> int:
         """Write the rows of ``table`` meeting ``condition`` to ``sink``; returns how many.
