@@ -103,9 +103,9 @@ def _generate_concurrently(db, plan, domains, counts, progress, dry_run, chunk_s
                            workers, producers) -> None:
     from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 
-    # The first domain loads its first chunk alone: the lazy imports on that path (psycopg's COPY,
-    # SQLAlchemy's compilers) then happen in one thread, since two threads importing modules that
-    # import each other can see a half-initialised module.
+    # The first domain starts alone, up to its first write: the lazy imports on that path
+    # (psycopg's COPY, SQLAlchemy's compilers) then happen in one thread, since two threads
+    # importing modules that import each other can see a half-initialised module.
     first_chunk = threading.Event()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tdbctl-domain") as pool:
         leader = pool.submit(_generate_domain, db, plan, domains[0], progress, dry_run, chunk_sessions, before,
@@ -158,9 +158,9 @@ def _generate_domain(db, plan, domain, progress, dry_run, chunk_sessions, before
                             if write is not None:
                                 write(name, data)
                             counts[name] += count
+                            if first_chunk is not None:  # the first write took every lazy import
+                                first_chunk.set()
                         progress.advance(domain, done, sum(counts.values()))
-                        if first_chunk is not None:
-                            first_chunk.set()
                 finally:
                     batches.close()
                 if not dry_run:
