@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import stat
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -287,3 +288,53 @@ def test_lines_spanning_many_copy_messages(archive_db, tmp_path, monkeypatch):
     for batch in result["batches"]:
         restore(db.settings, batch)
     assert snapshot(db.engine) == before
+
+
+@pytest.mark.parametrize("archive_db", ["postgresql"], indirect=True)
+def test_a_row_joining_a_batch_meanwhile_is_archived_not_lost(archive_db, tmp_path, monkeypatch):
+    """PostgreSQL batches lock only their roots: an entity committed under one of the batch's
+    transcripts between the DELETE of the batch's entities and that of its transcripts would be
+    removed by the RI cascade without being written. REPEATABLE READ turns that into a serialization failure; the batch is rolled back,
+    discarded, and run again, and the entity ends in the files like its siblings."""
+    from tdbctl.archive.rowio import KEYS_TABLE
+    from tdbctl.archive.rowio_postgresql import PostgresRowIO
+
+    db = archive_db
+    expected = fill(db.engine, NOW)
+    take_rows = PostgresRowIO.take_rows
+    late = uuid.UUID(int=0xA5C1_0000_0000_0000_0000_0000_0000_FFFF)
+    injected = []
+
+    def take_rows_after_a_late_entity(self, conn, table, condition, sink):
+        # Between the batch's DELETE of entities and its DELETE of their transcripts.
+        if table.fullname == "dispatch.call_transcripts" and not injected:
+            roots = [row[0] for row in conn.exec_driver_sql(f"SELECT k FROM {KEYS_TABLE}")]
+            with db.engine.begin() as other:  # another session, committed before the transcripts go
+                transcript = other.execute(sa.select(T["dispatch.call_transcripts"].c.id).where(
+                    T["dispatch.call_transcripts"].c.session_id.in_(roots)).limit(1)).scalar_one()
+                other.execute(sa.insert(T["dispatch.extracted_entities"]).values(
+                    id=late, transcript_id=transcript, entity_type="LATE", entity_value="joined meanwhile",
+                    confidence_score=0.5, start_char=0, end_char=1))
+            injected.append(transcript)
+        return take_rows(self, conn, table, condition, sink)
+
+    monkeypatch.setattr(PostgresRowIO, "take_rows", take_rows_after_a_late_entity)
+    to = tmp_path / "archive"
+    policies = [p for p in select_policies(metadata, "archive") if p.name == "dispatch.completed_calls"]
+    report = run(db.settings, ArchiveOptions(to=str(to)), policies=policies)
+    assert report.status == "succeeded" and injected
+    files = batch_files(to)
+    entities = sorted(line["id"] for line in files["dispatch.extracted_entities"])
+    assert entities == sorted(str(k) for k in {*expected["dispatch.extracted_entities"], late})
+    late_line = next(line for line in files["dispatch.extracted_entities"] if line["id"] == str(late))
+    assert late_line["entity_value"] == "joined meanwhile" and late_line["transcript_id"] == str(injected[0])
+    with db.engine.connect() as conn:
+        states = [row[0] for row in conn.execute(sa.select(archive_batches.c.status).order_by(archive_batches.c.id))]
+        assert conn.execute(sa.select(sa.func.count()).select_from(T["dispatch.extracted_entities"])
+                            .where(T["dispatch.extracted_entities"].c.id == late)).scalar() == 0
+    assert states[0] == "discarded" and "archived" in states[1:] and "discarded" not in states[1:]
+    for batch in report.policies[0]["batches"]:
+        restore(db.settings, batch)
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.select(T["dispatch.extracted_entities"].c.entity_value)
+                            .where(T["dispatch.extracted_entities"].c.id == late)).scalar() == "joined meanwhile"

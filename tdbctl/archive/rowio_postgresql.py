@@ -163,7 +163,8 @@ class PostgresRowIO(RowIO):
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
     def retryable(self, exc: BaseException) -> bool:
-        return getattr(getattr(exc, "orig", None), "sqlstate", None) == "40001"
+        # psycopg's own error from a COPY, or SQLAlchemy's wrapping it from a statement.
+        return "40001" in (getattr(exc, "sqlstate", None), getattr(getattr(exc, "orig", None), "sqlstate", None))
 
     def take_rows(self, conn, table: sa.Table, condition, sink) -> int:
         query = f"{self._sql(sa.delete(table).where(condition))} RETURNING {self.line_expression(table)} AS line"
