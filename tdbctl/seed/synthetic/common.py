@@ -101,7 +101,8 @@ class DomainContext:
         return round(low + (high - low) * self.random(), digits)
 
     def uuid(self) -> str:
-        return f"{self._bits(128):032x}"
+        # The same 32 hex digits as f"{bits:032x}", at less than half the cost.
+        return self._bits(128).to_bytes(16, "big").hex()
 
     def session_window(self, index: int, duration_ms: int, *, recent: bool = False) -> int:
         """Start time of session ``index``: anchors first, then skewed towards the recent end."""
