@@ -47,6 +47,7 @@ REACTIONS = ("positive", "neutral", "negative")
 class AcademyGenerator:
     domain = "academy"
     marker_table = "academy.users"
+    rows_per_session = 63  # about: the largest domain starts first (see synthetic.generate)
     tables = {
         "academy.users": ("id", "email", "full_name", "username", "password_hash", "role", "total_simulations",
                           "is_active", "is_verified", "created_at", "updated_at"),

@@ -49,6 +49,7 @@ SECTIONS = ("Identification", "Incident details", "Coverage", "Excess", "Repair 
 class ChattrainGenerator:
     domain = "chattrain"
     marker_table = "chattrain.sessions"
+    rows_per_session = 44  # about: the largest domain starts first (see synthetic.generate)
     tables = {
         "chattrain.sessions": ("id", "scenario_id", "user_id", "status", "current_step_id", "variant",
                                "started_at", "completed_at", "last_activity_at", "completion_reason",

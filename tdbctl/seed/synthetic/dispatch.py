@@ -60,6 +60,7 @@ CHANNELS = ("training_room_a", "training_room_b", "remote")
 class DispatchGenerator:
     domain = "dispatch"
     marker_table = "dispatch.call_sessions"
+    rows_per_session = 53  # about: the largest domain starts first (see synthetic.generate)
     tables = {
         "dispatch.call_sessions": ("id", "operator_id", "scenario_id", "started_at", "ended_at", "duration_ms",
                                    "status", "metadata", "created_at", "updated_at"),

@@ -46,6 +46,7 @@ FEEDBACK = (("positive", 5, "Quick and easy, thank you."), ("positive", 4, "Work
 class VoiceGenerator:
     domain = "voice"
     marker_table = "voice.conversations"
+    rows_per_session = 51  # about: the largest domain starts first (see synthetic.generate)
     tables = {
         "voice.conversations": ("id", "session_id", "room_name", "user_id", "status", "started_at", "ended_at",
                                 "duration_seconds", "final_state", "metadata", "created_at", "updated_at"),
