@@ -10,10 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from conftest import run_cli, url_text
 from tdbctl.engine import create_engine
+from tdbctl.errors import DatabaseError
 from tdbctl.migrate.ledger import script_checksum
 from tdbctl.resources import migrations_dir
 from tdbctl.schema import DOMAINS, metadata
@@ -254,3 +256,20 @@ def test_killed_downgrade_on_sqlite_rolls_back_every_file(sqlite_url, tmp_path):
     assert saw_journal, "the downgrade never started writing"
     assert schema_snapshot(sqlite_url) == before
     assert migrate(sqlite_url, "check", cwd=tmp_path).returncode == 0
+
+
+def test_the_light_head_reader_agrees_with_alembic_and_refuses_two_heads(tmp_path):
+    """Backup reads the head without Alembic (tdbctl.migrate.heads): the same answer as Alembic's graph."""
+    from tdbctl.config import resolve
+    from tdbctl.migrate import heads
+    from tdbctl.migrate.commands import script_directory, single_head
+    from tdbctl.resources import migrations_dir
+
+    versions = migrations_dir() / "versions"
+    assert heads.single_head(versions) == single_head(script_directory(resolve("sqlite:///x.db")))
+    assert set(heads.revisions(versions)) == {r.revision for r in script_directory(resolve("sqlite:///x.db")).walk_revisions()}
+    for source in versions.glob("*.py"):
+        (tmp_path / source.name).write_text(source.read_text())
+    (tmp_path / "9999_branch.py").write_text('revision: str = "9999"\ndown_revision = ("0001",)\n')
+    with pytest.raises(DatabaseError, match="2 heads"):
+        heads.single_head(tmp_path)

@@ -95,13 +95,12 @@ class RestoreResult:
 
 
 def _head(settings: Settings) -> str | None:
-    # Always in the calling thread. It once ran in a thread beside the dump, but two threads
-    # importing alembic, SQLAlchemy's dialects and tdbctl.schema at once can each get a
-    # half-initialised module ("Can't load plugin", "cannot import name ... from partially
-    # initialized module"): a backup must not fail on that. A backup reads it while pg_dump runs.
-    from tdbctl.migrate.commands import script_directory, single_head
+    # Read from the revision files, without Alembic: it runs beside pg_dump or pg_restore, and
+    # importing Alembic and SQLAlchemy there took CPU the dump needed (see tdbctl.migrate.heads).
+    from tdbctl.migrate.heads import single_head
+    from tdbctl.resources import migrations_dir
 
-    return single_head(script_directory(settings))
+    return single_head(migrations_dir() / "versions")
 
 
 # -- backup -------------------------------------------------------------------------------------
