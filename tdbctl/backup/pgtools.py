@@ -141,17 +141,21 @@ def run(args: list[str], env: dict[str, str], what: str, scrub=lambda s: s, mean
     killed if it fails).
     """
     with tempfile.TemporaryFile() as errors:
-        process = spawn(args, env, stdout=subprocess.DEVNULL, stderr=errors)
-        try:
-            meanwhile()
-        except BaseException:
-            process.kill()
-            process.wait()
-            raise
-        code = process.wait()
+        code = finish(spawn(args, env, stdout=subprocess.DEVNULL, stderr=errors), meanwhile)
         if code != 0:
             errors.seek(0)
             raise_failure(what, code, errors.read().decode(errors="replace"), scrub)
+
+
+def finish(process: subprocess.Popen, meanwhile) -> int:
+    """Do ``meanwhile`` while the program runs (killing it if that fails), then its exit code."""
+    try:
+        meanwhile()
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process.wait()
 
 
 def raise_failure(what: str, code: int, stderr: str, scrub) -> None:

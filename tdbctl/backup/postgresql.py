@@ -218,13 +218,7 @@ def single_transaction_restore(tools, env, archive: Path, replace: bool, scrub, 
             restore_args += ["--clean", "--if-exists"]
         psql_gone = not _write(pipe, ("\n".join(prologue) + "\n").encode())
         restore = pgtools.spawn([*restore_args, str(archive)], env, stdout=pipe, stderr=restore_errors)
-        try:
-            meanwhile()
-        except BaseException:
-            restore.kill()
-            restore.wait()
-            raise
-        restore_code = restore.wait()
+        restore_code = pgtools.finish(restore, meanwhile)
         if restore_code == 0 and not psql_gone:
             _write(pipe, b"COMMIT;\n")
     if restore_code != 0:
