@@ -31,8 +31,11 @@ def _leave(code) -> None:
     """
     import atexit
     import os
+    import signal
     import threading
 
+    # The work is done: a Ctrl-C now must not interrupt the exit half-way (and leave output unflushed).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if code is None:
         code = 0
     elif not isinstance(code, int):
