@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -246,13 +247,29 @@ def test_missing_sqlite_database_is_one_line(tmp_path):
     assert not (tmp_path / "tdbctl.db").exists()
 
 
+def _interruptible() -> None:
+    # As from a shell: SIGINT delivered and not ignored, whatever this test process inherited or set.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _signal_state(pid: int) -> str:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError as exc:
+        return f"no /proc state ({exc})"
+    return " ".join(line for line in status if line.startswith(("State", "Sig", "Threads"))) + f" wchan {wchan}"
+
+
 def test_watch_refreshes_on_a_terminal(sqlite_url, tmp_path):
     migrate(sqlite_url)
     env = {k: v for k, v in os.environ.items() if k not in ("TDB_DATABASE_URL", "DATABASE_URL")}
     env.update(TDB_DATABASE_URL=url_text(sqlite_url), COLUMNS="160", LINES="50", TERM="xterm")
     controller, terminal = pty.openpty()
     process = subprocess.Popen([sys.executable, "-m", "tdbctl", "stats", "--watch", "0.3"], cwd=tmp_path, env=env,
-                               stdin=terminal, stdout=terminal, stderr=terminal, close_fds=True)
+                               stdin=terminal, stdout=terminal, stderr=terminal, close_fds=True,
+                               preexec_fn=_interruptible)
     os.close(terminal)
     screen = b""
     deadline = time.monotonic() + 30
@@ -271,6 +288,12 @@ def test_watch_refreshes_on_a_terminal(sqlite_url, tmp_path):
                 screen += os.read(controller, 65536)
             except OSError:
                 break
+    if process.poll() is None:
+        state = _signal_state(process.pid)
+        process.kill()
+        raise AssertionError(f"stats --watch still running 30 s after SIGINT; {state}; "
+                             f"this process: SIGINT handler {signal.getsignal(signal.SIGINT)!r}, "
+                             f"blocked {signal.pthread_sigmask(signal.SIG_BLOCK, [])}; screen ends {screen[-300:]!r}")
     assert process.wait(timeout=5) == 0
     os.close(controller)
     assert screen.count(b"Ctrl-C to stop") >= 3
