@@ -91,6 +91,11 @@ def resolve(cli_url: str | None = None, *, directory: Path | None = None, enviro
     if raw is None:
         raw = f"sqlite:///{directory / DEFAULT_SQLITE_FILE}"
         source = "default (SQLite file in the current directory)"
+    return Settings(text=supported(raw, source), source=source, file_settings=file_settings)
+
+
+def supported(raw: str, source: str) -> str:
+    """The URL text, postgres:// spelt postgresql://, if it names a database tdbctl works with."""
     text = raw.strip()
     if text.startswith("postgres://"):
         text = "postgresql://" + text[len("postgres://"):]
@@ -100,7 +105,7 @@ def resolve(cli_url: str | None = None, *, directory: Path | None = None, enviro
             f"unsupported database {backend!r} from {source}: tdbctl works with postgresql:// and sqlite:// URLs"
             if backend else f"malformed database URL from {source}: {mask_secrets(text)!r}"
         )
-    return Settings(text=text, source=source, file_settings=file_settings)
+    return text
 
 
 def backend_of(text: str) -> str:
@@ -131,18 +136,12 @@ def parse_url(raw: str, source: str):
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    text = raw.strip()
-    if text.startswith("postgres://"):
-        text = "postgresql://" + text[len("postgres://"):]
+    text = supported(raw, source)
     try:
         url = make_url(text)
     except (ArgumentError, ValueError):
         raise ConfigError(f"malformed database URL from {source}: {mask_secrets(text)!r}") from None
     backend = url.get_backend_name()
-    if backend not in SUPPORTED_BACKENDS:
-        raise ConfigError(
-            f"unsupported database {backend!r} from {source}: tdbctl works with postgresql:// and sqlite:// URLs"
-        )
     if backend == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
     if backend == "sqlite" and url.database and url.database != ":memory:":

@@ -88,33 +88,23 @@ class PostgresBackup(BackupStrategy):
 
     def restore(self, backup, manifest, target, *, replace, jobs, pg_bin, log, meanwhile=lambda: None) -> None:
         archive = _archive(backup, manifest)
-        try:
-            lock_holder = libpq.connect(target, autocommit=True)
-            conn = lock_holder.__enter__()
-        except libpq.MissingDatabase:
-            log(f"creating database {libpq.params(target)['dbname']}")
-            create_database(target)
-            lock_holder = libpq.connect(target, autocommit=True)
-            conn = lock_holder.__enter__()
-        try:
+        _ensure_database(target, log)
+        with libpq.connect(target, autocommit=True) as conn, held(conn, RESTORE_LOCK):
             major, _ = server_version(conn)
             tools = self._tools(manifest, major, pg_bin)
             env = libpq.environment(target)
             clean = scrub_with(target)
-            with held(conn, RESTORE_LOCK):
-                if jobs:
-                    log(f"pg_restore {tools.version} --jobs {jobs} (several connections: not one transaction)")
-                    if replace:
-                        drop_tool_schemas(conn)
-                    pgtools.run([tools.program("pg_restore"), "--no-owner", "--no-password", "--exit-on-error",
-                                 "--clean", "--if-exists", "-j", str(jobs),
-                                 "-d", conninfo_dbname(libpq.params(target)["dbname"]), str(archive)],
-                                env, "pg_restore", clean, meanwhile)
-                else:
-                    log(f"pg_restore {tools.version} | psql, in one transaction")
-                    single_transaction_restore(tools, env, archive, replace, clean, meanwhile)
-        finally:
-            lock_holder.__exit__(None, None, None)
+            if jobs:
+                log(f"pg_restore {tools.version} --jobs {jobs} (several connections: not one transaction)")
+                if replace:
+                    drop_tool_schemas(conn)
+                pgtools.run([tools.program("pg_restore"), "--no-owner", "--no-password", "--exit-on-error",
+                             "--clean", "--if-exists", "-j", str(jobs),
+                             "-d", conninfo_dbname(libpq.params(target)["dbname"]), str(archive)],
+                            env, "pg_restore", clean, meanwhile)
+            else:
+                log(f"pg_restore {tools.version} | psql, in one transaction")
+                single_transaction_restore(tools, env, archive, replace, clean, meanwhile)
 
     def _tools(self, manifest: Manifest, server_major: int, pg_bin):
         dumped_with = int((manifest.tool_version or "0").split(".")[0])
@@ -253,6 +243,16 @@ def drop_tool_schemas(conn) -> None:
 def server_version(conn) -> tuple[int, str]:
     number = conn.info.server_version
     return number // 10000, conn.info.parameter_status("server_version").split()[0]
+
+
+def _ensure_database(target: Settings, log) -> None:
+    """Create the target database if the server has none of that name (restore's first step)."""
+    try:
+        with libpq.connect(target, autocommit=True):
+            return
+    except libpq.MissingDatabase:
+        log(f"creating database {libpq.params(target)['dbname']}")
+        create_database(target)
 
 
 def create_database(target: Settings) -> None:

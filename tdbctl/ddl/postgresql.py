@@ -284,27 +284,23 @@ class PostgresDialect(Dialect):
     def bulk_insert(self, conn, table, columns, rows) -> None:
         if not rows:
             return
-        names = ", ".join(f'"{c}"' for c in columns)
-        with conn.connection.driver_connection.cursor() as cursor:
-            with cursor.copy(f'COPY "{table.schema}"."{table.name}" ({names}) FROM STDIN') as copy:
-                write = copy.write_row
-                for row in rows:
-                    write(row)
+        with _copy_in(conn, table, columns) as copy:
+            write = copy.write_row
+            for row in rows:
+                write(row)
 
     def bulk_encoder(self, table, columns):
         from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
-        from tdbctl.seed.synthetic.copytext import CopyText
+        from tdbctl.ddl.copytext import CopyText
 
         return CopyText.for_table(table, columns, PGDialect_psycopg())
 
     def bulk_write(self, conn, table, columns, data: bytes) -> None:
         if not data:
             return
-        names = ", ".join(f'"{c}"' for c in columns)
-        with conn.connection.driver_connection.cursor() as cursor:
-            with cursor.copy(f'COPY "{table.schema}"."{table.name}" ({names}) FROM STDIN') as copy:
-                copy.write(data)
+        with _copy_in(conn, table, columns) as copy:
+            copy.write(data)
 
     def bulk_load_workers(self) -> int:
         # Every domain at once: rows are generated in child processes (seed/synthetic/producer.py)
@@ -323,3 +319,12 @@ class PostgresDialect(Dialect):
             f'FROM (SELECT max("{column.name}") AS max_id FROM {qualified}) m WHERE max_id IS NOT NULL',
             {"t": qualified, "c": column.name},
         )
+
+
+@contextmanager
+def _copy_in(conn, table, columns):
+    """psycopg's COPY ... FROM STDIN into ``columns`` of ``table``, on the connection's driver."""
+    names = ", ".join(f'"{c}"' for c in columns)
+    with conn.connection.driver_connection.cursor() as cursor:
+        with cursor.copy(f'COPY "{table.schema}"."{table.name}" ({names}) FROM STDIN') as copy:
+            yield copy

@@ -1,4 +1,4 @@
-"""COPY text made without psycopg (tdbctl/seed/synthetic/copytext.py): a real PostgreSQL reads
+"""COPY text made without psycopg (tdbctl/ddl/copytext.py): a real PostgreSQL reads
 back exactly the values it was given, the awkward ones included, as psycopg's write_row would."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from tdbctl.engine import create_engine
-from tdbctl.seed.synthetic.copytext import CopyText
+from tdbctl.ddl.copytext import CopyText
 
 COLUMNS = ("id", "label", "flag", "blob", "tags", "score", "note")
 
