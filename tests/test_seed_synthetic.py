@@ -304,13 +304,18 @@ def test_remove_deletes_exactly_the_synthetic_rows(db_url, tmp_path):
 def test_a_failing_domain_rolls_back_and_stops_the_domains_loading_beside_it(db_url):
     """ChatTrain has no scenario to train on (its reference data was never loaded): its domain
     fails. On PostgreSQL voice loads beside it and is rolled back with it; on SQLite, one domain
-    at a time, voice was committed before chattrain began."""
+    at a time, voice was committed before chattrain began. Voice's indexes, dropped for the load
+    on PostgreSQL, are back."""
     settings = settings_for(db_url)
     upgrade(settings, lock_wait=5)
     seed_reference(settings, domains=["dispatch"])
+    on_postgresql = db_url.get_backend_name() == "postgresql"
+    indexes = _indexes(db_url) if on_postgresql else None
     with pytest.raises(TdbError, match=r"^no active chattrain scenario to train on: run `tdbctl seed` first$"):
         generate_synthetic(settings, domains=["voice", "chattrain"], sessions=600, span="30mo",
                            until=UNTIL.isoformat())
+    if on_postgresql:  # the indexes dropped for the load are back, untouched (same oids)
+        assert _indexes(db_url) == indexes
     counts = count_synthetic(settings)
     voice = {n: c for n, c in counts.items() if n.startswith("voice.")}
     if db_url.get_backend_name() == "sqlite":
@@ -368,9 +373,11 @@ def test_a_terminal_gets_a_progress_bar(sqlite_url, tmp_path):
 def test_sigkill_mid_domain_leaves_that_domain_untouched(db_url, tmp_path):
     """Killed while loading chattrain: chattrain has nothing, voice is whole or (loading beside
     chattrain on PostgreSQL) has nothing either, and chattrain's trigger (dropped for the load on
-    SQLite, disabled on PostgreSQL) is back."""
+    SQLite, disabled on PostgreSQL) and the indexes (dropped on PostgreSQL) are back."""
     settings = settings_for(db_url)
     upgrade(settings, lock_wait=5)
+    on_postgresql = db_url.get_backend_name() == "postgresql"
+    indexes = _indexes(db_url) if on_postgresql else None
     env = {k: v for k, v in os.environ.items() if k not in ("TDB_DATABASE_URL", "DATABASE_URL")}
     process = subprocess.Popen(
         [sys.executable, "-m", "tdbctl", "--database-url", url_text(db_url), "seed", "--synthetic", "-n", "1000",
@@ -392,6 +399,8 @@ def test_sigkill_mid_domain_leaves_that_domain_untouched(db_url, tmp_path):
     while (alive := [pid for pid in children if _running(pid)]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert alive == []
+    if on_postgresql:  # the indexes dropped for the load are back, untouched (same oids)
+        assert _indexes(db_url) == indexes
     counts = count_synthetic(settings)
     voice = {n: c for n, c in counts.items() if n.startswith("voice.")}
     one_at_a_time = db_url.get_backend_name() == "sqlite"  # the dialect's bulk_load_workers() is 1
@@ -499,3 +508,48 @@ def test_bad_synthetic_options_are_refused_before_anything_changes(sqlite_url, t
         after = conn.execute(sa.select(sa.func.count()).select_from(metadata.tables["dispatch.training_scenarios"])).scalar()
     engine.dispose()
     assert before == after == 0
+
+
+def _indexes(url) -> dict[str, tuple[int, str, str | None]]:
+    """Every index of the four domains: name -> (oid, definition, comment). A rebuilt index has a new oid."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT n.nspname || '.' || c.relname, c.oid::int, pg_get_indexdef(c.oid), "
+                "obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind = 'i' AND n.nspname = ANY(%(s)s)", {"s": list(DOMAINS)}).all()
+    finally:
+        engine.dispose()
+    return {name: (oid, definition, comment) for name, oid, definition, comment in rows}
+
+
+def test_an_empty_tables_indexes_are_built_after_the_load_and_come_back_the_same(pg_url):
+    """PostgreSQL builds an empty table's secondary indexes after its rows are in: same names,
+    definitions and comments; indexes behind a key stay where they were (same oid); a table
+    someone holds a lock on keeps its indexes; a second run (tables no longer empty) rebuilds none."""
+    settings = settings_for(pg_url)
+    upgrade(settings, lock_wait=5)
+    seed_reference(settings)
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("COMMENT ON INDEX chattrain.idx_activity_logs_timestamp IS 'for cleanup''s age scan'")
+    before = _indexes(pg_url)
+    reader = engine.connect()
+    try:
+        reader.exec_driver_sql("BEGIN")
+        reader.exec_driver_sql("LOCK TABLE voice.conversation_turns IN ACCESS SHARE MODE")  # a long read
+        generate_synthetic(settings, sessions=40, span="30mo", until=UNTIL.isoformat(), random_seed=7)
+    finally:
+        reader.rollback()
+        reader.close()
+        engine.dispose()
+    after = _indexes(pg_url)
+    assert {n: v[1:] for n, v in after.items()} == {n: v[1:] for n, v in before.items()}
+    assert after["chattrain.idx_activity_logs_timestamp"][2] == "for cleanup's age scan"
+    rebuilt = {n for n in before if after[n][0] != before[n][0]}
+    assert "academy.idx_conversation_logs_timestamp" in rebuilt
+    assert not {n for n in rebuilt if n.startswith("voice.") and "conversation_turns" in before[n][1]}
+    assert not {n for n in rebuilt if "UNIQUE" in before[n][1] or n.endswith("_pkey")}
+    populate(pg_url, sessions=10, random_seed=8)
+    assert _indexes(pg_url) == after

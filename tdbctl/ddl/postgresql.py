@@ -257,8 +257,17 @@ class PostgresDialect(Dialect):
 
     @contextmanager
     def bulk_load(self, conn, tables):
+        from tdbctl.ddl import deferred_indexes
+
         # Synthetic rows are written as UTC text: read them as UTC whatever the server's zone.
         conn.exec_driver_sql("SET LOCAL TimeZone = 'UTC'")
+        deferred = [index for table in tables for index in deferred_indexes.drop_for_load(conn, table)]
+        with self._triggers_off(conn, tables):
+            yield
+        deferred_indexes.rebuild(conn, deferred)
+
+    @contextmanager
+    def _triggers_off(self, conn, tables):
         if conn.exec_driver_sql("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").scalar():
             # pg_restore --disable-triggers' way, for this transaction only: no per-row foreign key
             # checks or user triggers. The generator only writes keys it made or read under FOR
