@@ -38,13 +38,25 @@ class PgTools:
         return str(self.bin_dir / name)
 
 
-def tool_version(program: Path) -> tuple[int, str] | None:
+def _start_version(program: Path) -> subprocess.Popen | None:
     try:
-        result = subprocess.run([str(program), "--version"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
+        return subprocess.Popen([str(program), "--version"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+    except OSError:
         return None
-    match = _VERSION.search(result.stdout)
-    if result.returncode != 0 or not match:
+
+
+def _read_version(process: subprocess.Popen | None) -> tuple[int, str] | None:
+    if process is None:
+        return None
+    try:
+        output, _ = process.communicate(timeout=20)  # also closes its pipe
+    except subprocess.SubprocessError:
+        process.kill()
+        process.wait()
+        return None
+    match = _VERSION.search(output)
+    if process.returncode != 0 or not match:
         return None
     return int(match[1]), f"{match[1]}.{match[2]}" if match[2] else match[1]
 
@@ -79,46 +91,74 @@ def _dir_major(directory: str) -> int:
 
 
 def find_tools(needed_major: int, *, pg_bin: str | None = None, environ=None, purpose: str = "") -> PgTools:
-    """The first tool directory whose pg_dump is at least ``needed_major``.
+    with ToolSearch(pg_bin, environ) as search:
+        return search.result(needed_major, purpose)
+
+
+class ToolSearch:
+    """The first tool directory whose pg_dump is at least the needed major, in search order.
+
+    Every candidate's ``pg_dump --version`` starts when the search is made, all at once (one can
+    take 60 ms: Debian's /usr/bin/pg_dump is a Perl wrapper), so a search made before connecting
+    has its answers by the time the server's version is known.
 
     An explicit directory (--pg-bin, else TDB_PG_BIN) is the only one tried: a user who names one
     wants that one, and hears why it does not fit rather than getting another silently.
     """
-    environ = os.environ if environ is None else environ
-    explicit, source = (pg_bin, "--pg-bin") if pg_bin else (environ.get("TDB_PG_BIN"), "TDB_PG_BIN")
-    need = f"pg_dump, pg_restore and psql {needed_major} or newer are needed{purpose}"
-    advice = (
-        f"install the PostgreSQL {needed_major} client programs (Debian/Ubuntu: apt install "
-        f"postgresql-client-{needed_major}) or point --pg-bin DIR (or TDB_PG_BIN) at their bin directory"
-    )
-    if explicit:
-        directory = Path(explicit).expanduser()
-        if not (directory / "pg_dump").exists():
-            raise PrerequisiteError(f"no pg_dump in {directory} (from {source}): {need}; {advice}")
-        return _checked(directory, needed_major, f"{directory} (from {source})", need, advice)
-    seen = []
-    for directory, origin in candidate_dirs(environ):
-        version = tool_version(directory / "pg_dump")
-        if version is None:
-            continue
-        if version[0] >= needed_major and all((directory / p).exists() for p in PROGRAMS):
+
+    def __init__(self, pg_bin: str | None = None, environ=None):
+        environ = os.environ if environ is None else environ
+        explicit, source = (pg_bin, "--pg-bin") if pg_bin else (environ.get("TDB_PG_BIN"), "TDB_PG_BIN")
+        if explicit:
+            directory = Path(explicit).expanduser()
+            self._explicit: tuple[Path, str] | None = (directory, source)
+            candidates = [(directory, source)] if (directory / "pg_dump").exists() else []
+        else:
+            self._explicit = None
+            candidates = candidate_dirs(environ)
+        self._probes = [(directory, origin, _start_version(directory / "pg_dump")) for directory, origin in candidates]
+
+    def __enter__(self) -> "ToolSearch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for _, _, process in self._probes:  # answers not read: not left running, nor unreaped
+            if process is not None and process.returncode is None:
+                process.kill()
+                process.wait()
+                process.stdout.close()
+
+    def result(self, needed_major: int, purpose: str = "") -> PgTools:
+        need = f"pg_dump, pg_restore and psql {needed_major} or newer are needed{purpose}"
+        advice = (
+            f"install the PostgreSQL {needed_major} client programs (Debian/Ubuntu: apt install "
+            f"postgresql-client-{needed_major}) or point --pg-bin DIR (or TDB_PG_BIN) at their bin directory"
+        )
+        if self._explicit:
+            directory, source = self._explicit
+            label = f"{directory} (from {source})"
+            if not self._probes:
+                raise PrerequisiteError(f"no pg_dump in {label}: {need}; {advice}")
+            version = _read_version(self._probes[0][2])
+            if version is None:
+                raise PrerequisiteError(f"{directory / 'pg_dump'} does not run or does not say its version")
+            if version[0] < needed_major:
+                raise PrerequisiteError(f"pg_dump {version[1]} in {label} is too old: {need}; {advice}")
+            missing = [p for p in PROGRAMS if not (directory / p).exists()]
+            if missing:
+                raise PrerequisiteError(f"{label} lacks {', '.join(missing)}: {need}; {advice}")
             return PgTools(directory, version[0], version[1])
-        seen.append(f"{directory / 'pg_dump'} {version[1]} ({origin})")
-    if not seen:
-        raise PrerequisiteError(f"no pg_dump found: {need}; {advice}")
-    raise PrerequisiteError(f"pg_dump too old: {need}, found only {'; '.join(seen)}; {advice}")
-
-
-def _checked(directory: Path, needed_major: int, label: str, need: str, advice: str) -> PgTools:
-    version = tool_version(directory / "pg_dump")
-    if version is None:
-        raise PrerequisiteError(f"{directory / 'pg_dump'} does not run or does not say its version")
-    if version[0] < needed_major:
-        raise PrerequisiteError(f"pg_dump {version[1]} in {label} is too old: {need}; {advice}")
-    missing = [p for p in PROGRAMS if not (directory / p).exists()]
-    if missing:
-        raise PrerequisiteError(f"{label} lacks {', '.join(missing)}: {need}; {advice}")
-    return PgTools(directory, version[0], version[1])
+        seen = []
+        for directory, origin, process in self._probes:
+            version = _read_version(process)
+            if version is None:
+                continue
+            if version[0] >= needed_major and all((directory / p).exists() for p in PROGRAMS):
+                return PgTools(directory, version[0], version[1])
+            seen.append(f"{directory / 'pg_dump'} {version[1]} ({origin})")
+        if not seen:
+            raise PrerequisiteError(f"no pg_dump found: {need}; {advice}")
+        raise PrerequisiteError(f"pg_dump too old: {need}, found only {'; '.join(seen)}; {advice}")
 
 
 def _die_with_parent() -> None:

@@ -59,9 +59,9 @@ class PostgresBackup(BackupStrategy):
     # -- backup ---------------------------------------------------------------------------------
 
     def dump(self, settings, workdir, *, jobs, pg_bin, log, meanwhile=lambda: None) -> Snapshot:
-        with libpq.connect(settings, autocommit=True) as conn:
+        with pgtools.ToolSearch(pg_bin) as search, libpq.connect(settings, autocommit=True) as conn:
             major, version = server_version(conn)
-            tools = pgtools.find_tools(major, pg_bin=pg_bin, purpose=f" for this PostgreSQL {major} server")
+            tools = search.result(major, purpose=f" for this PostgreSQL {major} server")
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             snapshot_id = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
             target, method = (workdir / DUMP_DIR, ["-Fd", "-j", str(jobs)]) if jobs else (workdir / DUMP_FILE, ["-Fc"])
@@ -88,29 +88,34 @@ class PostgresBackup(BackupStrategy):
 
     def restore(self, backup, manifest, target, *, replace, jobs, pg_bin, log, meanwhile=lambda: None) -> None:
         archive = _archive(backup, manifest)
-        _ensure_database(target, log)
-        with libpq.connect(target, autocommit=True) as conn, held(conn, RESTORE_LOCK):
-            major, _ = server_version(conn)
-            tools = self._tools(manifest, major, pg_bin)
-            env = libpq.environment(target)
-            clean = scrub_with(target)
-            if jobs:
-                log(f"pg_restore {tools.version} --jobs {jobs} (several connections: not one transaction)")
-                if replace:
-                    drop_tool_schemas(conn)
-                pgtools.run([tools.program("pg_restore"), "--no-owner", "--no-password", "--exit-on-error",
-                             "--clean", "--if-exists", "-j", str(jobs),
-                             "-d", conninfo_dbname(libpq.params(target)["dbname"]), str(archive)],
-                            env, "pg_restore", clean, meanwhile)
-            else:
-                log(f"pg_restore {tools.version} | psql, in one transaction")
-                single_transaction_restore(tools, env, archive, replace, clean, meanwhile)
+        with pgtools.ToolSearch(pg_bin) as search:
+            _ensure_database(target, log)
+            with libpq.connect(target, autocommit=True) as conn, held(conn, RESTORE_LOCK):
+                major, _ = server_version(conn)
+                self._restore(archive, target, conn, self._tools(manifest, major, search), replace, jobs, log,
+                              meanwhile)
 
-    def _tools(self, manifest: Manifest, server_major: int, pg_bin):
+    def _restore(self, archive, target, conn, tools, replace, jobs, log, meanwhile) -> None:
+        """pg_restore --jobs straight into the target, or piped into psql as one transaction."""
+        env = libpq.environment(target)
+        clean = scrub_with(target)
+        if jobs:
+            log(f"pg_restore {tools.version} --jobs {jobs} (several connections: not one transaction)")
+            if replace:
+                drop_tool_schemas(conn)
+            pgtools.run([tools.program("pg_restore"), "--no-owner", "--no-password", "--exit-on-error",
+                         "--clean", "--if-exists", "-j", str(jobs),
+                         "-d", conninfo_dbname(libpq.params(target)["dbname"]), str(archive)],
+                        env, "pg_restore", clean, meanwhile)
+        else:
+            log(f"pg_restore {tools.version} | psql, in one transaction")
+            single_transaction_restore(tools, env, archive, replace, clean, meanwhile)
+
+    def _tools(self, manifest: Manifest, server_major: int, search: pgtools.ToolSearch) -> pgtools.PgTools:
         dumped_with = int((manifest.tool_version or "0").split(".")[0])
         needed = max(server_major, dumped_with)
-        return pgtools.find_tools(needed, pg_bin=pg_bin, purpose=f" (the backup was made by pg_dump "
-                                  f"{manifest.tool_version}; the server is PostgreSQL {server_major})")
+        return search.result(needed, purpose=f" (the backup was made by pg_dump "
+                             f"{manifest.tool_version}; the server is PostgreSQL {server_major})")
 
     # -- deep verification --------------------------------------------------------------------------
 
@@ -121,9 +126,9 @@ class PostgresBackup(BackupStrategy):
         archive = _archive(backup, manifest)
         scratch = f"tdbctl_verify_{uuid.uuid4().hex[:12]}"
         # CREATE/DROP DATABASE run from the configured database, which surely exists.
-        with libpq.connect(settings, autocommit=True) as admin:
+        with pgtools.ToolSearch(pg_bin) as search, libpq.connect(settings, autocommit=True) as admin:
             major, _ = server_version(admin)
-            tools = self._tools(manifest, major, pg_bin)
+            tools = self._tools(manifest, major, search)
             log(f"restoring into scratch database {scratch}")
             admin.execute(f'CREATE DATABASE "{scratch}"')
             try:

@@ -72,15 +72,17 @@ class BackupStrategy:
 
 
 def strategy_for(dialect: str) -> BackupStrategy:
-    from tdbctl.backup.postgresql import PostgresBackup
-    from tdbctl.backup.sqlite import SqliteBackup
+    if dialect == "postgresql":
+        from tdbctl.backup.postgresql import PostgresBackup
 
-    strategies = {s.dialect: s for s in (PostgresBackup, SqliteBackup)}
-    if dialect not in strategies:
-        from tdbctl.errors import UsageError
+        return PostgresBackup()
+    if dialect == "sqlite":
+        from tdbctl.backup.sqlite import SqliteBackup
 
-        raise UsageError(f"tdbctl cannot back up a {dialect} database")
-    return strategies[dialect]()
+        return SqliteBackup()
+    from tdbctl.errors import UsageError
+
+    raise UsageError(f"tdbctl cannot back up a {dialect} database")
 
 
 def quote_table(qualified: str) -> str:
