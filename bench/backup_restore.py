@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -105,9 +106,11 @@ def main() -> None:
                         setup()
                     samples.append(timed(command, environment))
             figures.append((label, min(hand), min(tool)))
-            print(f"{label:<52} {min(hand):>8.2f}s {min(tool):>8.2f}s {min(tool) / min(hand) - 1:>+8.1%}", flush=True)
+            middle = statistics.median(tool) / statistics.median(hand) - 1
+            print(f"{label:<52} {min(hand):>8.2f}s {min(tool):>8.2f}s {min(tool) / min(hand) - 1:>+8.1%} {middle:>+8.1%}",
+                  flush=True)
 
-        print(f"{'operation':<52} {'by hand':>9} {'tdbctl':>9} {'diff':>9}")
+        print(f"{'operation':<52} {'by hand':>9} {'tdbctl':>9} {'diff':>9} {'medians':>8}")
         dumps = work / "dumps"
         backups = work / "backups"
 
