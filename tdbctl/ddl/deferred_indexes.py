@@ -50,8 +50,10 @@ def drop_for_load(conn, table) -> list[DeferredIndex]:
     savepoint = conn.begin_nested()
     try:
         conn.exec_driver_sql(f"LOCK TABLE {qualified} IN ACCESS EXCLUSIVE MODE NOWAIT")
-    except sa.exc.OperationalError:  # in use right now: load it as it is
-        savepoint.rollback()
+    except sa.exc.OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "55P03":  # not lock_not_available: a real failure
+            raise
+        savepoint.rollback()  # in use right now: load it as it is
         return []
     if conn.exec_driver_sql(f"SELECT EXISTS (SELECT FROM {qualified})").scalar():
         savepoint.rollback()  # which also releases the lock: readers are not held up for nothing
