@@ -135,9 +135,10 @@ def test_password_stays_out_of_the_process_list_and_the_manifest_and_a_killed_du
         locker.exec_driver_sql("LOCK TABLE voice.conversations IN ACCESS EXCLUSIVE MODE")
         backups = tmp_path / "backups"
         first = spawn_cli(url, "backup", "--to", backups, cwd=tmp_path)
-        [dump_pid] = wait_for(lambda: [p for p in processes_named("pg_dump")
-                                       if environ_of(p).get("PGDATABASE") == pg_url.database], what="pg_dump")
-        assert environ_of(dump_pid)["PGPASSWORD"] == password  # how it does get the password
+        [dump_pid] = wait_for(lambda: [p for p in [child_named(first.pid, "pg_dump")] if p], what="pg_dump")
+        [session_pid] = [p for p in [child_named(first.pid, "psql")] if p]  # holds the snapshot pg_dump reads
+        for pid in (dump_pid, session_pid):
+            assert environ_of(pid)["PGPASSWORD"] == password  # how they do get the password
         assert not [c for c in all_command_lines() if password.encode() in c]
 
         first.send_signal(signal.SIGKILL)

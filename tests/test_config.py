@@ -75,3 +75,40 @@ def test_migrate_lock_timeout_from_toml_and_flag(tmp_path):
     assert "SET LOCAL lock_timeout = '5000ms'" in from_file.stdout
     from_flag = run_cli("migrate", "--sql", "--lock-timeout", "2.5", cwd=tmp_path)
     assert "SET LOCAL lock_timeout = '2500ms'" in from_flag.stdout
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://postgres:@/b6?host=/tmp/sock",
+    "postgresql://u:p%40ss%2Fw@h1:5432,h2:5433/d%62?sslmode=require&application_name=a%20b",
+    "postgres://u:s3cret@h/d?password=other&sslmode=disable",
+    "postgresql+psycopg://:p@h/d",
+    "postgresql://h/d?password=x%26y",
+    "postgresql://u@h/?dbname=zz",
+    "postgresql://[::1]:5433/db",
+    "postgresql://u:pw@h",
+])
+def test_the_client_url_loses_only_its_password_which_goes_to_the_environment(url):
+    """What pg_dump and psql get on their command line: libpq reads it as the configured URL
+    without the password (libpq's own parser, through psycopg, is the judge); the password is in
+    PGPASSWORD; the database name is read the same way."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from tdbctl.config import resolve
+    from tdbctl.ops.libpq import client_uri, dbname_of
+
+    settings = resolve(url)
+    uri, env = client_uri(settings, base={})
+    expected = conninfo_to_dict("postgresql://" + url.partition("://")[2])
+    assert conninfo_to_dict(uri) == {k: v for k, v in expected.items() if k != "password"}
+    assert env == ({"PGPASSWORD": expected["password"]} if expected.get("password") else {})
+    assert "p%40ss" not in uri and "s3cret" not in uri and "other" not in uri and ":pw@" not in uri
+    assert dbname_of(settings) == expected.get("dbname")
+
+
+def test_a_url_whose_secret_could_not_leave_the_command_line_is_refused():
+    from tdbctl.config import resolve
+    from tdbctl.errors import ConfigError
+    from tdbctl.ops.libpq import client_uri
+
+    with pytest.raises(ConfigError, match="sslpassword"):
+        client_uri(resolve("postgresql://u@h/d?sslkey=k.pem&sslpassword=hush"), base={})

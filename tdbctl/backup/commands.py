@@ -124,9 +124,14 @@ def create(settings: Settings, *, to: str | None = None, jobs: int | None = None
     name = f"{strategy.label(settings)}-{started:%Y%m%dT%H%M%SZ}"
     partial = store.new_partial(directory, name)
     head: list[str | None] = []
+    identity: list[str] = []
+
+    def meanwhile() -> None:  # while the dump program works
+        head.append(_head(settings))
+        identity.append(strategy.identity(settings))
+
     try:
-        snapshot = strategy.dump(settings, partial, jobs=jobs, pg_bin=pg_bin, log=log,
-                                 meanwhile=lambda: head.append(_head(settings)))
+        snapshot = strategy.dump(settings, partial, jobs=jobs, pg_bin=pg_bin, log=log, meanwhile=meanwhile)
         make_private(partial)
         manifest = Manifest(
             created_at=started.isoformat(),
@@ -135,7 +140,7 @@ def create(settings: Settings, *, to: str | None = None, jobs: int | None = None
             tdbctl_version=__version__,
             revision=snapshot.revision,
             head=head[0],
-            database=strategy.identity(settings),
+            database=identity[0],
             source=settings.masked_url,
             method=snapshot.method,
             tool_version=snapshot.tool_version,

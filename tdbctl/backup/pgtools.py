@@ -117,6 +117,7 @@ class ToolSearch:
             self._explicit = None
             candidates = candidate_dirs(environ)
         self._probes = [(directory, origin, _start_version(directory / "pg_dump")) for directory, origin in candidates]
+        self._answers: dict = {}
 
     def __enter__(self) -> "ToolSearch":
         return self
@@ -127,6 +128,21 @@ class ToolSearch:
                 process.kill()
                 process.wait()
                 process.stdout.close()
+
+    def newest(self) -> PgTools | None:
+        """The newest tools found, whatever the server: a psql to connect with before its version
+        is known (None: there is none, and ``result`` will say what is needed)."""
+        found = []
+        for directory, _, process in self._probes:
+            version = self._answer(process)
+            if version is not None and all((directory / p).exists() for p in PROGRAMS):
+                found.append(PgTools(directory, version[0], version[1]))
+        return max(found, key=lambda tools: tools.major, default=None)
+
+    def _answer(self, process) -> tuple[int, str] | None:
+        if process not in self._answers:
+            self._answers[process] = _read_version(process)
+        return self._answers[process]
 
     def result(self, needed_major: int, purpose: str = "") -> PgTools:
         need = f"pg_dump, pg_restore and psql {needed_major} or newer are needed{purpose}"
@@ -139,7 +155,7 @@ class ToolSearch:
             label = f"{directory} (from {source})"
             if not self._probes:
                 raise PrerequisiteError(f"no pg_dump in {label}: {need}; {advice}")
-            version = _read_version(self._probes[0][2])
+            version = self._answer(self._probes[0][2])
             if version is None:
                 raise PrerequisiteError(f"{directory / 'pg_dump'} does not run or does not say its version")
             if version[0] < needed_major:
@@ -150,7 +166,7 @@ class ToolSearch:
             return PgTools(directory, version[0], version[1])
         seen = []
         for directory, origin, process in self._probes:
-            version = _read_version(process)
+            version = self._answer(process)
             if version is None:
                 continue
             if version[0] >= needed_major and all((directory / p).exists() for p in PROGRAMS):

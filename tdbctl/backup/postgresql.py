@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tdbctl.backup import pgtools
 from tdbctl.backup.manifest import Manifest, TableCount
+from tdbctl.backup.psql_session import NotConnected, PsqlSession
 from tdbctl.backup.strategy import BackupStrategy, Snapshot, quote_table
 from tdbctl.config import Settings
 from tdbctl.errors import DatabaseError, LockHeld, UsageError
@@ -54,27 +55,46 @@ class PostgresBackup(BackupStrategy):
     def label(self, settings: Settings) -> str:
         from tdbctl.backup.store import safe_label
 
-        return safe_label(libpq.params(settings).get("dbname") or "postgres")
+        return safe_label(libpq.dbname_of(settings) or "postgres")
 
     # -- backup ---------------------------------------------------------------------------------
 
     def dump(self, settings, workdir, *, jobs, pg_bin, log, meanwhile=lambda: None) -> Snapshot:
-        with pgtools.ToolSearch(pg_bin) as search, libpq.connect(settings, autocommit=True) as conn:
-            major, version = server_version(conn)
-            tools = search.result(major, purpose=f" for this PostgreSQL {major} server")
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            snapshot_id = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-            target, method = (workdir / DUMP_DIR, ["-Fd", "-j", str(jobs)]) if jobs else (workdir / DUMP_FILE, ["-Fc"])
-            args = [tools.program("pg_dump"), *method, "--no-password", f"--snapshot={snapshot_id}", "-f", str(target)]
-            log(f"pg_dump {tools.version} ({tools.bin_dir}) {' '.join(method)} -> {target}")
-            found = {}
+        # The snapshot is held through psql, not psycopg, whose import took 0.2 s before pg_dump could start.
+        uri, env = libpq.client_uri(settings)
+        with pgtools.ToolSearch(pg_bin) as search:
+            psql = search.newest()
+            if psql is None:  # no client programs at all: psycopg asks the server which ones are needed
+                with libpq.connect(settings, autocommit=True) as conn:
+                    major, _ = server_version(conn)
+                search.result(major, purpose=f" for this PostgreSQL {major} server")  # raises
+            try:
+                with PsqlSession(psql.program("psql"), uri, env, scrub_with(settings), settings.masked_url) as conn:
+                    return self._dump(conn, search, uri, env, settings, workdir, jobs, log, meanwhile)
+            except NotConnected:
+                # Why, in the words every other command uses (a URL libpq cannot read is a usage error).
+                with libpq.connect(settings, autocommit=True):
+                    pass
+                raise
 
-            def in_the_snapshot() -> None:  # counted and read while pg_dump runs, in the snapshot it dumps
-                found.update(revision=_revision(conn), tables=_counts(conn))
-                meanwhile()
+    def _dump(self, conn, search, uri, env, settings, workdir, jobs, log, meanwhile) -> Snapshot:
+        """pg_dump from a snapshot exported on ``conn``; the counts and ``meanwhile`` run in it meanwhile."""
+        major, version = server_version(conn)
+        tools = search.result(major, purpose=f" for this PostgreSQL {major} server")
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        snapshot_id = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        target, method = (workdir / DUMP_DIR, ["-Fd", "-j", str(jobs)]) if jobs else (workdir / DUMP_FILE, ["-Fc"])
+        args = [tools.program("pg_dump"), *method, "--no-password", f"--snapshot={snapshot_id}", "-f", str(target),
+                "-d", uri]
+        log(f"pg_dump {tools.version} ({tools.bin_dir}) {' '.join(method)} -> {target}")
+        found = {}
 
-            pgtools.run(args, libpq.environment(settings), "pg_dump", scrub_with(settings), in_the_snapshot)
-            conn.execute("COMMIT")
+        def in_the_snapshot() -> None:  # counted and read while pg_dump runs, in the snapshot it dumps
+            found.update(revision=_revision(conn), tables=_counts(conn))
+            meanwhile()
+
+        pgtools.run(args, env, "pg_dump", scrub_with(settings), in_the_snapshot)
+        conn.execute("COMMIT")
         return Snapshot(version, found["revision"], found["tables"], f"pg_dump {' '.join(method)}", tools.version)
 
     # -- restore ----------------------------------------------------------------------------------
@@ -140,35 +160,43 @@ class PostgresBackup(BackupStrategy):
                             scrub_with(settings))
                 with libpq.connect(settings, database=scratch, autocommit=True) as conn:
                     present = set(_tables(conn))
-                    return {t: conn.execute(f"SELECT count(*) FROM {quote_table(t)}").fetchone()[0]
+                    return {t: int(conn.execute(f"SELECT count(*) FROM {quote_table(t)}").fetchone()[0])
                             for t in manifest.tables if t in present}
             finally:
                 admin.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
 
 
+# The queries below run on a psycopg connection or on a PsqlSession (text values, no parameters):
+# they hold only tdbctl's own names, as literals, and read numbers with int().
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _tables(conn) -> dict[str, int]:
     """tdbctl's tables in the database, with the planner's row estimates."""
-    return dict(conn.execute(
+    schemas = ", ".join(_literal(schema) for schema in ALL_SCHEMAS)
+    return {table: int(estimate) for table, estimate in conn.execute(
         "SELECT n.nspname || '.' || c.relname, c.reltuples::bigint FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%(schemas)s) ORDER BY 1",
-        {"schemas": list(ALL_SCHEMAS)},
-    ).fetchall())
+        f"WHERE c.relkind IN ('r', 'p') AND n.nspname IN ({schemas}) ORDER BY 1"
+    ).fetchall()}
 
 
 def _counts(conn) -> dict[str, TableCount]:
     counts = {}
     for table, estimate in _tables(conn).items():
         if estimate > ESTIMATE_ABOVE:
-            counts[table] = TableCount(int(estimate), estimated=True)
+            counts[table] = TableCount(estimate, estimated=True)
         else:
-            counts[table] = TableCount(conn.execute(f"SELECT count(*) FROM {quote_table(table)}").fetchone()[0])
+            counts[table] = TableCount(int(conn.execute(f"SELECT count(*) FROM {quote_table(table)}").fetchone()[0]))
     return counts
 
 
 def _revision(conn) -> str | None:
     qualified = f'"{TOOL_SCHEMA}"."{VERSION_TABLE}"'
-    if conn.execute("SELECT to_regclass(%s)", [qualified]).fetchone()[0] is None:
+    if not int(conn.execute(f"SELECT (to_regclass({_literal(qualified)}) IS NOT NULL)::int").fetchone()[0]):
         return None
     row = conn.execute(f"SELECT version_num FROM {qualified}").fetchone()
     return row[0] if row else None
@@ -246,8 +274,9 @@ def drop_tool_schemas(conn) -> None:
 
 
 def server_version(conn) -> tuple[int, str]:
-    number = conn.info.server_version
-    return number // 10000, conn.info.parameter_status("server_version").split()[0]
+    number, text = conn.execute(
+        "SELECT current_setting('server_version_num'), current_setting('server_version')").fetchone()
+    return int(number) // 10000, text.split()[0]
 
 
 def _ensure_database(target: Settings, log) -> None:

@@ -60,6 +60,54 @@ def params(settings: Settings, *, database: str | None = None) -> dict[str, str]
     return {key: str(value) for key, value in found.items()}
 
 
+def client_uri(settings: Settings, *, base=None) -> tuple[str, dict[str, str]]:
+    """The URL for a client program's ``-d``, with its password taken out, and the environment
+    that carries the password (PGPASSWORD), without psycopg: nothing secret goes on a command line.
+
+    The password is found where libpq looks for it: in the user part (up to the first ``@`` or
+    ``/`` after ``://``) and in a ``password`` query parameter, which wins when both are given.
+    libpq itself parses the rest, in the client program.
+    """
+    from urllib.parse import unquote
+
+    _, _, rest = settings.text.partition("://")
+    env = dict(os.environ if base is None else base)
+    password = None
+    end = next((i for i, char in enumerate(rest) if char in "@/"), len(rest))
+    if end < len(rest) and rest[end] == "@":
+        user, colon, secret = rest[:end].partition(":")
+        if colon:
+            password = unquote(secret)
+            rest = user + rest[end:]
+    head, question, query = rest.partition("?")
+    if question:
+        kept = []
+        for pair in query.split("&"):
+            key = unquote(pair.partition("=")[0])
+            if key == "password":
+                password = unquote(pair.partition("=")[2])
+            elif key == "sslpassword":
+                raise ConfigError("database URL parameter 'sslpassword' would show in the process list of pg_dump: "
+                                  "use an unencrypted key file or a service file (PGSERVICEFILE) instead")
+            else:
+                kept.append(pair)
+        rest = head + ("?" + "&".join(kept) if kept else "")
+    if password:
+        env["PGPASSWORD"] = password
+    return f"postgresql://{rest}", env
+
+
+def dbname_of(settings: Settings) -> str | None:
+    """The database the URL names (its path, or a ``dbname`` query parameter), read without psycopg."""
+    from urllib.parse import unquote
+
+    uri, _ = client_uri(settings, base={})
+    head, _, query = uri.removeprefix("postgresql://").partition("?")
+    named = {unquote(k): unquote(v) for k, _, v in (pair.partition("=") for pair in query.split("&") if pair)}
+    path = head.partition("/")[2]
+    return named.get("dbname") or unquote(path) or None
+
+
 def environment(settings: Settings, *, database: str | None = None, base=None) -> dict[str, str]:
     """The environment that makes a client program connect where the settings point.
 
