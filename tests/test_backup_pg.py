@@ -242,3 +242,27 @@ def test_a_restore_killed_mid_way_leaves_the_target_as_it_was(pg_url, tmp_path, 
             conn.exec_driver_sql("DROP EVENT TRIGGER IF EXISTS tdbctl_test_slow")
         engine.dispose()
 
+
+
+def test_the_psql_session_answers_in_text_and_fails_in_one_line(pg_url):
+    """The session that holds a backup's snapshot: rows as text, NULL as an empty string; a
+    statement's error ends it with the server's message; a server that is not there is 'cannot
+    connect' (which the backup then explains through psycopg, as other commands do)."""
+    from tdbctl.backup.psql_session import NotConnected, PsqlSession
+    from tdbctl.errors import DatabaseError
+    from tdbctl.ops.libpq import client_uri
+
+    settings = resolve(url_text(pg_url))
+    uri, env = client_uri(settings)
+    psql = pgtools.ToolSearch().newest().program("psql")
+    with PsqlSession(psql, uri, env, str, settings.masked_url) as session:
+        assert session.execute("SELECT 1, 'a b', NULL UNION ALL SELECT 2, 'c', 'd' ORDER BY 1").fetchall() == [
+            ("1", "a b", ""), ("2", "c", "d")]
+        assert session.execute("SELECT 1 WHERE false").fetchone() is None
+        with pytest.raises(DatabaseError, match=r'^database error: .*column "nonsense" does not exist'):
+            session.execute("SELECT nonsense")
+    unreachable = resolve("postgresql://ops@127.0.0.1:1/prod")
+    uri, env = client_uri(unreachable)
+    with PsqlSession(psql, uri, env, str, unreachable.masked_url) as session:
+        with pytest.raises(NotConnected, match=r"^cannot connect to postgresql\+psycopg://ops@127.0.0.1:1/prod: "):
+            session.execute("SELECT 1")

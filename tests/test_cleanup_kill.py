@@ -127,7 +127,7 @@ def test_a_killed_run_of_a_table_without_cascades_keeps_every_live_row(db):
         rows = w.insert(conn, "chattrain.user_activity_logs", [
             # Wide rows, a few a page: PostgreSQL's batches (a page at least) stay small too.
             dict(user_id="u", activity_type="message_sent", timestamp=ago(days, naive=True), user_agent=wide(1500))
-            for days in [100] * 2000 + [10] * 200
+            for days in [100] * 4000 + [10] * 200
         ])
     expired = {r["id"] for r in rows if r["timestamp"] < ago(90, naive=True)}
     live = {r["id"] for r in rows} - expired
@@ -138,9 +138,14 @@ def test_a_killed_run_of_a_table_without_cascades_keeps_every_live_row(db):
 
     process = start(db, "--policy", "chattrain.activity_logs", "--batch-size", "1")
     deadline = time.monotonic() + 60
-    while len(left()) > 2200 - 25:
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate() if process.poll() else "stuck"
-        time.sleep(0.01)
+    # Watched with a count on one connection: fetching every id each time was slow enough, on a
+    # busy machine, for the whole run (hundreds of one-page batches) to end between two looks.
+    with db.engine.connect() as watcher:
+        count = sa.select(sa.func.count()).select_from(logs)
+        while watcher.execute(count).scalar() > len(rows) - 25:
+            watcher.rollback()
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate() if process.poll() else "stuck"
+            time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     remaining = left()
