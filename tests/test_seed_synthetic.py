@@ -533,7 +533,7 @@ def test_an_empty_tables_indexes_are_built_after_the_load_and_come_back_the_same
     seed_reference(settings)
     engine = create_engine(pg_url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("COMMENT ON INDEX chattrain.idx_activity_logs_timestamp IS 'for cleanup''s age scan'")
+        conn.exec_driver_sql(r"COMMENT ON INDEX chattrain.idx_activity_logs_timestamp IS E'for cleanup''s age scan \\ daily'")
     before = _indexes(pg_url)
     reader = engine.connect()
     try:
@@ -546,7 +546,7 @@ def test_an_empty_tables_indexes_are_built_after_the_load_and_come_back_the_same
         engine.dispose()
     after = _indexes(pg_url)
     assert {n: v[1:] for n, v in after.items()} == {n: v[1:] for n, v in before.items()}
-    assert after["chattrain.idx_activity_logs_timestamp"][2] == "for cleanup's age scan"
+    assert after["chattrain.idx_activity_logs_timestamp"][2] == "for cleanup's age scan \\ daily"
     rebuilt = {n for n in before if after[n][0] != before[n][0]}
     assert "academy.idx_conversation_logs_timestamp" in rebuilt
     assert not {n for n in rebuilt if n.startswith("voice.") and "conversation_turns" in before[n][1]}

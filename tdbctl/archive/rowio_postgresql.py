@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql
 
 from tdbctl.archive.codec import kind_of
 from tdbctl.archive.rowio import RowIO
+from tdbctl.ddl.postgresql import sql_literal
 from tdbctl.errors import TdbError
 from tdbctl.ops.cascade import CascadeTree, Link
 
@@ -75,12 +76,11 @@ class PostgresRowIO(RowIO):
             return self._line_separated(table, columns)
         parts = ["'{'"]
         for index, column in enumerate(columns):
-            key = ("," if index else "") + json.dumps(column.name)
-            key = key.replace("'", "''")
+            key = sql_literal(("," if index else "") + json.dumps(column.name) + ":")
             if column.nullable:
-                parts.append(f"'{key}:' || ({self._json_value(table, column)})::text")
+                parts.append(f"{key} || ({self._json_value(table, column)})::text")
             else:
-                parts += [f"'{key}:'", self._json_value(table, column)]
+                parts += [key, self._json_value(table, column)]
         parts.append("'}'")
         return _nested("concat", parts)
 
@@ -99,8 +99,7 @@ class PostgresRowIO(RowIO):
     def _line_separated(self, table: sa.Table, columns) -> str:
         fragments = []
         for column in columns:
-            key = json.dumps(column.name).replace("'", "''")
-            fragments.append(f"'{key}:' || ({self._json_value(table, column)})::text")
+            fragments.append(f"{sql_literal(json.dumps(column.name) + ':')} || ({self._json_value(table, column)})::text")
         groups = [fragments[i:i + MAX_ARGS] for i in range(0, len(fragments), MAX_ARGS)]
         if len(groups) == 1:
             body = f"concat_ws(',', {', '.join(groups[0])})"
@@ -196,8 +195,7 @@ class PostgresRowIO(RowIO):
         name = self._quote.quote(column.name)
         if kind_of(column, "postgresql") == "json":
             # From the line itself: json_populate_record would read a JSON null as SQL NULL.
-            key = column.name.replace("'", "''")
-            return f"(l.doc -> '{key}')::jsonb"
+            return f"(l.doc -> {sql_literal(column.name)})::jsonb"
         return f"r.{name}"
 
     def _key_match(self, table: sa.Table, alias: str) -> str:

@@ -29,6 +29,7 @@ from tdbctl.backup.manifest import Manifest, TableCount
 from tdbctl.backup.psql_session import NotConnected, PsqlSession
 from tdbctl.backup.strategy import BackupStrategy, Snapshot, quote_table
 from tdbctl.config import Settings
+from tdbctl.ddl.postgresql import sql_literal
 from tdbctl.errors import DatabaseError, LockHeld, UsageError
 from tdbctl.ops import libpq
 from tdbctl.schemas import ALL_SCHEMAS, TOOL_SCHEMA, VERSION_TABLE
@@ -64,10 +65,10 @@ class PostgresBackup(BackupStrategy):
         uri, env = libpq.client_uri(settings)
         with pgtools.ToolSearch(pg_bin) as search:
             psql = search.newest()
-            if psql is None:  # no client programs at all: psycopg asks the server which ones are needed
+            if psql is None:  # no client programs: psycopg asks the server which ones the message names
                 with libpq.connect(settings, autocommit=True) as conn:
                     major, _ = server_version(conn)
-                search.result(major, purpose=f" for this PostgreSQL {major} server")  # raises
+                psql = search.result(major, purpose=_for_server(major))  # finds none: raises, saying so
             try:
                 with PsqlSession(psql.program("psql"), uri, env, scrub_with(settings), settings.masked_url) as conn:
                     return self._dump(conn, search, uri, env, settings, workdir, jobs, log, meanwhile)
@@ -80,7 +81,7 @@ class PostgresBackup(BackupStrategy):
     def _dump(self, conn, search, uri, env, settings, workdir, jobs, log, meanwhile) -> Snapshot:
         """pg_dump from a snapshot exported on ``conn``; the counts and ``meanwhile`` run in it meanwhile."""
         major, version = server_version(conn)
-        tools = search.result(major, purpose=f" for this PostgreSQL {major} server")
+        tools = search.result(major, purpose=_for_server(major))
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         snapshot_id = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
         target, method = (workdir / DUMP_DIR, ["-Fd", "-j", str(jobs)]) if jobs else (workdir / DUMP_FILE, ["-Fc"])
@@ -166,17 +167,17 @@ class PostgresBackup(BackupStrategy):
                 admin.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
 
 
+def _for_server(major: int) -> str:
+    return f" for this PostgreSQL {major} server"
+
+
 # The queries below run on a psycopg connection or on a PsqlSession (text values, no parameters):
 # they hold only tdbctl's own names, as literals, and read numbers with int().
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _tables(conn) -> dict[str, int]:
     """tdbctl's tables in the database, with the planner's row estimates."""
-    schemas = ", ".join(_literal(schema) for schema in ALL_SCHEMAS)
+    schemas = ", ".join(sql_literal(schema) for schema in ALL_SCHEMAS)
     return {table: int(estimate) for table, estimate in conn.execute(
         "SELECT n.nspname || '.' || c.relname, c.reltuples::bigint FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -196,7 +197,7 @@ def _counts(conn) -> dict[str, TableCount]:
 
 def _revision(conn) -> str | None:
     qualified = f'"{TOOL_SCHEMA}"."{VERSION_TABLE}"'
-    if not int(conn.execute(f"SELECT (to_regclass({_literal(qualified)}) IS NOT NULL)::int").fetchone()[0]):
+    if not int(conn.execute(f"SELECT (to_regclass({sql_literal(qualified)}) IS NOT NULL)::int").fetchone()[0]):
         return None
     row = conn.execute(f"SELECT version_num FROM {qualified}").fetchone()
     return row[0] if row else None

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tdbctl.ddl.postgresql import sql_literal
+
 _DROPPABLE = """
 SELECT c.relname, pg_get_indexdef(i.indexrelid), obj_description(i.indexrelid, 'pg_class')
 FROM pg_index i
@@ -70,5 +72,4 @@ def rebuild(conn, dropped: list[DeferredIndex]) -> None:
     for index in dropped:
         conn.exec_driver_sql(index.definition)
         if index.comment is not None:
-            literal = conn.exec_driver_sql("SELECT quote_literal(%(c)s)", {"c": index.comment}).scalar()
-            conn.exec_driver_sql(f'COMMENT ON INDEX "{index.schema}"."{index.name}" IS {literal}')
+            conn.exec_driver_sql(f'COMMENT ON INDEX "{index.schema}"."{index.name}" IS {sql_literal(index.comment)}')

@@ -13,6 +13,13 @@ def advisory_key(name: str) -> int:
     return zlib.crc32(f"tdbctl:{name}".encode()) & 0x7FFFFFFF
 
 
+def sql_literal(text: str) -> str:
+    """``text`` as a string literal, the way PostgreSQL's quote_literal writes it: right whether
+    standard_conforming_strings is on or off, for SQL that takes no parameters (DDL, psql input)."""
+    quoted = text.replace("'", "''")
+    return "E'" + quoted.replace("\\", "\\\\") + "'" if "\\" in text else "'" + quoted + "'"
+
+
 # Extensions the migrations create, with the fix to name when the server cannot provide one.
 REQUIRED_EXTENSIONS = {
     "vector": (

@@ -82,10 +82,9 @@ def client_uri(settings: Settings, *, base=None) -> tuple[str, dict[str, str]]:
     head, question, query = rest.partition("?")
     if question:
         kept = []
-        for pair in query.split("&"):
-            key = unquote(pair.partition("=")[0])
+        for pair, key, value in _query_pairs(query):
             if key == "password":
-                password = unquote(pair.partition("=")[2])
+                password = value
             elif key == "sslpassword":
                 raise ConfigError("database URL parameter 'sslpassword' would show in the process list of pg_dump: "
                                   "use an unencrypted key file or a service file (PGSERVICEFILE) instead")
@@ -101,11 +100,17 @@ def dbname_of(settings: Settings) -> str | None:
     """The database the URL names (its path, or a ``dbname`` query parameter), read without psycopg."""
     from urllib.parse import unquote
 
-    uri, _ = client_uri(settings, base={})
+    uri, _ = client_uri(settings, base={})  # the password is out of the way of the path
     head, _, query = uri.removeprefix("postgresql://").partition("?")
-    named = {unquote(k): unquote(v) for k, _, v in (pair.partition("=") for pair in query.split("&") if pair)}
-    path = head.partition("/")[2]
-    return named.get("dbname") or unquote(path) or None
+    named = {key: value for _, key, value in _query_pairs(query)}
+    return named.get("dbname") or unquote(head.partition("/")[2]) or None
+
+
+def _query_pairs(query: str) -> list[tuple[str, str, str]]:
+    """(pair as written, key, value) of each ``key=value`` of a URL's query, decoded."""
+    from urllib.parse import unquote
+
+    return [(pair, unquote(pair.partition("=")[0]), unquote(pair.partition("=")[2])) for pair in query.split("&") if pair]
 
 
 def environment(settings: Settings, *, database: str | None = None, base=None) -> dict[str, str]:
