@@ -266,3 +266,38 @@ def test_the_psql_session_answers_in_text_and_fails_in_one_line(pg_url):
     with PsqlSession(psql, uri, env, str, unreachable.masked_url) as session:
         with pytest.raises(NotConnected, match=r"^cannot connect to postgresql\+psycopg://ops@127.0.0.1:1/prod: "):
             session.execute("SELECT 1")
+
+
+def test_a_deep_verify_drops_the_scratch_database_a_killed_verify_left_and_not_a_live_ones(pg_url, tmp_path):
+    fill(migrated(pg_url))
+    path = take_backup(pg_url, tmp_path)
+    engine = admin_engine(pg_url)
+
+    def scratch_databases() -> set[str]:
+        with engine.connect() as conn:
+            return set(conn.exec_driver_sql(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'tdbctl\\_verify\\_%%'").scalars())
+
+    before = scratch_databases()  # other tests' verifies may run on the same server
+    killed = spawn_cli(pg_url, "backup", "verify", path, "--deep", cwd=tmp_path)
+    (left,) = wait_for(lambda: scratch_databases() - before, timeout=60, what="the scratch database")
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert left in scratch_databases()
+
+    # A verify still running holds the advisory lock on its scratch database's name: kept.
+    live = left.rsplit("_", 1)[0] + "_" + "0" * 12
+    holder = engine.connect()
+    try:
+        holder.exec_driver_sql(f'CREATE DATABASE "{live}"')
+        holder.exec_driver_sql("SELECT pg_advisory_lock(%(c)s::int, hashtext(%(n)s))",
+                               {"c": 0x74646276, "n": live})
+        again = tdb(pg_url, "backup", "verify", path, "--deep", "--json", cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert f"dropped scratch database {left}, left by a verify that did not finish" in again.stderr
+        assert scratch_databases() - before == {live}
+    finally:
+        holder.close()
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{live}" WITH (FORCE)')
+        engine.dispose()

@@ -145,11 +145,11 @@ class PostgresBackup(BackupStrategy):
             raise UsageError("verifying a PostgreSQL backup --deep needs a PostgreSQL server to restore it into: "
                              "pass --database-url postgresql://... (a scratch database is created there and dropped)")
         archive = _archive(backup, manifest)
-        scratch = f"tdbctl_verify_{uuid.uuid4().hex[:12]}"
         # CREATE/DROP DATABASE run from the configured database, which surely exists.
         with pgtools.ToolSearch(pg_bin) as search, libpq.connect(settings, autocommit=True) as admin:
             major, _ = server_version(admin)
             tools = self._tools(manifest, major, search)
+            scratch = _claim_scratch(admin, log)
             log(f"restoring into scratch database {scratch}")
             admin.execute(f'CREATE DATABASE "{scratch}"')
             try:
@@ -165,6 +165,36 @@ class PostgresBackup(BackupStrategy):
                             for t in manifest.tables if t in present}
             finally:
                 admin.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+
+
+SCRATCH_PREFIX = "tdbctl_verify_"
+_SCRATCH_LOCK = 0x74646276
+"""Advisory lock class ('tdbv') a deep verify holds, for its scratch database, while it lives."""
+
+
+def _claim_scratch(admin, log) -> str:
+    """A new scratch database name, locked for this verify, after dropping those a killed verify left.
+
+    The name holds the configured database's oid, and the verify holds a session advisory lock
+    (taken on the configured database) on the name for as long as it runs: a scratch database
+    of this prefix whose lock can be taken has no live verify behind it. Scratch databases made
+    from another database are left to verifies run from there (advisory locks are per database).
+    """
+    oid = int(admin.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0])
+    prefix = f"{SCRATCH_PREFIX}{oid}_"
+    scratch = f"{prefix}{uuid.uuid4().hex[:12]}"
+    admin.execute("SELECT pg_advisory_lock(%s::int, hashtext(%s))", (_SCRATCH_LOCK, scratch))
+    left = admin.execute("SELECT datname FROM pg_database WHERE left(datname, %s) = %s ORDER BY 1",
+                         (len(prefix), prefix)).fetchall()
+    for (name,) in left:
+        if name != scratch and admin.execute("SELECT pg_try_advisory_lock(%s::int, hashtext(%s))",
+                                             (_SCRATCH_LOCK, name)).fetchone()[0]:
+            try:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                log(f"dropped scratch database {name}, left by a verify that did not finish")
+            finally:
+                admin.execute("SELECT pg_advisory_unlock(%s::int, hashtext(%s))", (_SCRATCH_LOCK, name))
+    return scratch
 
 
 def _for_server(major: int) -> str:
