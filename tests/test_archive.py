@@ -79,7 +79,10 @@ def test_archive_and_restore_round_trip(archive_db, tmp_path):
     assert report.status == "succeeded" and report.recovered == []
     by_policy = {p["policy"]: p for p in report.policies}
     assert by_policy["voice.conversations"]["blocked"] == 1  # held by a system_metrics row
+    assert by_policy["voice.conversations"]["held_by"] == ["voice.system_metrics"]
     assert by_policy["test.scenarios"]["blocked"] == 1  # held by its sessions
+    assert by_policy["test.scenarios"]["held_by"] == ["chattrain.documents", "chattrain.sessions"]
+    assert by_policy["dispatch.completed_calls"]["held_by"] == []  # no table references call sessions without ON DELETE
     assert by_policy["dispatch.completed_calls"]["rows"]["dispatch.call_sessions"] == 6
     assert len(by_policy["dispatch.completed_calls"]["batches"]) == 3
 
@@ -165,6 +168,9 @@ def test_dry_run_counts_and_changes_nothing(archive_db, tmp_path):
         for table, count in plan["rows"].items():
             counted[table] = counted.get(table, 0) + count
     assert counted == {t: len(expected.get(t, ())) for t in counted}
+    plans = {plan["policy"]: plan for plan in report.policies}
+    assert (plans["voice.conversations"]["blocked"], plans["voice.conversations"]["held_by"]) == \
+        (1, ["voice.system_metrics"])
     assert snapshot(db.engine) == before
     assert not to.exists()
     with db.engine.connect() as conn:

@@ -80,6 +80,8 @@ class PolicyResult:
     rows: dict[str, int] = field(default_factory=dict)
     bytes: int = 0
     blocked: int = 0
+    held_by: list[str] = field(default_factory=list)
+    """Tables referencing the root without ON DELETE: what holds the ``blocked`` rows back."""
     stopped: bool = False
 
     def add(self, counts: dict[str, int]) -> None:
@@ -168,6 +170,7 @@ def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
             pause("committed")
             result.bytes += size
         result.blocked = _blocked(ctx, tree, policy, cutoff)
+        result.held_by = tree.held_by if result.blocked else []
     finally:
         ctx.conn.rollback()
         keys.drop(ctx.conn)
@@ -176,11 +179,7 @@ def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
 
 
 def _blocked(ctx: Context, tree: CascadeTree, policy, cutoff) -> int:
-    if not tree.blocking:
-        return 0
-    query = sa.select(sa.func.count()).select_from(tree.root).where(
-        policy.where(ctx.metadata, cutoff), ~tree.unblocked())
-    count = ctx.conn.execute(query).scalar()
+    count = tree.count_held_back(ctx.conn, policy.where(ctx.metadata, cutoff))
     ctx.conn.rollback()
     return count
 

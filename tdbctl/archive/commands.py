@@ -174,7 +174,7 @@ def _plan(conn, metadata, policy, cutoff, directory: Path | None) -> dict:
             policy.where(metadata, cutoff))).scalar()
         conn.rollback()
         return {"policy": policy.name, "table": policy.table, "mode": mode, "destination": in_place_destination(policy),
-                "cutoff": cutoff, "rows": {policy.table: count}, "blocked": 0}
+                "cutoff": cutoff, "rows": {policy.table: count}, "blocked": 0, "held_by": []}
     tree = cascade_tree(metadata, policy.table)
     roots = eligible(tree, policy, metadata, cutoff).with_only_columns(tree.key).order_by(None).subquery()
 
@@ -185,16 +185,13 @@ def _plan(conn, metadata, policy, cutoff, directory: Path | None) -> dict:
     for member in tree.members:
         rows[member.fullname] = conn.execute(
             sa.select(sa.func.count()).select_from(member).where(tree.rows_of(member, in_roots))).scalar()
-    blocked = 0
-    if tree.blocking:
-        blocked = conn.execute(sa.select(sa.func.count()).select_from(tree.root).where(
-            policy.where(metadata, cutoff), ~tree.unblocked())).scalar()
+    blocked = tree.count_held_back(conn, policy.where(metadata, cutoff))
     conn.rollback()
     where = str(directory / policy.name) if directory else ""
     if policy.archive_table:
         where = f"{policy.archive_table} + {where}"
     return {"policy": policy.name, "table": policy.table, "mode": mode, "destination": where, "cutoff": cutoff,
-            "rows": rows, "blocked": blocked,
+            "rows": rows, "blocked": blocked, "held_by": tree.held_by if blocked else [],
             "set_null": [link.describe() for link in tree.detached]}
 
 

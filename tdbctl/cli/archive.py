@@ -90,7 +90,7 @@ def archive(
             for name, count in plan["rows"].items():
                 rows.append((plan["policy"], name, count, plan["destination"]))
             if plan["blocked"]:
-                rows.append((plan["policy"], "(held back: referenced without ON DELETE)", plan["blocked"], ""))
+                rows.append((plan["policy"], f"(held back: {_held_by(plan)})", plan["blocked"], ""))
         out.table("Would archive (dry run)", ["policy", "table", "rows", "destination"], rows)
         return
     rows = []
@@ -98,7 +98,7 @@ def archive(
         root = result["rows"].get(result["table"], 0)
         children = sum(n for t, n in result["rows"].items() if t != result["table"])
         note = "stopped: --max-runtime" if result["stopped"] else (
-            f"{result['blocked']} held back" if result["blocked"] else "")
+            f"{result['blocked']} held back: {_held_by(result)}" if result["blocked"] else "")
         rows.append((result["policy"], result["mode"], len(result["batches"]), root, children,
                      _size(result["bytes"]), result["destination"], note))
     out.table("Archived", ["policy", "mode", "batches", "rows", "child rows", "size", "destination", "note"], rows)
@@ -217,6 +217,10 @@ def _size(value) -> str:
 
 def _time(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
+
+
+def _held_by(policy: dict) -> str:
+    return f"referenced by {', '.join(policy['held_by'])} without ON DELETE"
 
 
 def register(root: typer.Typer) -> None:

@@ -105,6 +105,18 @@ class CascadeTree:
         target = link.columns[0] if len(link.columns) == 1 else sa.tuple_(*link.columns)
         return target.in_(inner)
 
+    @property
+    def held_by(self) -> list[str]:
+        """The tables whose NO ACTION / RESTRICT references can hold the root's rows back."""
+        return sorted({link.child.fullname for link in self.blocking})
+
+    def count_held_back(self, conn, rows: sa.ColumnElement[bool]) -> int:
+        """How many of the root's ``rows`` such a reference holds back now (0 without a query
+        when nothing can)."""
+        if not self.blocking:
+            return 0
+        return conn.execute(sa.select(sa.func.count()).select_from(self.root).where(rows, ~self.unblocked())).scalar()
+
     def unblocked(self) -> sa.ColumnElement[bool]:
         """WHERE clause over the root: rows that no NO ACTION / RESTRICT reference holds back."""
         def this_root(column):
