@@ -121,11 +121,14 @@ def test_cron_output_is_one_plain_line_per_policy_and_json_is_one_document(db, i
     assert "chattrain.messages=8" in fields["chattrain.abandoned_sessions"][3]
     assert "set null: chattrain.feedback=2 chattrain.user_activity_logs=8" in fields["chattrain.abandoned_sessions"][3]
     assert fields["voice.conversations"][1] == "archive policy: left for tdbctl archive"
+    total = re.fullmatch(r"cleanup \(dry run\): would delete (\d+) rows in \d+ tables in [\d.]+s",
+                         dry.stderr.splitlines()[-1])
 
     run = invoke(db, "--json", "--batch-size", "2")
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
     assert summary["status"] == "succeeded" and not summary["dry_run"]
+    assert total and int(total.group(1)) == sum(summary["rows"].values())
     assert [p["policy"] for p in summary["policies"]] == names
     assert summary["rows"]["chattrain.sessions"] == 4 and summary["rows"]["voice.system_metrics"] == 4
     assert summary["set_null"] == {"chattrain.feedback": 2, "chattrain.user_activity_logs": 8}

@@ -194,7 +194,7 @@ def _summary(out, report) -> None:
         out.table(title, ["policy", "table", "status", "age", "rows" if report.dry_run else "deleted",
                           "with cascade", "set null", "kept (referenced)"], rows)
     verb = "would delete" if report.dry_run else "deleted"
-    out.log(f"cleanup{' (dry run)' if report.dry_run else f' run {report.run_id}'} {report.status}: "
+    out.log(f"cleanup{' (dry run)' if report.dry_run else f' run {report.run_id} {report.status}'}: "
             f"{verb} {deleted} rows in {len(report.rows)} tables in {report.seconds:.1f}s"
             + (f"; {report.message}" if report.message and not report.failures else ""))
     for statement in report.vacuumed:
