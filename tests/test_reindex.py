@@ -90,7 +90,7 @@ def test_sqlite_reindex_analyzes_and_records_the_run(sqlite_url, tmp_path):
     header = lines.index("index\thow\tbefore\tafter\tseconds\terror")
     rebuilt = [line.split("\t") for line in lines[header + 1:]]
     assert {r[0] for r in rebuilt} == {f"voice.{name}" for name in _index_names(sqlite_url)}
-    assert {r[1] for r in rebuilt} == {"plain"} and all(r[2].endswith("kB") for r in rebuilt)
+    assert {r[1] for r in rebuilt} == {"plain"} and all(r[2].endswith("KiB") for r in rebuilt)
     assert checksum() == before
     with eng.connect() as conn:
         stat = {r[0] for r in conn.exec_driver_sql("SELECT idx FROM voice.sqlite_stat1 WHERE tbl = 'conversations'")}

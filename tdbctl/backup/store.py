@@ -175,23 +175,6 @@ def remove(entry: Entry) -> None:
 
 
 def age(created: datetime, now: datetime | None = None) -> str:
-    seconds = max(0, int(((now or datetime.now(timezone.utc)) - created).total_seconds()))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {seconds}s"
-    return f"{seconds}s"
+    from tdbctl.ops.humanize import span
 
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
+    return span(((now or datetime.now(timezone.utc)) - created).total_seconds())

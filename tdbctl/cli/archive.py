@@ -8,6 +8,7 @@ import typer
 from tdbctl.cli.common import (
     DryRunOption, JsonOption, MaxRuntimeOption, OlderThanOption, Output, PolicyOption, TableOption, settings,
 )
+from tdbctl.ops.humanize import size as _size
 
 app = typer.Typer(
     invoke_without_command=True,
@@ -203,16 +204,6 @@ def restore_(
               [(t, n, "" if dry_run else report.inserted.get(t, 0)) for t, n in report.rows.items()])
     for table, count in report.relinked.items():
         out.log(f"{table}: {count} reference(s) set back")
-
-
-def _size(value) -> str:
-    if value is None:
-        return ""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(value)
 
 
 def _time(value) -> str:

@@ -71,7 +71,7 @@ def backup(
     if ctx.invoked_subcommand:
         return
     from tdbctl.backup import commands
-    from tdbctl.backup.store import human_size
+    from tdbctl.ops.humanize import size as human_size
 
     out = Output(json)
     result = commands.create(settings(), to=to, jobs=jobs, pg_bin=pg_bin, keep=keep, keep_days=keep_days, log=out.log)
@@ -103,7 +103,8 @@ def list_(
         tdbctl backup list --from /var/backups/tdbctl
     """
     from tdbctl.backup import commands
-    from tdbctl.backup.store import age, human_size
+    from tdbctl.backup.store import age
+    from tdbctl.ops.humanize import size as human_size
 
     out = Output(json)
     path, entries = commands.list_backups(settings(), directory)

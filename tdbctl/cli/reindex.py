@@ -63,7 +63,7 @@ def reindex(
     if out.json:
         out.data(result)
     else:
-        from tdbctl.cli.stats import _size
+        from tdbctl.ops.humanize import size as _size
 
         # The statements themselves are in --json; here what an operator compares: sizes, time.
         out.table("Rebuilt", ["index", "how", "before", "after", "seconds", "error"],

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from tdbctl.cli.common import JsonOption, Output, settings
+from tdbctl.ops.humanize import size as _size, span
 
 
 class Format(str, Enum):
@@ -108,15 +109,6 @@ def _check(out: Output, report: dict) -> None:
     out.log(f"status: {report['status']} ({len(report['findings'])} findings)")
 
 
-def _size(n) -> str:
-    if n is None:
-        return ""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-
-
 def _pct(x) -> str:
     return "-" if x is None else f"{x:.1%}"
 
@@ -135,7 +127,7 @@ def _render(out: Output, r: dict) -> None:
     pairs = [("database", r["database"]), ("status", r["status"]), ("server", f"{r['dialect']} {h['server_version']}")]
     if h["uptime_seconds"] is not None:
         pairs += [
-            ("uptime", f"{h['uptime_seconds'] / 86400:.1f} days"),
+            ("uptime", span(h["uptime_seconds"])),
             ("database size", _size(h["database_bytes"])),
             ("connections", f"{h['connections_used']} of {h['max_connections']}"),
             ("cache hit ratio", _pct(h["cache_hit_ratio"])),
