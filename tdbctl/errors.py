@@ -45,6 +45,10 @@ class DatabaseError(TdbError):
     """The database could not be reached or refused the work."""
 
 
+class ConnectFailed(DatabaseError):
+    """The database could not be reached at all (server down, authentication, no such database)."""
+
+
 class PrerequisiteError(TdbError):
     """The server lacks something tdbctl needs (an extension, a privilege); nothing was changed."""
 

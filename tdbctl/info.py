@@ -29,21 +29,24 @@ def not_on_dialect(dialect_name: str, installed_extensions: set[str]) -> list[di
     return skipped
 
 
+def whereabouts(settings: Settings) -> dict:
+    """What tdbctl knows without the database: where it is pointed, from where, and the head."""
+    from tdbctl.migrate.commands import script_directory, single_head
+
+    return {"url": settings.masked_url, "url_source": settings.source, "dialect": settings.dialect,
+            "head": single_head(script_directory(settings))}
+
+
 def gather(settings: Settings) -> dict:
     from sqlalchemy import inspect
 
-    from tdbctl.migrate.commands import current_revision, script_directory, single_head, steps_between
+    from tdbctl.migrate.commands import current_revision, script_directory, steps_between
     from tdbctl.schema import ALL_SCHEMAS, metadata
 
     script = script_directory(settings)
-    head = single_head(script)
+    report = whereabouts(settings)
+    head = report["head"]
     expected = {s: sum(1 for t in metadata.tables.values() if t.schema == s) for s in ALL_SCHEMAS}
-    report = {
-        "url": settings.masked_url,
-        "url_source": settings.source,
-        "dialect": settings.dialect,
-        "head": head,
-    }
     if settings.dialect == "sqlite" and not Path(settings.url.database or "").exists():
         report.update(database_exists=False, server_version=None, extensions={}, current=None,
                       pending=[r.revision for r in steps_between(script, None, head)],

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from tdbctl.config import Settings, mask_secrets
-from tdbctl.errors import DatabaseError, TdbError
+from tdbctl.errors import ConnectFailed, DatabaseError, TdbError
 
 
 @dataclass
@@ -46,7 +46,7 @@ def translate_errors(settings: Settings) -> Iterator[None]:
     except sa_exc.DBAPIError as exc:
         reason = driver_message(exc.orig, settings)
         if exc.connection_invalidated or _is_connect_failure(exc):
-            raise DatabaseError(f"cannot connect to {settings.masked_url}: {reason}") from exc
+            raise ConnectFailed(f"cannot connect to {settings.masked_url}: {reason}") from exc
         raise DatabaseError(f"database error: {reason}") from exc
     except sa_exc.SQLAlchemyError as exc:
         raise DatabaseError(f"database error: {scrub(str(exc).splitlines()[0], settings)}") from exc

@@ -47,6 +47,15 @@ def test_unreachable_server(tmp_path):
     assert "hunter2" not in result.stderr + result.stdout
 
 
+def test_info_on_an_unreachable_server_still_says_where_it_is_pointed(tmp_path):
+    result = run_cli("--database-url", "postgresql://ops:hunter2@127.0.0.1:1/prod", "info", cwd=tmp_path)
+    assert_one_line(result, 1, "cannot connect to postgresql+psycopg://ops:***@127.0.0.1:1/prod")
+    fields = dict(line.split(None, 1) for line in result.stdout.splitlines())
+    assert fields == {"database": "postgresql+psycopg://ops:***@127.0.0.1:1/prod", "from": "--database-url",
+                      "dialect": "postgresql", "server": "cannot connect (below)", "head": fields["head"]}
+    assert fields["head"].isdigit() and "hunter2" not in result.stdout
+
+
 def test_malformed_url_is_a_usage_error(tmp_path):
     result = run_cli("--database-url", "postgresql://ops:hunter2@host:notaport/db", "info", cwd=tmp_path)
     assert_one_line(result, 2, "malformed database URL from --database-url")

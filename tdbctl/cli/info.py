@@ -12,10 +12,19 @@ def info(json: JsonOption = False) -> None:
         \b
         tdbctl info --json
     """
-    from tdbctl.info import gather
+    from tdbctl.errors import ConnectFailed
+    from tdbctl.info import gather, whereabouts
 
     out = Output(json)
-    report = gather(settings())
+    try:
+        report = gather(settings())
+    except ConnectFailed:
+        if not out.json:  # where it is pointed first: the on-call's first question (--json: the error alone)
+            known = whereabouts(settings())
+            out.fields("tdbctl info", [("database", known["url"]), ("from", known["url_source"]),
+                                       ("dialect", known["dialect"]), ("server", "cannot connect (below)"),
+                                       ("head", known["head"])])
+        raise
     if out.json:
         out.data(report)
         return
