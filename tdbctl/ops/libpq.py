@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from tdbctl.config import Settings
-from tdbctl.errors import ConfigError, DatabaseError, TdbError
-from tdbctl.runtime import scrub
+from tdbctl.errors import ConfigError, ConnectFailed, DatabaseError, TdbError
+from tdbctl.runtime import driver_message, scrub
 
 # libpq's connection keywords, and the environment variable that carries each.
 LIBPQ_ENV = {
@@ -135,8 +135,8 @@ def connect(settings: Settings, *, database: str | None = None, autocommit: bool
     try:
         conn = psycopg.connect(**params(settings, database=database), autocommit=autocommit)
     except psycopg.Error as exc:
-        failure = MissingDatabase if "does not exist" in str(exc) and "database" in str(exc) else DatabaseError
-        raise failure(f"cannot connect to {settings.masked_url}: {message(exc, settings)}") from exc
+        failure = MissingDatabase if "does not exist" in str(exc) and "database" in str(exc) else ConnectFailed
+        raise failure(f"cannot connect to {settings.masked_url}: {driver_message(exc, settings)}") from exc
     with conn, translate_errors(settings):
         yield conn
 
@@ -150,12 +150,8 @@ def translate_errors(settings: Settings) -> Iterator[None]:
     except TdbError:
         raise
     except psycopg.Error as exc:
-        raise DatabaseError(f"database error: {message(exc, settings)}") from exc
+        raise DatabaseError(f"database error: {driver_message(exc, settings)}") from exc
 
 
-class MissingDatabase(DatabaseError):
+class MissingDatabase(ConnectFailed):
     """The server answered that the database does not exist (restore creates it)."""
-
-
-def message(exc: BaseException, settings: Settings) -> str:
-    return scrub(" ".join(str(exc).split()), settings)
