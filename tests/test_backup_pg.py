@@ -135,8 +135,8 @@ def test_password_stays_out_of_the_process_list_and_the_manifest_and_a_killed_du
         locker.exec_driver_sql("LOCK TABLE voice.conversations IN ACCESS EXCLUSIVE MODE")
         backups = tmp_path / "backups"
         first = spawn_cli(url, "backup", "--to", backups, cwd=tmp_path)
-        [dump_pid] = wait_for(lambda: [p for p in [child_named(first.pid, "pg_dump")] if p], what="pg_dump")
-        [session_pid] = [p for p in [child_named(first.pid, "psql")] if p]  # holds the snapshot pg_dump reads
+        # The dump itself, not one of the `pg_dump --version` probes that look for the client programs.
+        dump_pid, session_pid = wait_for(lambda: dumping(first.pid), what="pg_dump reading the psql session's snapshot")
         for pid in (dump_pid, session_pid):
             assert environ_of(pid)["PGPASSWORD"] == password  # how they do get the password
         assert not [c for c in all_command_lines() if password.encode() in c]
@@ -175,6 +175,18 @@ def test_parallel_dump_and_restore_with_jobs(pg_url, tmp_path):
     result = tdb(pg_url, "restore", path, "--force", "--yes", "--jobs", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert checksums(pg_url) == before
+
+
+def dumping(parent: int) -> tuple[int, int] | None:
+    """(pg_dump, psql) under ``parent`` once pg_dump runs from the snapshot psql holds, else None."""
+    dump, session = child_named(parent, "pg_dump"), child_named(parent, "psql")
+    if dump is None or session is None:
+        return None
+    try:
+        arguments = Path(f"/proc/{dump}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    return (dump, session) if any(a.startswith(b"--snapshot=") for a in arguments) else None
 
 
 def child_named(parent: int, program: str) -> int | None:
