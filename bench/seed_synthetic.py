@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, datetime, time as clock, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -124,18 +124,19 @@ def orm_classes(table_names) -> dict:
 
 
 def converter(column):
-    """The generator's plain values (text timestamps, hex UUIDs, JSON text) as an ORM user holds them."""
+    """The generator's values (tdbctl/ddl/bulkrows.py: milliseconds, UUID bytes, JSON text) as an ORM user holds them."""
     kind = column.type
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
     if isinstance(kind, sa.DateTime):
         aware = kind.timezone
         return lambda v: None if v is None else (
-            datetime.fromisoformat(v).replace(tzinfo=timezone.utc) if aware else datetime.fromisoformat(v))
+            epoch + timedelta(milliseconds=v) if aware else (epoch + timedelta(milliseconds=v)).replace(tzinfo=None))
     if isinstance(kind, sa.Date):
-        return lambda v: None if v is None else date.fromisoformat(v)
+        return lambda v: None if v is None else (epoch + timedelta(milliseconds=v)).date()
     if isinstance(kind, sa.Time):
-        return lambda v: None if v is None else clock.fromisoformat(v)
+        return lambda v: None if v is None else (datetime.min + timedelta(milliseconds=v)).time()
     if isinstance(kind, sa.Uuid):
-        return lambda v: None if v is None else uuid.UUID(v)
+        return lambda v: None if v is None else uuid.UUID(bytes=v)
     if isinstance(kind, sa.JSON):  # also the vector and TEXT[] variants: a list either way
         return lambda v: json.loads(v) if isinstance(v, str) else v
     return None

@@ -164,7 +164,8 @@ class Dialect:
         return nullcontext()
 
     def bulk_insert(self, conn, table, columns, rows) -> None:
-        """Write ``rows`` (tuples of plain values, in ``columns`` order) into ``table`` fast."""
+        """Write ``rows`` (tuples in ``columns`` order, values as tdbctl/ddl/bulkrows.py says) into
+        ``table`` fast."""
         raise NotImplementedError
 
     def bulk_encoder(self, table, columns):

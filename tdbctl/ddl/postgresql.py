@@ -266,8 +266,6 @@ class PostgresDialect(Dialect):
     def bulk_load(self, conn, tables):
         from tdbctl.ddl import deferred_indexes
 
-        # Synthetic rows are written as UTC text: read them as UTC whatever the server's zone.
-        conn.exec_driver_sql("SET LOCAL TimeZone = 'UTC'")
         deferred = [index for table in tables for index in deferred_indexes.drop_for_load(conn, table)]
         with self._triggers_off(conn, tables):
             yield
@@ -298,19 +296,14 @@ class PostgresDialect(Dialect):
             conn.exec_driver_sql(f"ALTER TABLE {name} ENABLE TRIGGER USER")
 
     def bulk_insert(self, conn, table, columns, rows) -> None:
-        if not rows:
-            return
-        with _copy_in(conn, table, columns) as copy:
-            write = copy.write_row
-            for row in rows:
-                write(row)
+        self.bulk_write(conn, table, columns, self.bulk_encoder(table, columns)(rows) if rows else b"")
 
     def bulk_encoder(self, table, columns):
         from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
-        from tdbctl.ddl.copytext import CopyText
+        from tdbctl.ddl.copybinary import CopyBinary
 
-        return CopyText.for_table(table, columns, PGDialect_psycopg())
+        return CopyBinary.for_table(table, columns, PGDialect_psycopg())
 
     def bulk_write(self, conn, table, columns, data: bytes) -> None:
         if not data:
@@ -339,8 +332,8 @@ class PostgresDialect(Dialect):
 
 @contextmanager
 def _copy_in(conn, table, columns):
-    """psycopg's COPY ... FROM STDIN into ``columns`` of ``table``, on the connection's driver."""
+    """psycopg's binary COPY ... FROM STDIN into ``columns`` of ``table``, on the connection's driver."""
     names = ", ".join(f'"{c}"' for c in columns)
     with conn.connection.driver_connection.cursor() as cursor:
-        with cursor.copy(f'COPY "{table.schema}"."{table.name}" ({names}) FROM STDIN') as copy:
+        with cursor.copy(f'COPY "{table.schema}"."{table.name}" ({names}) FROM STDIN (FORMAT BINARY)') as copy:
             yield copy

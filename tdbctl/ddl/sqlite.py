@@ -133,9 +133,9 @@ class SqliteDialect(Dialect):
     def bulk_insert(self, conn, table, columns, rows) -> None:
         if not rows:
             return
-        arrays = [i for i, c in enumerate(columns) if _is_array(table.c[c].type)]
-        if arrays:
-            rows = [_arrays_as_json(row, arrays) for row in rows]
+        convert = _stored_forms(table, tuple(columns))
+        if convert is not None:
+            rows = list(map(convert, rows))
         names = ", ".join(f'"{c}"' for c in columns)
         marks = ", ".join("?" * len(columns))
         conn.connection.driver_connection.executemany(
@@ -155,17 +155,47 @@ def _qualify_trigger(sql: str, schema: str) -> str:
                   count=1, flags=re.I)
 
 
+_STORED_FORMS: dict = {}
+
+
+def _stored_forms(table, columns: tuple):
+    """A function turning a bulk row (tdbctl/ddl/bulkrows.py) into what SQLAlchemy stores on SQLite
+    (timestamps, dates and times as text, UUIDs as 32 hex digits, arrays as JSON); None when every
+    value is stored as it is. Compiled once per table and column list."""
+    key = (table.fullname, columns)
+    if key in _STORED_FORMS:
+        return _STORED_FORMS[key]
+    import json
+
+    import sqlalchemy as sa
+
+    from tdbctl.ddl import bulkrows
+
+    def form(column_type) -> str | None:
+        if _is_array(column_type):
+            return "J"
+        for sa_type, name in ((sa.DateTime, "TS"), (sa.Date, "D"), (sa.Time, "T"), (sa.Uuid, "U")):
+            if isinstance(column_type, sa_type):
+                return name
+        return None
+
+    forms = [form(table.c[c].type) for c in columns]
+    convert = None
+    if any(forms):
+        names = [f"v{i}" for i in range(len(columns))]
+        values = [name if f is None else (f"{f}({name})" if f != "U" else f"{name}.hex()") for name, f in zip(names, forms)]
+        values = [v if f is None else f"None if {name} is None else {v}" for name, f, v in zip(names, forms, values)]
+        unpack = ", ".join(names) + ("," if len(names) == 1 else "")
+        source = f"def convert(r):\n    {unpack} = r\n    return (" + ", ".join(f"({v})" for v in values) + ",)\n"
+        scope = {"TS": bulkrows.timestamp_text, "D": bulkrows.date_text, "T": bulkrows.time_text,
+                 "J": lambda items: json.dumps(items) if isinstance(items, list) else items}
+        exec(source, scope)  # noqa: S102
+        convert = scope["convert"]
+    _STORED_FORMS[key] = convert
+    return convert
+
+
 def _is_array(column_type) -> bool:
     import sqlalchemy as sa
 
     return isinstance(getattr(column_type, "_variant_mapping", {}).get("postgresql"), sa.ARRAY)
-
-
-def _arrays_as_json(row: tuple, positions: list[int]) -> tuple:
-    import json
-
-    row = list(row)
-    for i in positions:
-        if isinstance(row[i], list):
-            row[i] = json.dumps(row[i])
-    return tuple(row)

@@ -14,9 +14,7 @@ import json
 import sqlalchemy as sa
 
 from tdbctl.errors import TdbError
-from tdbctl.seed.synthetic.common import (
-    DAY, HOUR, MINUTE, SYNTHETIC_JSON, DomainContext, cumulative, ts, vector_pool,
-)
+from tdbctl.seed.synthetic.common import DAY, HOUR, MINUTE, SYNTHETIC_JSON, DomainContext, cumulative, vector_pool
 
 STATUS = cumulative({"completed": 0.6, "abandoned": 0.18, "in_progress": 0.17, "not_started": 0.05})
 FIRST = ("Amara", "Ben", "Chen", "Diego", "Elif", "Farah", "Grace", "Hugo", "Ines", "Jomo", "Kai", "Lena")
@@ -141,7 +139,7 @@ class AcademyGenerator:
             out["academy.users"].append((
                 user_id, f"synthetic-user-{user_id}@example.invalid", name, f"synthetic-user-{user_id}",
                 "!synthetic: no password", "student" if ctx.random() < 0.9 else "user", 0, True,
-                ctx.random() < 0.8, ts(created), ts(created),
+                ctx.random() < 0.8, created, created,
             ))
             self.user = [user_id, created, ctx.ri(1, 5)]
         self.user[2] -= 1
@@ -183,14 +181,14 @@ class AcademyGenerator:
             attempts = 1 + (R() < 0.2)
             scene_hints = 0
             order += 1
-            when = ts(at)
+            when = at
             logs.append((next_log, progress_id, scene.id, "system", "ChatOrchestrator",
                          f"Scene {position + 1}: {scene.title}", turns, order, attempts, None, False, None, None, None,
                          None, None, False, when, when))
             next_log += 1
             for k in range(n):
                 at += ri(15_000, 90_000)
-                when = ts(at)
+                when = at
                 order += 1
                 last = finished and k == n - 1
                 if k % 2:
@@ -216,50 +214,50 @@ class AcademyGenerator:
             scene_status = "completed" if finished else ("failed" if status == "abandoned" and R() < 0.4
                                                           else "in_progress")
             out["academy.scene_progress"].append((
-                self._id("academy.scene_progress"), progress_id, scene.id, scene_status, ts(scene_start),
-                ts(at) if finished else None, (at - scene_start) // 1000, (n + 1) // 2, attempts, scene_hints,
+                self._id("academy.scene_progress"), progress_id, scene.id, scene_status, scene_start,
+                at if finished else None, (at - scene_start) // 1000, (n + 1) // 2, attempts, scene_hints,
                 (n + 1) // 2, n // 2, finished, attempts > 1 and R() < 0.3, score, score, uni(0.4, 1.0),
-                ts(scene_start), ts(at)))
+                scene_start, at))
             if finished:
                 done_scenes.append(scene.id)
                 out["academy.conversation_summaries"].append((
                     self._id("academy.conversation_summaries"), memory_session, progress_id, "scene_summary",
                     f"The learner completed '{scene.title}' in {n} messages.",
                     '["asked about volume share", "computed runway"]' if n > 10 else '["asked about volume share"]',
-                    scene.id, max(turns - (n + 1) // 2, 0), turns, ts(at)))
+                    scene.id, max(turns - (n + 1) // 2, 0), turns, at))
         self.next_id["academy.conversation_logs"] = next_log
         completed = status == "completed"
-        last_activity = ts(at)
+        last_activity = at
         current_scene = None if status in ("completed", "not_started") else scenes[reached - 1].id
         out["academy.user_progress"].append((
             progress_id, user_id, scenario_id, current_scene,
             {"completed": "completed", "abandoned": "abandoned"}.get(status, "paused" if R() < 0.3 else "in_progress"),
-            status, ts(started), last_activity if completed else None, last_activity, (at - started) // 1000, turns,
+            status, started, last_activity if completed else None, last_activity, (at - started) // 1000, turns,
             turns, len(done_scenes) + (not completed and reached > 0), hints, 0, ri(1, 4),
             "[" + ", ".join(map(str, done_scenes)) + "]", len(scenes), round(100.0 * len(done_scenes) / len(scenes), 1),
             uni(55, 98, 1) if completed else None,
             f'{{"synthetic": true, "current_turn": {turns}, "max_turns": 20, "system_prompt_version": "2.1"}}',
-            ts(started), last_activity))
+            started, last_activity))
         out["academy.session_memory"].append((
             self._id("academy.session_memory"), memory_session, user_id, scenario_id, current_scene or scenes[0].id,
             "summary", f"Learner progress: {len(done_scenes)} scenes done.", SYNTHETIC_JSON, uni(0.2, 0.9, 2),
-            ri(1, 40), last_activity, ts(started), last_activity))
+            ri(1, 40), last_activity, started, last_activity))
         agents = (("persona", "persona-orchestrator"), ("grading", "grader-v2")) if completed else \
             (("persona", "persona-orchestrator"),)
         for k, (agent_type, agent) in enumerate(agents):
             out["academy.agent_sessions"].append((
                 self._id("academy.agent_sessions"), f"synthetic-agent-{progress_id}-{k}", progress_id, agent_type,
                 agent, f'{{"synthetic": true, "model": "{pick(MODELS)}"}}',
-                "completed" if completed else ("error" if R() < 0.03 else "paused"), ts(started), last_activity,
-                messages_total // 2, uni(0.8, 3.5), ri(0, 2), ts(started), last_activity))
+                "completed" if completed else ("error" if R() < 0.03 else "paused"), started, last_activity,
+                messages_total // 2, uni(0.8, 3.5), ri(0, 2), started, last_activity))
         for k in range(2):
             created = started + (at - started) * (k + 1) // 3
             ttl = pick((3600, 86_400, 604_800))
             out["academy.cache_entries"].append((
                 self._id("academy.cache_entries"), f"synthetic:{progress_id}:{k}",
                 pick(("response", "summary", "embedding")), b"\x00synthetic", "cached orchestrator response",
-                SYNTHETIC_JSON, ttl, ri(0, 25), ts(ctx.clamp(created + ri(0, ttl) * 1000)), ts(created),
-                ts(created + ttl * 1000)))
+                SYNTHETIC_JSON, ttl, ri(0, 25), ctx.clamp(created + ri(0, ttl) * 1000), created,
+                created + ttl * 1000))
         if index % 25 == 0:
             embedding_id = self._id("academy.vector_embeddings")
             out["academy.vector_embeddings"].append((
@@ -269,7 +267,7 @@ class AcademyGenerator:
         if completed and (scenario_id, user_id) not in self.reviewed and R() < 0.3:
             self.reviewed.add((scenario_id, user_id))
             rating = pick((3, 4, 4, 5, 5, 2))
-            when = ts(ctx.clamp(at + ri(MINUTE, 2 * DAY)))
+            when = ctx.clamp(at + ri(MINUTE, 2 * DAY))
             out["academy.scenario_reviews"].append((
                 self._id("academy.scenario_reviews"), scenario_id, user_id, rating, "Realistic case",
                 "The personas pushed back in a realistic way.", '["realistic personas"]',

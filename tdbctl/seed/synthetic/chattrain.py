@@ -12,7 +12,7 @@ import json
 import sqlalchemy as sa
 
 from tdbctl.errors import TdbError
-from tdbctl.seed.synthetic.common import DAY, MINUTE, SYNTHETIC_JSON, DomainContext, cumulative, ts, vector_pool
+from tdbctl.seed.synthetic.common import DAY, MINUTE, SYNTHETIC_JSON, DomainContext, cumulative, vector_pool
 
 # 'created' and 'in_progress' sessions older than a week are what the seed's cleanup job calls
 # abandoned; 'abandoned' ones were closed by the application.
@@ -107,7 +107,7 @@ class ChattrainGenerator:
         for scenario_id, _, files in self.scenarios:
             for filename in files:
                 file_hash = f"{ctx.rng.getrandbits(256):064x}"
-                processed = ts(ctx.plan.start_ms + ctx.ri(MINUTE, DAY))
+                processed = ctx.plan.start_ms + ctx.ri(MINUTE, DAY)
                 for index in range(chunks):
                     section = SECTIONS[index % len(SECTIONS)]
                     out["chattrain.documents"].append((
@@ -132,11 +132,11 @@ class ChattrainGenerator:
         at = started + ri(1_000, 20_000)
         messages, feedback, logs = out["chattrain.messages"], out["chattrain.feedback"], \
             out["chattrain.user_activity_logs"]
-        logs.append((uuid(), session_id, user_id, "session_start", self.scenario_json[scenario_id], ts(started), ip,
+        logs.append((uuid(), session_id, user_id, "session_start", self.scenario_json[scenario_id], started, ip,
                      agent))
         if reached:
             messages.append((uuid(), session_id, steps[0], "system",
-                             "You are speaking with Laura Bennett, a policyholder. Begin when ready.", ts(at), 24,
+                             "You are speaking with Laura Bennett, a policyholder. Begin when ready.", at, 24,
                              None, None))
         scores = {}
         for step, turns in zip(steps, exchanges):
@@ -145,17 +145,17 @@ class ChattrainGenerator:
             for k in range(turns):
                 at += ri(10_000, 110_000)
                 last_user = uuid()
-                when = ts(at)
+                when = at
                 messages.append((last_user, session_id, step, "user", pick(USER_LINES), when, ri(12, 60), None, None))
                 if k % 3 == 0:
                     logs.append((uuid(), session_id, user_id, "message_sent", step_json, when, ip, agent))
                 at += ri(1_000, 9_000)
-                messages.append((uuid(), session_id, step, "assistant", pick(ASSISTANT_LINES), ts(at), ri(20, 180),
+                messages.append((uuid(), session_id, step, "assistant", pick(ASSISTANT_LINES), at, ri(20, 180),
                                  ri(400, 6_000), None))
             score = ri(35, 100)
             scores[step] = score
             at += ri(500, 4_000)
-            when = ts(at)
+            when = at
             comment = pick(COMMENTS)
             messages.append((uuid(), session_id, step, "feedback", f"Step score {score}/100. {comment}", when,
                              ri(30, 90), ri(800, 4_000), f'{{"score": {score}}}'))
@@ -170,12 +170,12 @@ class ChattrainGenerator:
         if status in ("completed", "abandoned", "error"):
             at += ri(1_000, 30_000)
             kind = "error_occurred" if status == "error" else "session_end"
-            logs.append((uuid(), session_id, user_id, kind, f'{{"status": "{status}"}}', ts(at), ip, agent))
+            logs.append((uuid(), session_id, user_id, kind, f'{{"status": "{status}"}}', at, ip, agent))
         reason = {"completed": "time_limit" if R() < 0.08 else "all_steps_finished",
                   "abandoned": "user_exit", "error": "system_error"}.get(status)
         current_step = None if status in ("completed", "created") else steps[reached - 1]
         session_data = "{" + ", ".join(f'"{step}": {score}' for step, score in scores.items()) + "}"
         out["chattrain.sessions"].append((
-            session_id, scenario_id, user_id, status, current_step, "A" if R() < 0.5 else "B", ts(started),
-            ts(at) if status == "completed" else None, ts(at), reason,
+            session_id, scenario_id, user_id, status, current_step, "A" if R() < 0.5 else "B", started,
+            at if status == "completed" else None, at, reason,
             f'{{"scores": {session_data}, "steps_done": {len(scores)}}}', '{"synthetic": true, "client": "web"}'))

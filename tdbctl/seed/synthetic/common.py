@@ -1,9 +1,8 @@
 """What every domain's generator shares: the plan, time arithmetic in milliseconds, ids, values.
 
-Rows are tuples of plain values in a form both dialects take as they are: timestamps as UTC
-text ``YYYY-MM-DD HH:MM:SS.ffffff`` (SQLAlchemy's SQLite format; PostgreSQL loads it with the
-session in UTC), UUIDs as 32 hex digits, JSON as text, booleans, numbers, ``None``. Only
-TEXT[] columns take a Python list (an array on PostgreSQL, JSON on SQLite).
+Rows are tuples of the values tdbctl/ddl/bulkrows.py describes, which each dialect converts:
+timestamps as integer milliseconds (the arithmetic below works in them), UUIDs as 16 bytes, JSON
+as text. Nothing is formatted here that PostgreSQL would only have to parse back.
 """
 
 from __future__ import annotations
@@ -47,27 +46,6 @@ def to_ms(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
-_HOURS: dict[int, str] = {}
-_MINUTES_SECONDS = [f"{m:02d}:{s:02d}" for m in range(60) for s in range(60)]
-_FRACTIONS = [f".{ms:03d}000" for ms in range(1000)]
-
-
-def ts(ms: int) -> str:
-    """Milliseconds since the epoch -> UTC timestamp text. Formatting is the costliest step of
-    generation: the date-and-hour part is cached (the rows of a session share it), the rest is
-    put together from precomputed pieces."""
-    hour, rest = divmod(ms, HOUR)
-    prefix = _HOURS.get(hour)
-    if prefix is None:
-        prefix = _HOURS[hour] = (EPOCH + timedelta(hours=hour)).strftime("%Y-%m-%d %H:")
-    seconds, millis = divmod(rest, 1000)
-    return prefix + _MINUTES_SECONDS[seconds] + _FRACTIONS[millis]
-
-
-def day_text(ms: int) -> str:
-    return ts(ms)[:10]
-
-
 def dumps(value) -> str:
     return json.dumps(value, separators=(", ", ": "))
 
@@ -100,9 +78,8 @@ class DomainContext:
     def uni(self, low: float, high: float, digits: int = 3) -> float:
         return round(low + (high - low) * self.random(), digits)
 
-    def uuid(self) -> str:
-        # The same 32 hex digits as f"{bits:032x}", at less than half the cost.
-        return self._bits(128).to_bytes(16, "big").hex()
+    def uuid(self) -> bytes:
+        return self._bits(128).to_bytes(16, "big")
 
     def session_window(self, index: int, duration_ms: int, *, recent: bool = False) -> int:
         """Start time of session ``index``: anchors first, then skewed towards the recent end."""

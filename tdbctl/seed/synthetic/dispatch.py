@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from tdbctl.errors import TdbError
-from tdbctl.seed.synthetic.common import MINUTE, SYNTHETIC_JSON, DomainContext, cumulative, ts
+from tdbctl.seed.synthetic.common import MINUTE, SYNTHETIC_JSON, DomainContext, cumulative
 
 STATUS = cumulative({"completed": 0.82, "terminated": 0.11, "error": 0.04, "active": 0.03})
 DURATION_MS = {"completed": (180_000, 720_000), "terminated": (30_000, 240_000), "error": (12_000, 360_000),
@@ -83,7 +83,7 @@ class DispatchGenerator:
         ).all()
         if not rows:
             raise TdbError("no active dispatch training scenarios to make calls for: run `tdbctl seed` first")
-        self.scenarios = [(row.id.hex, row.difficulty_level) for row in rows]
+        self.scenarios = [(row.id.bytes, row.difficulty_level) for row in rows]
 
     def finish(self, conn, dialect) -> None:
         pass
@@ -98,11 +98,12 @@ class DispatchGenerator:
             started = ctx.session_window(index, duration, recent=status == "active")
             scenario_id, difficulty = pick(self.scenarios)
             session_id = uuid()
+            session_hex = session_id.hex()
             ended = None if status == "active" else started + duration
             metadata = f'{{"synthetic": true, "channel": "{pick(CHANNELS)}", "difficulty": "{difficulty}"}}'
-            sessions.append((session_id, pick(self.operators), scenario_id, ts(started),
-                             None if ended is None else ts(ended), None if ended is None else duration, status,
-                             metadata, ts(started), ts(ended or started)))
+            sessions.append((session_id, pick(self.operators), scenario_id, started,
+                             ended, None if ended is None else duration, status,
+                             metadata, started, ended or started))
             n = ri(*TRANSCRIPTS[status])
             offsets = sorted(int(R() * duration) for _ in range(n))
             emotion = ri(0, 3)
@@ -115,18 +116,18 @@ class DispatchGenerator:
                     text, speaker = pick(CALLER_LINES), "caller"
                     emotion = min(3, max(0, emotion + pick((-1, 0, 0, 1))))
                     state = EMOTIONS[emotion]
-                audio = f"s3://synthetic-dispatch-audio/{session_id}/{turn:03d}.wav" if R() < 0.5 else None
+                audio = f"s3://synthetic-dispatch-audio/{session_hex}/{turn:03d}.wav" if R() < 0.5 else None
                 transcripts.append((transcript_id, session_id, offset, speaker, text, audio, state,
-                                    uni(0.72, 0.99), ts(at)))
+                                    uni(0.72, 0.99), at))
                 if speaker == "caller" and R() < 0.35:
                     for _ in range(ri(1, 2)):
                         entity_type, value = pick(ENTITIES)
                         begin = ri(0, max(0, len(text) - len(value)))
                         entities.append((uuid(), transcript_id, entity_type, value, uni(0.6, 0.99), begin,
                                          begin + len(value), SYNTHETIC_JSON if R() < 0.3 else None,
-                                         ts(ctx.clamp(at + ri(200, 2000)))))
+                                         ctx.clamp(at + ri(200, 2000))))
             if status in ("completed", "terminated"):
-                measured = ts(ctx.clamp(ended + ri(1000, MINUTE)))
+                measured = ctx.clamp(ended + ri(1000, MINUTE))
                 for name in METRICS:
                     value = uni(1.5, 45.0, 2) if name == "response_time" else uni(0.35, 1.0)
                     metrics.append((uuid(), session_id, name, value, measured))

@@ -7,7 +7,8 @@ belongs to such a conversation (error logs and metrics included, so removal find
 
 from __future__ import annotations
 
-from tdbctl.seed.synthetic.common import DAY, MINUTE, SYNTHETIC_JSON, DomainContext, cumulative, day_text, ts
+from tdbctl.ddl.bulkrows import date_text
+from tdbctl.seed.synthetic.common import DAY, HOUR, MINUTE, SYNTHETIC_JSON, DomainContext, cumulative
 
 STATUS = cumulative({"completed": 0.74, "abandoned": 0.12, "failed": 0.10, "active": 0.04})
 STATES = ("greeting", "collect_name", "collect_date", "collect_time", "collect_contact", "confirm", "terminal")
@@ -33,7 +34,8 @@ USER_LINES = {
     "confirm": "Yes, that's right.",
     "terminal": "Thank you, bye.",
 }
-TIMES = ("09:30:00.000000", "11:00:00.000000", "15:45:00.000000", "10:15:00.000000", "14:00:00.000000")
+TIMES = ("09:30", "11:00", "15:45", "10:15", "14:00")
+TIME_MS = {text: int(text[:2]) * HOUR + int(text[3:]) * MINUTE for text in TIMES}
 ERRORS = (("stt_error", "Speech-to-text returned no transcript within 5000 ms"),
           ("llm_error", "LLM request timed out after 30 s"),
           ("tts_error", "Text-to-speech synthesis failed: voice unavailable"),
@@ -94,23 +96,23 @@ class VoiceGenerator:
         exchanges = [STATES[min(i // 3, reached - 1)] for i in range(ri(reached * 2, reached * 4))]
         duration = len(exchanges) * ri(9_000, 16_000)
         started = ctx.session_window(index, duration, recent=status == "active")
-        conversation_id, session_hex = uuid(), uuid()
+        conversation_id, session_hex = uuid(), uuid().hex()
         ended = None if status == "active" else started + duration
-        facts = {"name": pick(NAMES), "type": pick(TYPES), "time": pick(TIMES)[:5]}
+        facts = {"name": pick(NAMES), "type": pick(TYPES), "time": pick(TIMES)}
         booked_day = started + ri(1, 30) * DAY
-        facts["date"] = day_text(booked_day)
+        facts["date"] = date_text(booked_day)
         final_state = {"completed": "terminal", "failed": "fallback", "active": None}.get(status, exchanges[-1])
         out["voice.conversations"].append((
             conversation_id, f"synthetic-{session_hex}", f"synthetic-room-{session_hex[:12]}",
-            pick(self.callers) if R() < 0.8 else None, status, ts(started),
-            None if ended is None else ts(ended), None if ended is None else duration // 1000, final_state,
+            pick(self.callers) if R() < 0.8 else None, status, started,
+            ended, None if ended is None else duration // 1000, final_state,
             f'{{"synthetic": true, "agent_version": "{pick(("1.4.2", "1.5.0"))}", "language": "en-US"}}',
-            ts(started), ts(ended or started),
+            started, ended or started,
         ))
         at, previous_state, user_turns = started, None, {}
         for number, state in enumerate(exchanges, start=1):
             at += ri(2_000, 8_000)
-            when = ts(at)
+            when = at
             turn_id = uuid()
             if number % 2:
                 text = AGENT_LINES[state].format(**facts)
@@ -135,22 +137,22 @@ class VoiceGenerator:
             at += ri(1_000, 5_000)
             transitions.append((uuid(), conversation_id, previous_state, "fallback" if status == "failed" else "hangup",
                                 "error" if status == "failed" else "timeout", f'{{"reason": "{status}"}}',
-                                ts(ctx.clamp(at)), ri(5, 180), None))
+                                ctx.clamp(at), ri(5, 180), None))
         values = {"name": facts["name"], "date": facts["date"], "time": facts["time"], "phone": "555 0142",
                   "appointment_type": facts["type"]}
         for slot_name, state in SLOTS:
             if state in user_turns:
                 slots.append((uuid(), conversation_id, user_turns[state], slot_name, values[slot_name],
-                              uni(0.55, 0.99, 2), pick(("llm", "regex", "nlp")), R() < 0.7, ts(ctx.clamp(at))))
+                              uni(0.55, 0.99, 2), pick(("llm", "regex", "nlp")), R() < 0.7, ctx.clamp(at)))
         if status == "completed" and R() < 0.85:
-            created = ts(ctx.clamp(at))
+            created = ctx.clamp(at)
             done = booked_day < ctx.plan.end_ms
             out["voice.appointments"].append((
-                uuid(), conversation_id, facts["name"], facts["date"], facts["time"] + ":00.000000", facts["type"],
+                uuid(), conversation_id, facts["name"], booked_day, TIME_MS[facts["time"]], facts["type"],
                 "555 0142", pick(("completed", "completed", "cancelled")) if done else "confirmed",
-                f"SYN-{conversation_id[:12].upper()}", '{"synthetic": true, "channel": "voice"}', created, created))
+                f"SYN-{conversation_id.hex()[:12].upper()}", '{"synthetic": true, "channel": "voice"}', created, created))
         if ended is not None:
-            metrics.append((ts(ended), "state_transition_count", float(len(set(exchanges))), SYNTHETIC_JSON,
+            metrics.append((ended, "state_transition_count", float(len(set(exchanges))), SYNTHETIC_JSON,
                             conversation_id))
         if status == "failed" or R() < 0.02:
             error_type, message = pick(ERRORS)
@@ -160,8 +162,8 @@ class VoiceGenerator:
                 uuid(), conversation_id, error_type, message,
                 f'Traceback (most recent call last):\n  File "agent/{error_type}.py", line 88, in handle\n{message}',
                 f'{{"synthetic": true, "state": "{exchanges[-1]}"}}', severity, when < ctx.plan.end_ms - 14 * DAY,
-                ts(when)))
+                when))
         if status == "completed" and R() < 0.25:
             kind, rating, text = pick(FEEDBACK)
             out["voice.user_feedback"].append((uuid(), conversation_id, rating, text, kind, SYNTHETIC_JSON,
-                                               ts(ctx.clamp(ended + ri(MINUTE, 30 * MINUTE)))))
+                                               ctx.clamp(ended + ri(MINUTE, 30 * MINUTE))))
