@@ -80,7 +80,16 @@ def _stored(conn, name: str) -> list[str]:
     return conn.exec_driver_sql(f"SELECT t::text FROM {name} t ORDER BY id").scalars().all()
 
 
-def test_binary_copy_stores_what_psycopgs_text_copy_stores(pg_url):
+# Every pattern of None over the nullable fixed-width columns (256), each seen early and late.
+OPTIONAL_FIXED = dict(small=-3, big=2**40, ratio=2.5, single=0.25, flag=False, at_naive=0, day=86_400_000, clock=1)
+MASKS = [*range(2 ** len(OPTIONAL_FIXED)), *reversed(range(2 ** len(OPTIONAL_FIXED)))]
+PATTERNS = [_row(100 + n, label=f"pattern {mask}", at=mask,
+                 **{name: None if mask >> bit & 1 else value for bit, (name, value) in enumerate(OPTIONAL_FIXED.items())})
+            for n, mask in enumerate(MASKS)]
+
+
+@pytest.mark.parametrize("rows", [ROWS, PATTERNS], ids=["awkward values", "null patterns"])
+def test_binary_copy_stores_what_psycopgs_text_copy_stores(pg_url, rows):
     ours, theirs = _table("copybinary_ours"), _table("copybinary_theirs")
     engine = create_engine(pg_url)
     try:
@@ -88,17 +97,17 @@ def test_binary_copy_stores_what_psycopgs_text_copy_stores(pg_url):
             conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS vector")
             ours.create(conn)
             theirs.create(conn)
-            data = CopyBinary.for_table(ours, COLUMNS, conn.dialect)(ROWS)
+            data = CopyBinary.for_table(ours, COLUMNS, conn.dialect)(rows)
             with conn.connection.driver_connection.cursor() as cursor:
                 with cursor.copy(f"COPY copybinary_ours ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
                     copy.write(data)
                 with cursor.copy(f"COPY copybinary_theirs ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-                    for row in ROWS:
+                    for row in rows:
                         copy.write_row(_as_python(row))
             stored, expected = _stored(conn, "copybinary_ours"), _stored(conn, "copybinary_theirs")
     finally:
         engine.dispose()
-    assert len(stored) == len(ROWS)
+    assert len(stored) == len(rows)
     assert stored == expected
 
 
