@@ -16,7 +16,7 @@ For each dialect, two fresh databases at head with the reference data:
 
 On PostgreSQL tdbctl loads twice, into two databases: first on the server as it is (on a fresh
 embedded server: the first load after initdb, which also creates and fsyncs every WAL file it
-fills, ~490 MB of them for 4000 sessions), then, after a CHECKPOINT has recycled those files, the
+fills, ~270 MB of WAL for 4000 sessions), then, after a CHECKPOINT has recycled those files, the
 load of a server in use, whose WAL files already exist. Both lines are printed.
 
 The machine's speed is printed before and after (a fixed Python loop on every core at once): on
