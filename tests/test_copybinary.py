@@ -80,7 +80,7 @@ def _stored(conn, name: str) -> list[str]:
     return conn.exec_driver_sql(f"SELECT t::text FROM {name} t ORDER BY id").scalars().all()
 
 
-# Every pattern of None over the nullable fixed-width columns (256), each seen early and late.
+# Every pattern of None over the nullable fixed-width columns (256), twice: ascending, then descending.
 OPTIONAL_FIXED = dict(small=-3, big=2**40, ratio=2.5, single=0.25, flag=False, at_naive=0, day=86_400_000, clock=1)
 MASKS = [*range(2 ** len(OPTIONAL_FIXED)), *reversed(range(2 ** len(OPTIONAL_FIXED)))]
 PATTERNS = [_row(100 + n, label=f"pattern {mask}", at=mask,
