@@ -16,6 +16,8 @@ class Database:
     settings: Settings
     engine: object  # sqlalchemy.Engine
     dialect: object  # tdbctl.ddl.Dialect
+    claim: object = None
+    """The claim this run holds on the database (tdbctl.ops.claims.claimed), if any."""
 
     def connect(self):
         return self.engine.connect()

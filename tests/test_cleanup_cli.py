@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import sys
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from test_cleanup import T, World, ago, runs_rows, snapshot
 from tdbctl.config import resolve
 from tdbctl.errors import ExitCode
 from tdbctl.migrate.commands import upgrade
+from tdbctl.ops.claims import claimed
 from tdbctl.runtime import open_database
 from tdbctl.schema import metadata, policies_of
 
@@ -97,10 +99,11 @@ def test_bad_input_is_a_usage_error_that_changes_nothing(db, invoke):
 def test_a_second_run_exits_at_once_with_the_lock_code(db):
     World(db.engine).build()
     before = snapshot(db.engine)
-    with db.dialect.exclusive_run(db.engine, "cleanup"):
+    with claimed(db, "archive"):  # archive and cleanup exclude each other
         result = tdb(db, "--older-than", "1d")
     assert result.returncode == ExitCode.LOCKED == 5
-    assert result.stderr == "tdbctl: error: another tdbctl cleanup is running on this database\n"
+    assert re.fullmatch(rf"tdbctl: error: another tdbctl archive \(pid {os.getpid()} on {re.escape(socket.gethostname())}, "
+                        r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\) is running on this database\n", result.stderr), result.stderr
     assert snapshot(db.engine) == before and runs_rows(db.engine) == []
     # The lock released, the same line does its job.
     assert tdb(db, "--older-than", "1d").returncode == 0

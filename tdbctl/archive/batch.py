@@ -7,7 +7,8 @@
    manifest, delete the rows (copying the roots into the archive table first, if the policy
    has one), and mark the batch 'archived'. COMMIT.
 A kill before COMMIT leaves the rows live and the batch 'writing': the next run removes its files
-and marks it 'discarded'. After COMMIT the rows are only in the verified files.
+and marks it 'discarded' (tdbctl/archive/recovery.py). After COMMIT the rows are only in the
+verified files.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class Context:
     log: object
     progress: object = None
     """Called with each committed batch's rows per table (the run record keeps count)."""
+    claim: object = None
+    """The run's claim (tdbctl.ops.claims.Claim), checked inside every batch's transaction."""
 
     def out_of_time(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
@@ -193,27 +196,56 @@ def _one_batch(ctx: Context, policy, tree: CascadeTree, archive_table, keys: sa.
         directory = batch_dir(ctx.to, policy.name, batch_id, stamp(created))
         catalog.set_destination(conn, batch_id, str(directory))
     files: list[BatchFile] = []
+    committing = False
     try:
         new_batch_dir(directory)
         with conn.begin():
             outcome = _write_and_delete(ctx, policy, tree, archive_table, keys, cutoff, after, walk, batch_id,
                                         directory, created, files)
+            committing = True
         return outcome
     except BaseException as exc:
         for handle in files:
             handle.abort()
-        reason = _reason(exc)
-        try:
-            remove_batch_dir(directory)
-            with conn.begin():
-                catalog.mark(conn, batch_id, "discarded", note=reason)
-        except Exception:  # the next run's recovery finishes the cleanup
-            pass
+        if committing or not _rolled_back_here(exc):
+            # The COMMIT may have reached the server, or the claim or the connection is gone: the
+            # batch is left as it is for the next run's recovery, which asks the live tables.
+            raise
+        left = _discard(ctx, batch_id, directory, _reason(exc))
         if isinstance(exc, OSError):
             raise ArchiveWriteError(
-                f"cannot write archive batch {batch_id} in {directory}: {exc.strerror or exc}; "
-                "nothing was deleted (the batch was discarded)") from exc
+                f"cannot write archive batch {batch_id} in {directory}: {exc.strerror or exc}; nothing was deleted"
+                f"{left}") from exc
         raise
+
+
+def _rolled_back_here(exc: BaseException) -> bool:
+    """The batch's transaction surely rolled back, and this run may still tidy up after it."""
+    import sqlalchemy.exc as sa_exc
+
+    from tdbctl.ops.claims import ClaimLost
+
+    if isinstance(exc, (ClaimLost, KeyboardInterrupt, SystemExit)):
+        return False
+    return not (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated)
+
+
+def _discard(ctx: Context, batch_id: int, directory: Path, reason: str) -> str:
+    """Discard a batch whose transaction rolled back; what became of it, for the error message."""
+    conn = ctx.conn
+    try:
+        with conn.begin():
+            ctx.claim.check(conn)
+            catalog.move(conn, batch_id, "writing", "leftover", note=reason)
+        remove_batch_dir(directory)
+        with conn.begin():
+            catalog.move(conn, batch_id, "leftover", "discarded")
+    except OSError as exc:
+        return (f"; its files could not be removed either ({exc.strerror or exc}): batch {batch_id} is left "
+                f"'leftover', which `tdbctl archive discard {batch_id}` clears")
+    except Exception:
+        return f"; batch {batch_id} is left to the next run, which discards it"
+    return f" (batch {batch_id} was discarded)"
 
 
 def _reason(exc: BaseException) -> str:
@@ -226,6 +258,7 @@ def _write_and_delete(ctx: Context, policy, tree, archive_table, keys, cutoff, a
     conn, io = ctx.conn, ctx.io
     io.begin_batch(conn)
     ctx.dialect.set_lock_timeout(conn.exec_driver_sql, ctx.lock_timeout)
+    ctx.claim.check(conn)
     touched = [*tree.members, *(link.child for link in tree.detached),
                *([archive_table] if archive_table is not None else []), catalog.batches]
     ctx.dialect.reserve_for_write(conn, touched)

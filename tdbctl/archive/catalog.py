@@ -3,6 +3,7 @@
 writing    the batch's row is committed before its files are written; its rows are still live
 archived   its rows left the live tables in the same transaction that set this status
 discarded  an unfinished batch a later run cleaned up (its rows had never left), or a failed one
+leftover   discarded, but its files are still to be removed (tdbctl/archive/recovery.py)
 restored   its rows were put back
 'verified' is never committed on its own: the read-back happens inside the transaction that
 deletes, so a batch is seen either before (writing) or after (archived) it.
@@ -92,6 +93,16 @@ def mark(conn, batch_id: int, status: str, *, note: str | None = None) -> None:
     conn.execute(sa.update(batches).where(batches.c.id == batch_id).values(**values))
 
 
+def move(conn, batch_id: int, was: str, now: str, *, note: str | None = None) -> bool:
+    """Compare-and-set: the batch goes from ``was`` to ``now`` only if it is still ``was``."""
+    values = {"status": now, "completed_at": sa.func.now()}
+    if note is not None:
+        current = conn.execute(sa.select(batches.c.manifest).where(batches.c.id == batch_id)).scalar()
+        values["manifest"] = {**(current or {}), "note": note}
+    return conn.execute(sa.update(batches).where(batches.c.id == batch_id, batches.c.status == was)
+                        .values(**values)).rowcount == 1
+
+
 def _aware(value):
     # ChatTrain's times are naive UTC; the catalog's columns carry a zone.
     if isinstance(value, datetime) and value.tzinfo is None:
@@ -99,8 +110,9 @@ def _aware(value):
     return value
 
 
-def unfinished(conn) -> list[Batch]:
-    rows = conn.execute(sa.select(batches).where(batches.c.status.in_(UNFINISHED)).order_by(batches.c.id))
+def unfinished(conn, *, leftover: bool = False) -> list[Batch]:
+    statuses = (*UNFINISHED, "leftover") if leftover else UNFINISHED
+    rows = conn.execute(sa.select(batches).where(batches.c.status.in_(statuses)).order_by(batches.c.id))
     return [_batch(r) for r in rows]
 
 

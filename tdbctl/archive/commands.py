@@ -15,16 +15,17 @@ import sqlalchemy as sa
 
 from tdbctl.archive import catalog
 from tdbctl.archive.batch import Context, PolicyResult, archive_policy, eligible
-from tdbctl.archive.files import remove_batch_dir
+from tdbctl.archive.files import ensure_writable
+from tdbctl.archive.recovery import recover
 from tdbctl.archive.inplace import archive_in_place, destination as in_place_destination
 from tdbctl.config import Settings
 from tdbctl.errors import TdbError, UsageError
 from tdbctl.ops.cascade import cascade_tree
+from tdbctl.ops.claims import claimed
 from tdbctl.ops.durations import utcnow
 from tdbctl.ops.runs import mark_killed, recorded_run, save_progress
 from tdbctl.ops.selection import policy_cutoff, select_policies
 
-LOCK = "archive"
 COMMAND = "archive"
 RESTORE_COMMAND = "archive restore"
 DEFAULT_LEVEL = 1  # gzip -6 costs the archive more CPU than the server spends deleting the rows, for ~11% smaller files
@@ -115,9 +116,11 @@ def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet, *, polic
     _check_destination(metadata, policies, directory)
     if options.batch_size is not None and options.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    if directory is not None and not options.dry_run:
+        ensure_writable(directory, "--to")
     now = utcnow()
     with open_database(settings) as db:
-        with db.dialect.exclusive_run(db.engine, LOCK, options.lock_wait):
+        with claimed(db, COMMAND, options.lock_wait) as claim:
             mark_killed(db.engine, COMMAND)
             with db.engine.connect() as conn:
                 revision = current_revision(conn)
@@ -132,7 +135,7 @@ def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet, *, polic
                             for table, count in plan["rows"].items():
                                 record.add_rows(table, count)
                     return RunReport(record.id, "dry_run", True, plans, [])
-                recovered = recover(conn, log)
+                recovered = recover(conn, claim, metadata, log)
                 io = rowio_for(db.settings.dialect)
                 io.prepare(conn)
                 conn.commit()
@@ -146,7 +149,7 @@ def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet, *, polic
                         save_progress(db.engine, record)
 
                     ctx = Context(settings, metadata, conn, db.dialect, io, record.id, directory, options.batch_size or io.batch_size,
-                                  options.lock_timeout, options.level, deadline, revision, log, progress)
+                                  options.lock_timeout, options.level, deadline, revision, log, progress, claim)
                     for policy in policies:
                         cutoff = policy_cutoff(policy, metadata, options.older_than, now)
                         log(f"{policy.name}: rows older than {cutoff.isoformat() if cutoff else '(no age)'}")
@@ -195,20 +198,13 @@ def _plan(conn, metadata, policy, cutoff, directory: Path | None) -> dict:
             "set_null": [link.describe() for link in tree.detached]}
 
 
-def recover(conn, log: Log = _quiet) -> list[dict]:
-    """Batches a killed or failed run left unfinished: their rows never left, so discard them."""
-    recovered = []
-    for batch in catalog.unfinished(conn):
-        conn.rollback()
-        if batch.directory is not None:
-            remove_batch_dir(batch.directory)
-        with conn.begin():
-            catalog.mark(conn, batch.id, "discarded",
-                         note="unfinished: its run ended before the delete committed, so its rows were still live")
-        log(f"batch {batch.id} ({batch.policy}) was unfinished: discarded, its rows are still live")
-        recovered.append({"batch": batch.id, "policy": batch.policy, "was": batch.status, "now": "discarded"})
-    conn.rollback()
-    return recovered
+def discard(settings: Settings, batch_id: int) -> catalog.Batch:
+    """Remove a leftover batch's files (its rows are live) and mark it discarded."""
+    from tdbctl.archive.recovery import discard as discard_batch
+    from tdbctl.runtime import open_database
+
+    with open_database(settings) as db, claimed(db, COMMAND) as claim, db.engine.connect() as conn:
+        return discard_batch(conn, claim, batch_id)
 
 
 # -- list ---------------------------------------------------------------------------------------

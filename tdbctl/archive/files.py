@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -255,6 +256,20 @@ def read_manifest(directory: Path) -> tuple[dict, str]:
 
 
 # -- directories --------------------------------------------------------------------------------
+
+
+def ensure_writable(directory: Path, option: str) -> None:
+    """Create ``directory`` owner-only if needed and prove a file can be written there, before any
+    work starts; a UsageError naming ``option`` otherwise."""
+    from tdbctl.errors import UsageError
+
+    try:
+        ensure_private_dir(directory)
+        fd, probe = tempfile.mkstemp(prefix=".tdbctl-probe-", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"{option} {directory}: cannot write there ({exc.strerror or exc})") from None
 
 
 def ensure_private_dir(directory: Path) -> None:

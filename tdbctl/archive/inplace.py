@@ -60,6 +60,7 @@ def archive_in_place(ctx: Context, policy, cutoff) -> PolicyResult:
         with ctx.conn.begin():
             ctx.dialect.set_lock_timeout(ctx.conn.exec_driver_sql, ctx.lock_timeout)
             ctx.dialect.reserve_for_write(ctx.conn, [table, catalog.batches])
+            ctx.claim.check(ctx.conn)
             rows = ctx.conn.execute(query.with_for_update()).all()
             if not rows:
                 catalog.mark(ctx.conn, batch_id, "discarded", note="nothing left to archive when the batch started")

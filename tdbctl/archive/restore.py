@@ -144,14 +144,15 @@ def verify(settings: Settings, batch_id: int | None = None) -> list[VerifyResult
 
 def restore(settings: Settings, batch_id: int, *, dry_run: bool = False, lock_wait: float = 0.0,
             lock_timeout: float = 10.0) -> RestoreReport:
-    from tdbctl.archive.commands import LOCK, RESTORE_COMMAND
+    from tdbctl.archive.commands import RESTORE_COMMAND
     from tdbctl.archive.rowio import rowio_for
+    from tdbctl.ops.claims import claimed
     from tdbctl.ops.runs import mark_killed, recorded_run
     from tdbctl.runtime import open_database
 
     metadata = _metadata()
     with open_database(settings) as db:
-        with db.dialect.exclusive_run(db.engine, LOCK, lock_wait), db.engine.connect() as conn:
+        with claimed(db, RESTORE_COMMAND, lock_wait) as claim, db.engine.connect() as conn:
             batch = catalog.get(conn, batch_id)
             conn.rollback()
             report = RestoreReport(batch.id, batch.policy, batch.status, dry_run)
@@ -179,11 +180,13 @@ def restore(settings: Settings, batch_id: int, *, dry_run: bool = False, lock_wa
                 conn.commit()
                 with conn.begin():
                     db.dialect.set_lock_timeout(conn.exec_driver_sql, lock_timeout)
+                    claim.check(conn)
+                    if not catalog.move(conn, batch.id, "archived", "restored"):
+                        raise UsageError(f"batch {batch.id} changed while it was being restored; run again")
                     if batch.in_place:
                         report.inserted = restore_in_place(conn, db.dialect, batch, metadata)
                     else:
                         _restore_files(conn, db.dialect, io, batch, manifest, metadata, report)
-                    catalog.mark(conn, batch.id, "restored")
                 for table, count in report.inserted.items():
                     record.add_rows(table, count)
                 report.run_id = record.id

@@ -148,9 +148,10 @@ def keyset_for(table: sa.Table, dialect) -> _Keyset:
 class PolicyDeleter:
     """Runs the batches of one delete policy; ``should_stop`` is asked between batches."""
 
-    def __init__(self, db, metadata, target, where, request, outcome: PolicyOutcome, *,
+    def __init__(self, db, metadata, target, where, request, outcome: PolicyOutcome, claim, *,
                  on_batch: Callable[[int], None] | None = None, should_stop: Callable[[], bool] = lambda: False):
         self.db, self.metadata, self.target, self.request = db, metadata, target, request
+        self.claim = claim
         self.table = metadata.tables[target.policy.table]
         self.where = where
         self.outcome = outcome
@@ -234,6 +235,7 @@ class PolicyDeleter:
                 else:
                     with self.conn.begin():
                         self.db.dialect.set_batch_timeouts(self.conn, self.request.lock_timeout, self.request.statement_timeout)
+                        self.claim.check(self.conn)
                         selected, new_last, rows, cleared = self._batch(self.conn, last)
                 elapsed = time.monotonic() - started
             except (sa_exc.OperationalError, sa_exc.DBAPIError, _BatchChanged) as exc:
@@ -291,18 +293,23 @@ class PolicyDeleter:
         with FOR UPDATE SKIP LOCKED: the held rows stay for a later pass and the others go.
         """
         dialect, first, end = self.db.dialect, self.pages.next, self.pages.end()
+        # Each DELETE commits itself (autocommit): the claim is checked and locked inside it.
+        where = sa.and_(self.where, self.claim.held())
         try:
-            with self.conn.begin():  # the connection is in autocommit: the DELETE commits itself
-                deleted = dialect.delete_page_range(self.conn, self.table, self.where, first, end, skip_locked=False)
+            with self.conn.begin():
+                deleted = dialect.delete_page_range(self.conn, self.table, where, first, end, skip_locked=False)
         except (sa_exc.OperationalError, sa_exc.DBAPIError) as exc:
             if dialect.transient_error(exc) != "lock_timeout":
                 raise
             self._session_timeouts(probe=False)
             try:
                 with self.conn.begin():
-                    deleted = dialect.delete_page_range(self.conn, self.table, self.where, first, end, skip_locked=True)
+                    deleted = dialect.delete_page_range(self.conn, self.table, where, first, end, skip_locked=True)
             finally:
                 self._session_timeouts(probe=True)
+        if not deleted:  # nothing in the range, or the claim is gone: say which
+            with self.conn.begin():
+                self.claim.check(self.conn)
         return deleted, None, {self.table.fullname: deleted} if deleted else {}, {}
 
     def _batch(self, conn, last):

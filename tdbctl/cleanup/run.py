@@ -14,6 +14,7 @@ from tdbctl.cleanup import cascade
 from tdbctl.cleanup.batches import PolicyDeleter, PolicyOutcome
 from tdbctl.cleanup.request import CleanupRequest, Target, select_targets
 from tdbctl.errors import TdbError
+from tdbctl.ops.claims import ClaimLost, claimed
 from tdbctl.ops.durations import utcnow
 from tdbctl.ops.runs import mark_killed, recorded_run, save_progress
 
@@ -114,9 +115,10 @@ def cleanup(
         if request.dry_run:
             _dry_run(db, metadata, targets, request, report, observer)
         else:
-            with db.dialect.exclusive_run(db.engine, COMMAND, 0):
+            with claimed(db, COMMAND) as claim:
                 mark_killed(db.engine, COMMAND)
-                _delete(db, metadata, targets, request, report, observer, should_stop or (lambda: False), started)
+                _delete(db, metadata, targets, request, report, observer, should_stop or (lambda: False), started,
+                        claim)
     finally:
         report.seconds = time.monotonic() - started
     return report
@@ -162,7 +164,7 @@ def _dry_run(db, metadata, targets, request, report, observer) -> None:
                 observer.policy_finished(outcome)
 
 
-def _delete(db, metadata, targets, request, report, observer, external_stop, started) -> None:
+def _delete(db, metadata, targets, request, report, observer, external_stop, started, claim) -> None:
     deadline = started + request.max_runtime.total_seconds() if request.max_runtime else None
     reason: list[str] = []
 
@@ -203,10 +205,14 @@ def _delete(db, metadata, targets, request, report, observer, external_stop, sta
                     table = metadata.tables[target.policy.table]
                     total = conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one()
             observer.policy_started(outcome, total)
-            deleter = PolicyDeleter(db, metadata, target, where, request, outcome,
+            deleter = PolicyDeleter(db, metadata, target, where, request, outcome, claim,
                                     on_batch=lambda n, o=outcome: on_batch(o, n), should_stop=should_stop)
             try:
                 deleter.run()
+            except ClaimLost:
+                outcome.status = "failed"
+                record.rows = _merged(report.outcomes)
+                raise
             except (TdbError, sa_exc.SQLAlchemyError) as exc:
                 outcome.status = "failed"
                 outcome.message = _one_line(exc, db)

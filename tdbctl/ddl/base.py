@@ -102,6 +102,20 @@ class Dialect:
     def close_lock_handle(self, handle) -> None:
         handle.close()
 
+    # --- Claims (tdbctl/ops/claims.py) --------------------------------------------------------------
+
+    claim_lease_seconds: float | None = None
+    """How long a claim lives unless renewed; None: as long as its process."""
+
+    def server_clock(self):
+        """An SQL expression for the database's clock, in seconds since the epoch: every host
+        compares leases on the one clock."""
+        raise NotImplementedError
+
+    def serialize_claims(self, conn, claims, lock_timeout: float) -> None:
+        """In the open transaction: keep any other run from taking a claim until it ends."""
+        raise NotImplementedError
+
     # --- Batched deletes (tdbctl cleanup) -------------------------------------------------------
 
     def row_locator(self, table):

@@ -149,6 +149,22 @@ class PostgresDialect(Dialect):
             {"cls": ADVISORY_CLASS_ID, "key": advisory_key(name)},
         )
 
+    # --- Claims ------------------------------------------------------------------------------------
+
+    claim_lease_seconds = 30.0
+
+    def server_clock(self):
+        import sqlalchemy as sa
+
+        return sa.cast(sa.func.extract("epoch", sa.func.clock_timestamp()), sa.Float(53))
+
+    def serialize_claims(self, conn, claims, lock_timeout: float) -> None:
+        # A transaction-level advisory lock: gone at COMMIT, so nothing stays behind on a pooled
+        # server connection.
+        self.set_lock_timeout(conn.exec_driver_sql, lock_timeout)
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%(cls)s, %(key)s)",
+                             {"cls": ADVISORY_CLASS_ID, "key": advisory_key("claims")})
+
     # --- Batched deletes (tdbctl cleanup) ---------------------------------------------------------
 
     def row_locator(self, table):

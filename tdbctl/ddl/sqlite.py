@@ -60,6 +60,17 @@ class SqliteDialect(Dialect):
         if handle is not None:
             os.close(handle)
 
+    # --- Claims: on this machine's files, so a claim lives exactly as long as its process -----------
+
+    def server_clock(self):
+        import sqlalchemy as sa
+
+        return (sa.func.julianday("now") - 2440587.5) * 86400.0
+
+    def serialize_claims(self, conn, claims, lock_timeout: float) -> None:
+        self.set_batch_timeouts(conn, lock_timeout, lock_timeout)
+        self.reserve_for_write(conn, [claims])
+
     # --- Batched deletes (tdbctl cleanup) ---------------------------------------------------------
 
     def row_locator(self, table):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,8 +143,20 @@ def steps_between(script, lower: str | None, upper: str) -> list[Revision]:
 
 @contextmanager
 def exclusive(db: Database, lock_wait: float):
+    """migrate's own lock, which works on a database without tdbctl's tables, and, once the
+    database has them, the schema claim that keeps every other changing run out (and waits for
+    none to be running): the migration transaction checks that claim as its first statement."""
+    from tdbctl.ops.claims import claimed, has_claims_table
+
+    started = time.monotonic()
     with db.dialect.exclusive_run(db.engine, MIGRATE_LOCK, lock_wait):
-        yield
+        with db.connect() as conn:
+            claims = has_claims_table(conn)
+        if not claims:
+            yield
+            return
+        with claimed(db, MIGRATE_LOCK, max(0.0, lock_wait - (time.monotonic() - started))):
+            yield
 
 
 # -- actions --------------------------------------------------------------------------------
@@ -231,7 +244,7 @@ def upgrade(
             if problems:
                 raise PrerequisiteError("; ".join(problems) + "; nothing was changed")
         conn.commit()
-        config = alembic_config(settings, connection=conn, **_timeouts(lock_timeout))
+        config = alembic_config(settings, connection=conn, claim=db.claim, **_timeouts(lock_timeout))
         command.upgrade(config, target)
         conn.commit()
         after = current_revision(conn)
@@ -268,7 +281,11 @@ def plan_downgrade(settings: Settings, target: str) -> DowngradePlan:
         steps = list(reversed(steps_between(script, lower, current)))
         out = io.StringIO()
         command.downgrade(alembic_config(settings, stdout=out), f"{current}:{target}", sql=True)
-        dropped = re.findall(r"^DROP TABLE (?:IF EXISTS )?([\w.\"]+)", out.getvalue(), re.M)
+        sql = out.getvalue()
+        # SQLite changes a constraint by copying the table (_alembic_tmp_<name>): not a loss.
+        rebuilt = set(re.findall(r'_alembic_tmp_(\w+)', sql))
+        dropped = [name for name in re.findall(r"^DROP TABLE (?:IF EXISTS )?([\w.\"]+)", sql, re.M)
+                   if name.replace('"', "").rsplit(".", 1)[-1] not in rebuilt]
         counts = {name.replace('"', ""): db.dialect.count_rows(conn, name.replace('"', "")) for name in dropped}
     return DowngradePlan(current, target, steps, counts)
 
@@ -290,7 +307,7 @@ def downgrade(
         lower = None if target == "base" else target
         steps = list(reversed(steps_between(script, lower, before))) if before else []
         conn.commit()
-        config = alembic_config(settings, connection=conn, **_timeouts(lock_timeout))
+        config = alembic_config(settings, connection=conn, claim=db.claim, **_timeouts(lock_timeout))
         command.downgrade(config, target)
         conn.commit()
         after = current_revision(conn)

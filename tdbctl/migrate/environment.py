@@ -72,5 +72,7 @@ def run_migrations(context) -> None:
         context.configure(connection=connection, on_version_apply=Recorder(), **alembic_options(dialect.name))
     with context.begin_transaction():
         dialect.set_lock_timeout(context.execute, lock_timeout)
+        if attributes.get("claim") is not None:
+            attributes["claim"].check(attributes["connection"])
         dialect.prepare_schemas(context.execute, ALL_SCHEMAS)
         context.run_migrations()

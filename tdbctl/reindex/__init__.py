@@ -125,6 +125,7 @@ def plan(settings, selection: Selection, options: Options | None = None) -> Plan
 def run(settings, selection: Selection, options: Options | None = None,
         progress: Callable[..., None] | None = None) -> dict:
     """Plan again under the lock (what --dry-run showed may have changed), then do it."""
+    from tdbctl.ops.claims import claimed
     from tdbctl.ops.runs import mark_killed, recorded_run
     from tdbctl.runtime import open_database
     from tdbctl.stats.thresholds import from_settings
@@ -133,7 +134,7 @@ def run(settings, selection: Selection, options: Options | None = None,
     options = options or Options()
     progress = progress or (lambda *a, **k: None)
     with open_database(settings) as db:
-        with db.dialect.exclusive_run(db.engine, "reindex", wait_seconds=options.lock_wait):
+        with claimed(db, "reindex", options.lock_wait):
             mark_killed(db.engine, "reindex")
             executor = executor_for(settings.dialect)(db.engine, options, from_settings(settings))
             the_plan = executor.plan(selection)

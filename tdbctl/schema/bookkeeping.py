@@ -50,9 +50,30 @@ runs = sa.Table(
     comment="History of tdbctl runs that change data.",
 )
 
+# Claims: which tdbctl run may change the database now (tdbctl/ops/claims.py). A row per run that
+# holds one, in short transactions of their own, so that a claim works through a transaction
+# pooler and is never lost silently with a connection: a run that no longer finds its row has lost
+# its claim, and every transaction that changes data under it first checks (and locks) that row.
+claims = sa.Table(
+    "claims",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("token", sa.String(36), nullable=False, unique=True),
+    sa.Column("command", sa.String(32), nullable=False),
+    sa.Column("scope", sa.String(16), nullable=False, comment="schema, data or reindex: what it excludes."),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("process_start", sa.BigInteger, comment="The process's start time (Linux clock ticks): tells a reused pid."),
+    sa.Column("acquired_at", TIMESTAMPTZ, nullable=False, server_default=now()),
+    sa.Column("lease_until", sa.Float(53), comment="Server clock, seconds since the epoch; NULL: while its process lives."),
+    schema=TOOL_SCHEMA,
+    comment="Runs holding a claim on this database (cleanup, archive, migrate, seed, reindex).",
+)
+
 # Archive batches: the catalog that makes archiving crash-safe. A batch is 'writing' until its file
 # is written and read back ('verified'), then its rows are deleted in the same transaction that
-# marks it 'archived'. A later run finds batches left in between and finishes or discards them.
+# marks it 'archived'. A later run finds batches left in between and finishes or discards them;
+# 'leftover' is a discarded batch whose files could not be removed (`tdbctl archive discard`).
 archive_batches = sa.Table(
     "archive_batches",
     metadata,
@@ -74,7 +95,8 @@ archive_batches = sa.Table(
     sa.Column("created_at", TIMESTAMPTZ, nullable=False, server_default=now()),
     sa.Column("completed_at", TIMESTAMPTZ),
     sa.CheckConstraint(
-        "status IN ('writing', 'verified', 'archived', 'discarded', 'restored')", name="archive_batches_status_check"
+        "status IN ('writing', 'verified', 'archived', 'discarded', 'restored', 'leftover')",
+        name="archive_batches_status_check",
     ),
     sa.Index("idx_archive_batches_status", "status"),
     sa.Index("idx_archive_batches_policy_created", "policy", "created_at"),

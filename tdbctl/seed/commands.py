@@ -15,7 +15,7 @@ from tdbctl.errors import TdbError, UsageError
 from tdbctl.runtime import Database, driver_message, open_database
 from tdbctl.schema import DOMAINS
 
-SEED_LOCK = "seed"
+SEED_COMMAND = "seed"
 DEFAULT_LOCK_WAIT_SECONDS = 10.0
 
 
@@ -47,11 +47,12 @@ def require_head(db: Database) -> str:
 @contextmanager
 def seed_run(settings: Settings, options: dict, *, dry_run: bool, lock_wait: float) -> Iterator[tuple]:
     """Open, check the revision, take the lock, record the run: yields (db, run record)."""
+    from tdbctl.ops.claims import claimed
     from tdbctl.ops.runs import mark_killed, recorded_run
 
     with open_database(settings) as db:
         require_head(db)
-        with db.dialect.exclusive_run(db.engine, SEED_LOCK, lock_wait):
+        with claimed(db, SEED_COMMAND, lock_wait):
             mark_killed(db.engine, "seed")
             with recorded_run(db.engine, "seed", options, dry_run=dry_run) as run:
                 yield db, run
@@ -84,6 +85,7 @@ def seed_reference(
             with db.connect() as conn:
                 transaction = conn.begin()
                 try:
+                    db.claim.check(conn)
                     apply_domain(conn, domain, loaded[domain], report, translate)
                 except BaseException:
                     transaction.rollback()
@@ -185,6 +187,7 @@ def remove_synthetic(
                   lock_wait=lock_wait) as (db, run):
         for domain in selected:
             with db.connect() as conn, conn.begin():
+                db.claim.check(conn)
                 deleted = synthetic.delete_synthetic(conn, domain)
             removed.update(deleted)
             for table, count in deleted.items():

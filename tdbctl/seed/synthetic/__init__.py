@@ -142,6 +142,8 @@ def _generate_domain(db, plan, domain, progress, dry_run, chunk_sessions, before
     with db.connect() as conn:
         transaction = conn.begin()
         try:
+            if db.claim is not None:
+                db.claim.check(conn)
             if before is not None:
                 before(conn, domain)
             salt = count_rows(conn, generator_class.marker_table)
