@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL
 
-from tdbctl.ddl.sqlite_files import domain_file
+from tdbctl.ddl.sqlite_files import MEMORY, all_files, domain_file
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
@@ -22,6 +24,14 @@ def _sqlite_engine(url: URL, schemas, echo: bool) -> sa.Engine:
         from tdbctl.schema import ALL_SCHEMAS as schemas
     engine = sa.create_engine(url, echo=echo, poolclass=sa.pool.NullPool)
     main_file = url.database
+
+    @event.listens_for(engine, "do_connect")
+    def _owner_only(dialect, conn_rec, cargs, cparams):
+        # The files hold whole conversations: created owner-only, like backups and archives
+        # (SQLite gives its journals the permissions of their database file).
+        for path in all_files(main_file, schemas):
+            if path != MEMORY and not os.path.exists(path):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
     @event.listens_for(engine, "connect")
     def _attach_domains(dbapi_connection, _record):

@@ -49,6 +49,11 @@ class ConnectFailed(DatabaseError):
     """The database could not be reached at all (server down, authentication, no such database)."""
 
 
+class ConnectionLost(DatabaseError):
+    """The connection went away during the work (server restart, terminated backend, a proxy's
+    timeout): what was not committed was rolled back, and a new run continues."""
+
+
 class PrerequisiteError(TdbError):
     """The server lacks something tdbctl needs (an extension, a privilege); nothing was changed."""
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from tdbctl.config import Settings, mask_secrets
-from tdbctl.errors import ConnectFailed, DatabaseError, TdbError
+from tdbctl.errors import ConnectFailed, ConnectionLost, DatabaseError, TdbError
 
 
 @dataclass
@@ -47,8 +47,12 @@ def translate_errors(settings: Settings) -> Iterator[None]:
         raise
     except sa_exc.DBAPIError as exc:
         reason = driver_message(exc.orig, settings)
-        if exc.connection_invalidated or _is_connect_failure(exc):
+        if _is_connect_failure(exc):
             raise ConnectFailed(f"cannot connect to {settings.masked_url}: {reason}") from exc
+        if exc.connection_invalidated or _is_lost_connection(exc):
+            raise ConnectionLost(
+                f"lost the connection to {settings.masked_url} during the work ({reason}): what was not "
+                "committed was rolled back; run the command again to continue") from exc
         raise DatabaseError(f"database error: {reason}") from exc
     except sa_exc.SQLAlchemyError as exc:
         raise DatabaseError(f"database error: {scrub(str(exc).splitlines()[0], settings)}") from exc
@@ -57,6 +61,15 @@ def translate_errors(settings: Settings) -> Iterator[None]:
 def _is_connect_failure(exc) -> bool:
     text = str(exc.orig).lower()
     return any(p in text for p in ("connection failed", "could not connect", "unable to open database", "connection to server"))
+
+
+def _is_lost_connection(exc) -> bool:
+    # SQLSTATE class 08 (connection exception), 57P01 (admin shutdown: pg_terminate_backend),
+    # 57P05 (idle_session_timeout), or libpq's words for a socket that closed.
+    state = getattr(exc.orig, "sqlstate", None) or ""
+    text = str(exc.orig).lower()
+    return (state.startswith("08") or state in ("57P01", "57P02", "57P03", "57P05")
+            or "server closed the connection" in text or "consuming input failed" in text)
 
 
 def driver_message(orig: BaseException, settings: Settings) -> str:

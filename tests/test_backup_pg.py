@@ -200,9 +200,11 @@ def child_named(parent: int, program: str) -> int | None:
     return None
 
 
-@pytest.mark.parametrize("victim", ["tdbctl", "pg_restore"])
+@pytest.mark.parametrize("victim", ["tdbctl", "pg_restore", "psql"])
 def test_a_restore_killed_mid_way_leaves_the_target_as_it_was(pg_url, tmp_path, victim):
-    """Killing tdbctl, or only the pg_restore writing into psql, never commits half a restore."""
+    """Killing tdbctl, or only the pg_restore writing into psql, or psql after pg_restore has
+    written everything (during the index builds), never commits half a restore, and a restore
+    whose psql died never says it succeeded."""
     fill(migrated(pg_url))
     backed_up = checksums(pg_url)
     path = take_backup(pg_url, tmp_path)
@@ -211,8 +213,12 @@ def test_a_restore_killed_mid_way_leaves_the_target_as_it_was(pg_url, tmp_path, 
     engine = admin_engine(pg_url)
     with engine.connect() as conn:
         # Every DDL statement of the restore now takes a while: the kill lands inside the transaction.
+        # For psql: only the post-data commands (indexes, constraints) are slow, so that pg_restore
+        # has written everything and exited while psql still works through them.
+        slow = ("IF TG_TAG IN ('CREATE INDEX', 'ALTER TABLE', 'CREATE TRIGGER') THEN PERFORM pg_sleep(0.02); "
+                "END IF;") if victim == "psql" else "PERFORM pg_sleep(0.1);"
         conn.exec_driver_sql("CREATE FUNCTION public.tdbctl_test_slow() RETURNS event_trigger LANGUAGE plpgsql "
-                             "AS $$ BEGIN PERFORM pg_sleep(0.1); END $$")
+                             f"AS $$ BEGIN {slow} END $$")
         conn.exec_driver_sql("CREATE EVENT TRIGGER tdbctl_test_slow ON ddl_command_end "
                              "EXECUTE FUNCTION public.tdbctl_test_slow()")
     try:
@@ -231,12 +237,23 @@ def test_a_restore_killed_mid_way_leaves_the_target_as_it_was(pg_url, tmp_path, 
         if victim == "tdbctl":
             restore.send_signal(signal.SIGKILL)
             restore.wait()
-        else:
+        elif victim == "pg_restore":
             os.kill(child_named(restore.pid, "pg_restore"), signal.SIGKILL)
             _, err = restore.communicate(timeout=60)
             last = err.strip().splitlines()[-1]
-            assert restore.returncode == 1 and last.startswith("tdbctl: error: pg_restore (rolled back) failed"), err
+            assert restore.returncode == 1 and last.startswith(
+                "tdbctl: error: pg_restore (the target was left as it was) failed"), err
             assert "killed by signal 9" in last, err
+        else:
+            wait_for(lambda: child_named(restore.pid, "pg_restore") is None, what="pg_restore to exit")
+            psql = child_named(restore.pid, "psql")
+            assert psql is not None and restore.poll() is None, "psql ended before it could be killed"
+            os.kill(psql, signal.SIGKILL)
+            out, err = restore.communicate(timeout=60)
+            last = err.strip().splitlines()[-1]
+            assert restore.returncode == 1 and last == (
+                "tdbctl: error: restore (psql; the target was left as it was) failed: killed by signal 9"), err
+            assert "restored" not in out, out
 
         def gone():
             with engine.connect() as conn:

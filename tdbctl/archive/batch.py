@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
+import sqlalchemy.exc as sa_exc
 
 from tdbctl import __version__
 from tdbctl.archive import catalog
@@ -30,7 +31,7 @@ from tdbctl.archive.files import (
     read_manifest, remove_batch_dir, write_manifest,
 )
 from tdbctl.archive.rowio import keys_table
-from tdbctl.errors import TdbError
+from tdbctl.errors import ConnectionLost, TdbError
 from tdbctl.ops.files import fsync_dir
 from tdbctl.ops.cascade import CascadeTree, cascade_tree
 
@@ -174,10 +175,17 @@ def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
             result.bytes += size
         result.blocked = _blocked(ctx, tree, policy, cutoff)
         result.held_by = tree.held_by if result.blocked else []
-    finally:
-        ctx.conn.rollback()
-        keys.drop(ctx.conn)
-        ctx.conn.commit()
+    except BaseException:
+        try:  # the temporary table goes with the session anyway: never let it hide the real error
+            ctx.conn.rollback()
+            keys.drop(ctx.conn)
+            ctx.conn.commit()
+        except Exception:
+            pass
+        raise
+    ctx.conn.rollback()
+    keys.drop(ctx.conn)
+    ctx.conn.commit()
     return result
 
 
@@ -210,6 +218,13 @@ def _one_batch(ctx: Context, policy, tree: CascadeTree, archive_table, keys: sa.
         if committing or not _rolled_back_here(exc):
             # The COMMIT may have reached the server, or the claim or the connection is gone: the
             # batch is left as it is for the next run's recovery, which asks the live tables.
+            if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+                raise ConnectionLost(
+                    f"lost the connection to {ctx.settings.masked_url} during archive batch {batch_id} "
+                    f"({policy.name}): " + ("its COMMIT was under way, so the next run checks the live tables "
+                                            "and keeps or discards it" if committing else
+                                            "nothing of that batch was committed") +
+                    "; run tdbctl archive again to continue") from exc
             raise
         left = _discard(ctx, batch_id, directory, _reason(exc))
         if isinstance(exc, OSError):
@@ -221,8 +236,6 @@ def _one_batch(ctx: Context, policy, tree: CascadeTree, archive_table, keys: sa.
 
 def _rolled_back_here(exc: BaseException) -> bool:
     """The batch's transaction surely rolled back, and this run may still tidy up after it."""
-    import sqlalchemy.exc as sa_exc
-
     from tdbctl.ops.claims import ClaimLost
 
     if isinstance(exc, (ClaimLost, KeyboardInterrupt, SystemExit)):

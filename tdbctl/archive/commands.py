@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from tdbctl.archive import catalog
 from tdbctl.archive.batch import Context, PolicyResult, archive_policy, eligible
-from tdbctl.archive.files import ensure_writable
+from tdbctl.ops.files import ensure_writable
 from tdbctl.archive.recovery import recover
 from tdbctl.archive.inplace import archive_in_place, destination as in_place_destination
 from tdbctl.config import Settings
@@ -79,6 +79,8 @@ def policy_mode(policy) -> str:
 
 def archive_dir(settings: Settings, to: str | None) -> Path | None:
     """--to DIR, else tdbctl.toml's [archive] dir; None when neither is set."""
+    if to is not None and not to.strip():
+        raise UsageError("--to: give a directory (an empty value would mean the configured one)")
     configured = to or settings.section("archive").get("dir")
     return Path(str(configured)).expanduser().absolute() if configured else None
 

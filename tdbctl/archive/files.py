@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tdbctl.errors import ExitCode, TdbError
-from tdbctl.ops.files import fsync_dir
+from tdbctl.ops.files import ensure_private_dir, fsync_dir
 
 FORMAT = "tdbctl-archive"
 FORMAT_VERSION = 1
@@ -256,35 +255,6 @@ def read_manifest(directory: Path) -> tuple[dict, str]:
 
 
 # -- directories --------------------------------------------------------------------------------
-
-
-def ensure_writable(directory: Path, option: str) -> None:
-    """Create ``directory`` owner-only if needed and prove a file can be written there, before any
-    work starts; a UsageError naming ``option`` otherwise."""
-    from tdbctl.errors import UsageError
-
-    try:
-        ensure_private_dir(directory)
-        fd, probe = tempfile.mkstemp(prefix=".tdbctl-probe-", dir=directory)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise UsageError(f"{option} {directory}: cannot write there ({exc.strerror or exc})") from None
-
-
-def ensure_private_dir(directory: Path) -> None:
-    """Create ``directory`` (and parents) owner-only; an existing one is left as it is."""
-    missing = []
-    current = directory
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    for path in reversed(missing):
-        path.mkdir(mode=0o700)
-        os.chmod(path, 0o700)
-        fsync_dir(path.parent)
-    if not directory.is_dir():
-        raise ArchiveWriteError(f"{directory} is not a directory")
 
 
 def safe_name(text: str) -> str:

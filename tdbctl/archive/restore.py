@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from tdbctl.archive import catalog
 from tdbctl.archive.codec import parse_line
-from tdbctl.archive.files import ArchiveDamaged, check_file, chunks, read_manifest
+from tdbctl.archive.files import MANIFEST, ArchiveDamaged, check_file, chunks, read_manifest
 from tdbctl.archive.inplace import count_marked, restore_in_place
 from tdbctl.config import Settings
 from tdbctl.errors import TdbError, UsageError
@@ -100,6 +100,10 @@ def check_batch(conn, batch: catalog.Batch, metadata, *, tables: bool = True) ->
             check_file(directory, entry)
         except ArchiveDamaged as exc:
             result.problems.append(exc.message)
+    listed = {entry["name"] for entry in manifest["files"]} | {MANIFEST}
+    for path in sorted(directory.iterdir()):
+        if path.name not in listed:
+            result.problems.append(f"{path}: not in the manifest (a file the batch did not write)")
     rows = manifest.get("rows", {})
     result.rows = sum(rows.values())
     if rows.get(batch.source_table) != batch.row_count:

@@ -26,7 +26,7 @@ from tdbctl.backup.manifest import (
 )
 from tdbctl.backup.strategy import Log, quiet, strategy_for
 from tdbctl.config import Settings
-from tdbctl.errors import UsageError
+from tdbctl.errors import CheckFailed, UsageError
 
 
 @dataclass
@@ -164,7 +164,8 @@ def create(settings: Settings, *, to: str | None = None, jobs: int | None = None
 def _check_retention(keep, keep_days) -> None:
     if keep is not None and (not isinstance(keep, int) or isinstance(keep, bool) or keep < 1):
         raise UsageError(f"keep = {keep!r}: give a whole number of at least 1 (the newest backup is always kept)")
-    if keep_days is not None and (not isinstance(keep_days, (int, float)) or isinstance(keep_days, bool) or keep_days < 0):
+    if keep_days is not None and (not isinstance(keep_days, (int, float)) or isinstance(keep_days, bool)
+                                  or not 0 <= keep_days <= 365 * 1000):
         raise UsageError(f"keep_days = {keep_days!r}: give a number of days, 0 or more")
 
 
@@ -251,9 +252,28 @@ def restore(plan: RestorePlan, *, force: bool = False, jobs: int | None = None, 
         raise BackupDamaged(f"{plan.path.name} fails verification, nothing was restored: {problems[0]}")
     clock = time.monotonic()
     head: list[str | None] = []
-    strategy_for(plan.target.dialect).restore(
+    strategy = strategy_for(plan.target.dialect)
+    strategy.restore(
         plan.path, plan.manifest, plan.target, replace=plan.replaces or force, jobs=jobs,
         pg_bin=pg_bin or plan.target.section("backup").get("pg_bin"), log=log,
         meanwhile=lambda: head.append(_head(plan.target)),
     )
+    _check_restored(plan, *strategy.restored(plan.target))
     return RestoreResult(plan.manifest.revision, head[0], round(time.monotonic() - clock, 3))
+
+
+def _check_restored(plan: RestorePlan, revision: str | None, counts: dict[str, int]) -> None:
+    """The target holds what the backup holds, or the restore does not say it succeeded."""
+    expected = plan.manifest
+    problems = []
+    if revision != expected.revision:
+        problems.append(f"it is at revision {revision or 'none'}, the backup at {expected.revision or 'none'}")
+    for table, count in sorted(expected.tables.items()):
+        if table not in counts:
+            problems.append(f"{table} is missing")
+        elif not count.estimated and counts[table] != count.rows:
+            problems.append(f"{table} holds {counts[table]} rows, the backup {count.rows}")
+    if problems:
+        raise CheckFailed(f"the restore ended, but {plan.target.masked_url} does not hold the backup "
+                          f"{plan.path.name}: {'; '.join(problems[:3])}"
+                          + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""))

@@ -219,5 +219,5 @@ def raise_failure(what: str, code: int, stderr: str, scrub) -> None:
 
     lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith(("NOTICE", "DETAIL", "HINT"))]
     ended = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-    reason = " / ".join(lines[-3:]) if lines else ended
+    reason = " / ".join(lines[-3:]) if lines and code > 0 else ended
     raise DatabaseError(f"{what} failed: {scrub(reason)}")

@@ -18,6 +18,8 @@ a second ``tdbctl restore --force`` replaces.
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -106,6 +108,10 @@ class PostgresBackup(BackupStrategy):
                 return {table: count.rows for table, count in _counts(conn).items()}
         except libpq.MissingDatabase:
             return {}  # restore creates it
+
+    def restored(self, settings) -> tuple[str | None, dict[str, int]]:
+        with libpq.connect(settings, autocommit=True) as conn:
+            return _revision(conn), {table: count.rows for table, count in _counts(conn).items()}
 
     def restore(self, backup, manifest, target, *, replace, jobs, pg_bin, log, meanwhile=lambda: None) -> None:
         archive = _archive(backup, manifest)
@@ -281,12 +287,25 @@ def single_transaction_restore(tools, env, archive: Path, replace: bool, scrub, 
         except subprocess.TimeoutExpired:
             psql.kill()  # its session ends, rolled back, without working through what is still in the pipe
     psql_code = psql.wait()
-    if psql_code > 0:
-        psql_errors.seek(0)
-        pgtools.raise_failure("restore (psql, rolled back)", psql_code, psql_errors.read().decode(errors="replace"), scrub)
-    if restore_code != 0:
-        restore_errors.seek(0)
-        pgtools.raise_failure("pg_restore (rolled back)", restore_code, restore_errors.read().decode(errors="replace"), scrub)
+    restore_errors.seek(0)
+    psql_errors.seek(0)
+    if restore_code != 0 and (restore_code != -signal.SIGPIPE or psql_code == 0):
+        # pg_restore itself failed or was killed: what psql says then is about the half-sent
+        # input it got (and may quote row data), so only pg_restore's own words are told.
+        pgtools.raise_failure("pg_restore (the target was left as it was)", restore_code,
+                              restore_errors.read().decode(errors="replace"), scrub)
+    if psql_code != 0:
+        # psql stopped at an error (which also broke pg_restore's pipe), or was killed: either
+        # way its transaction never committed.
+        pgtools.raise_failure("restore (psql; the target was left as it was)", psql_code,
+                              _without_data(psql_errors.read().decode(errors="replace")), scrub)
+
+
+def _without_data(stderr: str) -> str:
+    """psql's error lines with their CONTEXT (which quotes the row a COPY was at) left out and
+    quoted values cut: what failed, never the data."""
+    kept = [line for line in stderr.splitlines() if not line.lstrip().startswith(("CONTEXT", "LINE", "^", "QUERY"))]
+    return re.sub(r'"[^"\n]{40,}"', '"..."', "\n".join(kept))
 
 
 def _write(pipe, data: bytes) -> bool:

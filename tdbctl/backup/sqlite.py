@@ -90,6 +90,16 @@ class SqliteBackup(BackupStrategy):
             return {t: conn.execute(f"SELECT count(*) FROM {quote_table(t)}").fetchone()[0]
                     for t in _tables(conn, list(sources))}
 
+    def restored(self, settings) -> tuple[str | None, dict[str, int]]:
+        from tdbctl.schema import ALL_SCHEMAS
+
+        main = main_file(settings)
+        sources = {s: domain_file(main, s) for s in ALL_SCHEMAS if Path(domain_file(main, s)).exists()}
+        with _sqlite_errors(main), closing(_open_readonly({MAIN: main, **sources})) as conn:
+            tables = _tables(conn, list(sources))
+            return _revision(conn, tables), {t: conn.execute(f"SELECT count(*) FROM {quote_table(t)}").fetchone()[0]
+                                             for t in tables}
+
     def restore(self, backup, manifest, target, *, replace, jobs, pg_bin, log, meanwhile=lambda: None) -> None:
         from tdbctl.ddl import dialect_for
         from tdbctl.engine import create_engine

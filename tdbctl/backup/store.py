@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from tdbctl.backup.manifest import BackupDamaged, Manifest, read_manifest
-from tdbctl.ops.files import fsync_dir
+from tdbctl.ops.files import ensure_writable, fsync_dir
 from tdbctl.errors import UsageError
 
 DEFAULT_DIR = "backups"
@@ -42,6 +42,8 @@ class Entry:
 
 def backup_dir(settings, to: str | None) -> Path:
     """--to DIR, else tdbctl.toml's [backup] dir, else ./backups."""
+    if to is not None and not to.strip():
+        raise UsageError("--to: give a directory (an empty value would mean ./backups)")
     configured = to or settings.section("backup").get("dir") or DEFAULT_DIR
     return Path(str(configured)).expanduser().absolute()
 
@@ -49,7 +51,7 @@ def backup_dir(settings, to: str | None) -> Path:
 def ensure_dir(directory: Path) -> None:
     if directory.exists() and not directory.is_dir():
         raise UsageError(f"backup directory {directory} is a file")
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_writable(directory, "backup directory")
 
 
 def safe_label(text: str) -> str:

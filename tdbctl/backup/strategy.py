@@ -57,6 +57,11 @@ class BackupStrategy:
         """tdbctl's tables already in the target, with their row counts (empty: nothing to lose)."""
         raise NotImplementedError
 
+    def restored(self, settings: Settings) -> tuple[str | None, dict[str, int]]:
+        """The target's revision and its tdbctl tables' row counts (the planner's estimate where
+        a table is huge), to check a restore before saying it succeeded."""
+        raise NotImplementedError
+
     def restore(self, backup: Path, manifest: Manifest, target: Settings, *, replace: bool,
                 jobs: int | None, pg_bin: str | None, log: Log, meanwhile: Callable[[], None] = lambda: None) -> None:
         """Put the backup in place of the target's tdbctl tables (``replace``: there are some).

@@ -13,7 +13,7 @@ import sqlalchemy.exc as sa_exc
 from tdbctl.cleanup import cascade
 from tdbctl.cleanup.batches import PolicyDeleter, PolicyOutcome
 from tdbctl.cleanup.request import CleanupRequest, Target, select_targets
-from tdbctl.errors import TdbError
+from tdbctl.errors import ConnectionLost, TdbError
 from tdbctl.ops.claims import ClaimLost, claimed
 from tdbctl.ops.durations import utcnow
 from tdbctl.ops.runs import mark_killed, recorded_run, save_progress
@@ -216,6 +216,13 @@ def _delete(db, metadata, targets, request, report, observer, external_stop, sta
             except (TdbError, sa_exc.SQLAlchemyError) as exc:
                 outcome.status = "failed"
                 outcome.message = _one_line(exc, db)
+                if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+                    record.rows = _merged(report.outcomes)
+                    raise ConnectionLost(
+                        f"lost the connection to {db.settings.masked_url} during {target.name}, after "
+                        f"{outcome.batches} committed batch{'es' if outcome.batches != 1 else ''} "
+                        f"({outcome.message}): nothing of the batch in flight was committed; "
+                        "run tdbctl cleanup again to continue") from exc
             record.rows = _merged(report.outcomes)
             save_progress(db.engine, record)
             observer.policy_finished(outcome)

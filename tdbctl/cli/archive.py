@@ -1,4 +1,4 @@
-"""`tdbctl archive` (run the archive policies), `archive list`, `archive verify`, `archive restore`."""
+"""`tdbctl archive` (run the archive policies), `archive list`, `verify`, `restore`, `discard`."""
 
 
 from typing import Annotated, Optional
@@ -60,6 +60,7 @@ def archive(
     voice.conversations also moves its conversations into voice.conversations_archive;
     chattrain.completed_sessions archives in place (status 'archived', nothing deleted).
     A batch a killed run left unfinished is discarded by the next run: its rows never left.
+    One archive, cleanup or seed at a time changes the data (exit 5 for the next).
 
     Example:
 
@@ -75,9 +76,9 @@ def archive(
     out = Output(json)
     options = commands.ArchiveOptions(
         to=to, policies=policy or [], tables=table or [],
-        older_than=parse_duration(older_than, option="--older-than") if older_than else None,
+        older_than=parse_duration(older_than, option="--older-than") if older_than is not None else None,
         batch_size=batch_size,
-        max_runtime=parse_duration(max_runtime, option="--max-runtime") if max_runtime else None,
+        max_runtime=parse_duration(max_runtime, option="--max-runtime") if max_runtime is not None else None,
         dry_run=dry_run, lock_wait=lock_wait, lock_timeout=lock_timeout, level=level,
     )
     report = commands.run(settings(), options, log=out.log)
@@ -204,6 +205,33 @@ def restore_(
               [(t, n, "" if dry_run else report.inserted.get(t, 0)) for t, n in report.rows.items()])
     for table, count in report.relinked.items():
         out.log(f"{table}: {count} reference(s) set back")
+
+
+@app.command("discard")
+def discard(
+    batch: BatchArgument,
+    json: JsonOption = False,
+) -> None:
+    """Remove the files of a leftover batch and mark it discarded.
+
+    A batch is left 'leftover' when its run ended before its delete committed (its rows are
+    still live) and its files could not be removed (permissions, a file tdbctl did not write).
+    Every archive run reports it and goes on; once the cause is fixed, this clears it.
+
+    Example:
+
+        \b
+        tdbctl archive list --status leftover
+        tdbctl archive discard 42
+    """
+    from tdbctl.archive import commands
+
+    out = Output(json)
+    done = commands.discard(settings(), batch)
+    if out.json:
+        out.data(done.document())
+        return
+    out.log(f"batch {done.id} ({done.policy}): files removed, discarded (its rows are live)")
 
 
 def _time(value) -> str:

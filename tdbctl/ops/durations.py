@@ -17,7 +17,10 @@ _UNITS = {
     "mo": timedelta(days=30),
     "y": timedelta(days=365),
 }
-_PATTERN = re.compile(r"^\s*(\d+)\s*(s|min|mo|m|h|d|w|y)\s*$", re.I)
+_PATTERN = re.compile(r"^\s*([0-9]+)\s*(s|min|mo|m|h|d|w|y)\s*$", re.I | re.ASCII)
+LONGEST = timedelta(days=365 * 1000)
+"""Longer ages and windows are typing errors: a cutoff that far back would fall before year 1."""
+EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=timezone.utc), datetime(2999, 12, 31, tzinfo=timezone.utc)
 
 
 def parse_duration(text: str, *, option: str = "duration", allow_zero: bool = False) -> timedelta:
@@ -25,7 +28,10 @@ def parse_duration(text: str, *, option: str = "duration", allow_zero: bool = Fa
     match = _PATTERN.match(text or "")
     if not match:
         raise UsageError(f"{option}: {text!r} is not a duration; use a number and a unit: 90d, 12h, 2w, 6mo, 1y, 30m")
-    value = int(match[1]) * _UNITS[match[2].lower()]
+    count = int(match[1])
+    if count > LONGEST.days * 86400 or count * _UNITS[match[2].lower()] > LONGEST:
+        raise UsageError(f"{option}: {text!r} is longer than 1000 years; give a realistic duration")
+    value = count * _UNITS[match[2].lower()]
     if not value and not allow_zero:
         raise UsageError(f"{option}: {text!r} is zero; give a positive duration")
     return value
@@ -34,12 +40,17 @@ def parse_duration(text: str, *, option: str = "duration", allow_zero: bool = Fa
 def parse_date(text: str, *, option: str = "date") -> datetime:
     """'2025-01-01' or an ISO timestamp -> an aware UTC datetime."""
     try:
+        if not text.isascii():
+            raise ValueError(text)
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
         raise UsageError(f"{option}: {text!r} is not a date; use YYYY-MM-DD or an ISO 8601 timestamp") from None
     if isinstance(parsed, date) and not isinstance(parsed, datetime):  # pragma: no cover - fromisoformat gives datetime
         parsed = datetime(parsed.year, parsed.month, parsed.day)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    if not EARLIEST <= parsed <= LATEST:
+        raise UsageError(f"{option}: {text!r} is outside {EARLIEST.year}-{LATEST.year}")
+    return parsed
 
 
 def utcnow() -> datetime:

@@ -53,14 +53,21 @@ def recorded_run(engine, command: str, options: dict, *, dry_run: bool = False) 
     except BaseException as exc:
         record.status = "failed"
         record.message = record.message or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        try:
+            _finish(engine, record)
+        except Exception:  # the server is gone too: the record stays 'running' until the next run marks it
+            pass
         raise
-    finally:
-        with engine.begin() as conn:
-            conn.execute(
-                sa.update(runs).where(runs.c.id == record.id).values(
-                    status=record.status, finished_at=sa.func.now(), rows=record.rows, message=record.message,
-                )
+    _finish(engine, record)
+
+
+def _finish(engine, record: RunRecord) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(runs).where(runs.c.id == record.id).values(
+                status=record.status, finished_at=sa.func.now(), rows=record.rows, message=record.message,
             )
+        )
 
 
 def save_progress(engine, record: RunRecord) -> None:

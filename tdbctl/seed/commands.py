@@ -102,7 +102,7 @@ def seed_reference(
 def synthetic_plan(random_seed: int, sessions: int, span: str, until: str | None):
     from datetime import timedelta
 
-    from tdbctl.ops.durations import parse_date, parse_duration, utcnow
+    from tdbctl.ops.durations import EARLIEST, parse_date, parse_duration, utcnow
     from tdbctl.seed.synthetic.common import Plan
 
     if sessions < 1:
@@ -111,6 +111,8 @@ def synthetic_plan(random_seed: int, sessions: int, span: str, until: str | None
     if length < timedelta(days=1):
         raise UsageError(f"--span: {span!r} is shorter than a day; synthetic sessions need room (use 90d, 18mo, 2y)")
     end = parse_date(until, option="--until") if until else utcnow().replace(second=0, microsecond=0)
+    if end - length < EARLIEST:
+        raise UsageError(f"--span {span} before --until {end:%Y-%m-%d} starts before {EARLIEST.year}")
     return Plan(random_seed=random_seed, sessions=sessions, start=end - length, end=end)
 
 
