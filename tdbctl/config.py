@@ -105,7 +105,61 @@ def supported(raw: str, source: str) -> str:
             f"unsupported database {backend!r} from {source}: tdbctl works with postgresql:// and sqlite:// URLs"
             if backend else f"malformed database URL from {source}: {mask_secrets(text)!r}"
         )
+    if backend == "postgresql":
+        problem = _libpq_problem(text)
+        if problem:
+            raise ConfigError(f"database URL from {source}: {problem}")
     return text
+
+
+# What libpq accepts, checked here so that a typo is a usage error before anything connects
+# (libpq would only refuse it at connect time, or ignore a bad port until then).
+LIBPQ_KEYWORDS = frozenset("""
+    host hostaddr port dbname user password passfile require_auth channel_binding connect_timeout
+    client_encoding options application_name fallback_application_name keepalives keepalives_idle
+    keepalives_interval keepalives_count tcp_user_timeout replication gssencmode sslmode requiressl
+    sslnegotiation sslcompression sslcert sslkey sslkeylogfile sslpassword sslcertmode sslrootcert sslcrl
+    sslcrldir sslsni requirepeer ssl_min_protocol_version ssl_max_protocol_version krbsrvname gsslib
+    gssdelegation service target_session_attrs load_balance_hosts min_protocol_version max_protocol_version
+    oauth_issuer oauth_client_id oauth_client_secret oauth_scope
+""".split())
+LIBPQ_CHOICES = {
+    "sslmode": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+    "gssencmode": ("disable", "prefer", "require"),
+    "channel_binding": ("disable", "prefer", "require"),
+    "target_session_attrs": ("any", "read-write", "read-only", "primary", "standby", "prefer-standby"),
+    "load_balance_hosts": ("disable", "random"),
+}
+
+
+def _libpq_problem(text: str) -> str | None:
+    from urllib.parse import parse_qsl
+
+    _, _, rest = text.partition("://")
+    location, _, query = rest.partition("?")
+    hosts = location.rsplit("@", 1)[-1].split("/", 1)[0]
+    ports = [_port_of(h) for h in hosts.split(",") if h]
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        return "its query part is not key=value pairs"
+    for key, value in pairs:
+        if key not in LIBPQ_KEYWORDS:
+            return f"unknown connection parameter {key!r}"
+        if key in LIBPQ_CHOICES and value not in LIBPQ_CHOICES[key]:
+            return f"{key}={value!r} is not one of {', '.join(LIBPQ_CHOICES[key])}"
+        if key == "port":
+            ports += value.split(",")
+    for port in ports:
+        if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+            return f"port {port!r} is not a port number (1-65535)"
+    return None
+
+
+def _port_of(host: str) -> str:
+    if host.startswith("["):  # [IPv6]:port
+        return host.partition("]")[2].lstrip(":")
+    return host.rpartition(":")[2] if ":" in host else ""
 
 
 def backend_of(text: str) -> str:

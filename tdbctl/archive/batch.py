@@ -40,7 +40,7 @@ PAUSE_ENV = "TDB_ARCHIVE_PAUSE_AT"
 'written' (the root table's file, the last, fsynced and not yet read back), 'verified' (every
 file read back and checked, no manifest yet), 'deleted'
 (rows deleted and batch marked, not committed), 'committed' (after the first batch's commit).
-Never set it in production."""
+'point:SECONDS' sleeps that long there and goes on. Never set it in production."""
 
 RETRIES = 5
 """Times one batch is run again after a concurrent change rolled it back (RowIO.retryable)."""
@@ -97,10 +97,11 @@ class PolicyResult:
 
 
 def pause(point: str) -> None:
-    if os.environ.get(PAUSE_ENV) == point:
+    where, _, seconds = os.environ.get(PAUSE_ENV, "").partition(":")
+    if where == point:
         sys.stderr.write(f"tdbctl: paused at {point} ({PAUSE_ENV})\n")
         sys.stderr.flush()
-        time.sleep(3600)
+        time.sleep(float(seconds) if seconds else 3600)
 
 
 def stamp(moment: datetime) -> str:

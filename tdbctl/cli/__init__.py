@@ -22,6 +22,37 @@ from tdbctl.cli.common import STATE  # noqa: E402
 # One module per command, each with register(app); the modules import only typer at load time.
 COMMAND_MODULES = (migrate, info, seed, cleanup, archive, backup, stats, reindex)
 
+LARGEST_INTEGER = 2**31 - 1
+"""What an integer option may be: every one is a count, an id or a size that a database integer holds."""
+LARGEST_SECONDS = 2_147_483.0
+"""What a number of seconds (or days) may be: PostgreSQL's timeouts end at 2^31 ms."""
+
+
+def _strict_numbers() -> None:
+    """Every number option, in one place: ASCII digits only (Python's int() also reads '٩٠'),
+    finite (float() reads 'nan' and 'inf'), and within what the database takes, so that a typo is
+    a usage error before anything is opened, never an overflow half-way through."""
+    import math
+
+    from typer._click import types
+
+    convert = types._NumberParamTypeBase.convert
+
+    def strict(self, value, param, ctx):
+        if isinstance(value, str) and not value.isascii():
+            self.fail(f"{value!r} is not a valid {self.name}.", param, ctx)
+        number = convert(self, value, param, ctx)
+        if isinstance(number, float) and not (math.isfinite(number) and abs(number) <= LARGEST_SECONDS):
+            self.fail(f"{value!r} is not a number from 0 to {LARGEST_SECONDS:,.0f}.", param, ctx)
+        if isinstance(number, int) and abs(number) > LARGEST_INTEGER:
+            self.fail(f"{value!r} is too large (at most {LARGEST_INTEGER}).", param, ctx)
+        return number
+
+    types._NumberParamTypeBase.convert = strict
+
+
+_strict_numbers()
+
 app = typer.Typer(
     name="tdbctl",
     help="Operations tool for the database behind AI conversation-training platforms.",

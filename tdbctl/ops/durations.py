@@ -28,10 +28,10 @@ def parse_duration(text: str, *, option: str = "duration", allow_zero: bool = Fa
     match = _PATTERN.match(text or "")
     if not match:
         raise UsageError(f"{option}: {text!r} is not a duration; use a number and a unit: 90d, 12h, 2w, 6mo, 1y, 30m")
-    count = int(match[1])
-    if count > LONGEST.days * 86400 or count * _UNITS[match[2].lower()] > LONGEST:
+    count, unit = int(match[1]), _UNITS[match[2].lower()]
+    if count > LONGEST / unit:
         raise UsageError(f"{option}: {text!r} is longer than 1000 years; give a realistic duration")
-    value = count * _UNITS[match[2].lower()]
+    value = count * unit
     if not value and not allow_zero:
         raise UsageError(f"{option}: {text!r} is zero; give a positive duration")
     return value
