@@ -16,7 +16,11 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 def create_engine(url: URL, *, schemas=None, echo: bool = False) -> sa.Engine:
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, schemas, echo)
-    return sa.create_engine(url, echo=echo, pool_pre_ping=False, poolclass=sa.pool.NullPool)
+    # No server-side prepared statements (psycopg prepares a query run 5 times): through a
+    # transaction pooler they stay on a server connection the next client gets, and collide
+    # ("prepared statement _pg3_0 already exists"). A command gains nothing from them.
+    return sa.create_engine(url, echo=echo, pool_pre_ping=False, poolclass=sa.pool.NullPool,
+                            connect_args={"prepare_threshold": None})
 
 
 def _sqlite_engine(url: URL, schemas, echo: bool) -> sa.Engine:

@@ -58,7 +58,7 @@ def test_info_on_an_unreachable_server_still_says_where_it_is_pointed(tmp_path):
 
 def test_malformed_url_is_a_usage_error(tmp_path):
     result = run_cli("--database-url", "postgresql://ops:hunter2@host:notaport/db", "info", cwd=tmp_path)
-    assert_one_line(result, 2, "malformed database URL from --database-url")
+    assert_one_line(result, 2, "database URL from --database-url: port 'notaport' is not a port number")
     assert "hunter2" not in result.stderr
 
 
@@ -129,3 +129,78 @@ def test_password_from_the_environment_never_shows(pg_server_url, tmp_path):
     report = json.loads(result.stdout)
     assert report["url_source"] == "DATABASE_URL"
     assert "Zebra-Secret-99" not in result.stdout + result.stderr
+
+
+BAD_INPUT = [
+    (["cleanup", "--older-than", "99999999y"], "--older-than"),
+    (["cleanup", "--max-runtime", "99999999y"], "--max-runtime"),
+    (["cleanup", "--older-than", "٩٠d"], "--older-than"),
+    (["cleanup", "--lock-timeout", "nan"], "--lock-timeout"),
+    (["cleanup", "--statement-timeout", "inf"], "--statement-timeout"),
+    (["migrate", "--lock-timeout", "nan"], "--lock-timeout"),
+    (["migrate", "--lock-wait", "inf"], "--lock-wait"),
+    (["stats", "--since", "99999999y"], "--since"),
+    (["seed", "--synthetic", "--span", "99999999y"], "--span"),
+    (["seed", "--synthetic", "--until", "9999-12-31"], "--until"),
+    (["seed", "--synthetic", "--until", "9999-12-31", "--dry-run"], "--until"),
+    (["seed", "--synthetic", "--until", "0001-01-01"], "--until"),
+    (["seed", "--synthetic", "--sessions", "99999999999999999999"], "--sessions"),
+    (["archive", "--to", "{tmp}/archive", "--batch-size", "99999999999999999999"], "--batch-size"),
+    (["archive", "--to", "{tmp}/archive", "--older-than", ""], "--older-than"),
+    (["archive", "--to", "{tmp}/archive", "--older-than", "٩٠d"], "--older-than"),
+    (["archive", "--to", ""], "--to"),
+    (["archive", "--to", "{tmp}/a-file/archive"], "--to"),
+    (["archive", "restore", "99999999999999999999999"], "BATCH"),
+    (["backup", "--to", "{tmp}/backups", "--keep-days", "nan"], "--keep-days"),
+    (["backup", "--to", "{tmp}/backups", "--keep-days", "inf"], "--keep-days"),
+    (["backup", "--to", ""], "--to"),
+    (["backup", "--to", "{tmp}/a-file/backups"], "backup directory"),
+]
+
+
+def test_bad_input_is_a_usage_error_found_before_anything_is_written(tmp_path):
+    """Each of these once ended in exit 1 ('Python int too large', 'Infinity', 'unexpected error'),
+    some after a batch was opened or a backup written."""
+    from test_archive_data import snapshot
+    from tdbctl.config import resolve
+    from tdbctl.engine import create_engine
+    from tdbctl.migrate.commands import upgrade
+
+    db_dir = tmp_path / "db"
+    db_dir.mkdir()
+    settings = resolve(f"sqlite:///{db_dir / 'tdbctl.db'}")
+    upgrade(settings)
+    (tmp_path / "a-file").write_text("")
+    engine = create_engine(settings.url)
+    before = snapshot(engine)
+    files = sorted(p.name for p in db_dir.iterdir())
+    for args, says in BAD_INPUT:
+        args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+        result = run_cli(*args, cwd=db_dir)
+        assert_one_line(result, 2, says)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "db"], args
+        assert sorted(p.name for p in db_dir.iterdir()) == files, args
+    assert snapshot(engine) == before
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM tdbctl.runs").scalar() == 0
+    engine.dispose()
+
+
+@pytest.mark.parametrize("url, says", [
+    ("postgresql://ops:pw@localhost:99999/app", "port '99999'"),
+    ("postgresql://ops:pw@localhost/app?port=0", "port '0'"),
+    ("postgresql://ops:pw@localhost/app?sslmode=bogus", "sslmode='bogus'"),
+    ("postgresql://ops:pw@localhost/app?bogus=1", "unknown connection parameter 'bogus'"),
+])
+@pytest.mark.parametrize("command", [["info"], ["cleanup"], ["backup"], ["migrate"]])
+def test_a_url_libpq_would_refuse_is_a_usage_error_before_connecting(tmp_path, url, says, command):
+    result = run_cli("--database-url", url, *command, cwd=tmp_path)
+    assert_one_line(result, 2, says)
+    assert "pw" not in result.stderr.replace("pw@", "") and list(tmp_path.iterdir()) == []
+
+
+def test_sqlite_files_are_created_owner_only(tmp_path):
+    result = run_cli("migrate", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert len(modes) == 7 and set(modes.values()) == {0o600}, modes

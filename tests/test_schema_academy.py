@@ -20,7 +20,7 @@ from test_schema_create import build_schema
 from tdbctl.engine import create_engine
 from tdbctl.schema import academy
 
-SEED_DIR = Path(__file__).resolve().parents[2] / "shared" / "seed-docs"
+SEED_DIR = Path(__file__).resolve().parent / "seed_docs"
 SEED_002 = (SEED_DIR / "002_35db4b5a31f6bc9b.txt").read_text()
 SEED_004 = (SEED_DIR / "004_ab3a0f2b71c4fddd.txt").read_text()
 SCHEMA = "academy"

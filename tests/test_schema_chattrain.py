@@ -19,7 +19,7 @@ from tdbctl.schema import chattrain as ct
 from tests.test_schema_create import build_schema
 
 SCHEMA = "chattrain"
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed-docs" / "003_a62b065dfde43b33.txt"
+SEED = Path(__file__).resolve().parent / "seed_docs" / "003_a62b065dfde43b33.txt"
 SEED_TEXT = SEED.read_text()
 
 # tdbctl's migration ledger replaces the seed's own.

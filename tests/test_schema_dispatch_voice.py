@@ -20,7 +20,7 @@ from tdbctl.engine import create_engine
 from tdbctl.schema import dispatch, objects_of, voice
 from tdbctl.schema.base import metadata
 
-SEED_DIR = Path(__file__).resolve().parents[2] / "shared" / "seed-docs"
+SEED_DIR = Path(__file__).resolve().parent / "seed_docs"
 DISPATCH_SEED = (SEED_DIR / "000_9aa2b0bd697859f8.txt").read_text()
 VOICE_SEED = (SEED_DIR / "001_2fc5b40f3eef100d.txt").read_text()
 

@@ -29,7 +29,7 @@ from tdbctl.seed import NotMigrated, seed_reference
 from tdbctl.seed.files import SeedFileError
 from tdbctl.seed.spec import DOMAIN_KINDS, SEED_MARKER, STABLE_ID_NAMESPACE
 
-SEED_DOCS = Path(__file__).resolve().parents[2] / "shared" / "seed-docs"
+SEED_DOCS = Path(__file__).resolve().parent / "seed_docs"
 REFERENCE_TABLES = sorted({k.table for kinds in DOMAIN_KINDS.values() for top in kinds
                            for k in (top, *top.children, *(g for c in top.children for g in c.children))})
 

@@ -280,18 +280,24 @@ def test_watch_refreshes_on_a_terminal(sqlite_url, tmp_path):
             except OSError:
                 break
     process.send_signal(signal.SIGINT)
-    # Keep draining the terminal: a full pty buffer would block the process's last writes.
-    deadline = time.monotonic() + 30
+    # Keep draining the terminal: a full pty buffer would block the process's last writes. Once
+    # the terminal reads EIO the process has closed its side and is on its way out: wait for it.
+    interrupted = time.monotonic()
+    deadline = interrupted + 30
     while process.poll() is None and time.monotonic() < deadline:
         if select.select([controller], [], [], 0.2)[0]:
             try:
                 screen += os.read(controller, 65536)
             except OSError:
+                try:
+                    process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
                 break
     if process.poll() is None:
         state = _signal_state(process.pid)
         process.kill()
-        raise AssertionError(f"stats --watch still running 30 s after SIGINT; {state}; "
+        raise AssertionError(f"stats --watch still running {time.monotonic() - interrupted:.1f} s after SIGINT; {state}; "
                              f"this process: SIGINT handler {signal.getsignal(signal.SIGINT)!r}, "
                              f"blocked {signal.pthread_sigmask(signal.SIG_BLOCK, [])}; screen ends {screen[-300:]!r}")
     assert process.wait(timeout=5) == 0

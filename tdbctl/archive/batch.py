@@ -137,9 +137,11 @@ def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
     # Batches follow the rows' physical order (ctid, rowid), not the key's: with random keys
     # (UUIDs) a key-ordered batch would touch nearly every page of the table and its children.
     walk = ctx.dialect.locator_keyset(tree.root)
-    keys = keys_table(tree.key, age, walk.column.type)
-    keys.create(ctx.conn)
-    ctx.conn.commit()
+    per_transaction = ctx.io.keys_per_transaction
+    keys = keys_table(tree.key, age, walk.column.type, per_transaction=per_transaction)
+    if not per_transaction:
+        keys.create(ctx.conn)
+        ctx.conn.commit()
     try:
         after, swept, retries = None, False, 0
         while True:
@@ -178,16 +180,19 @@ def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
         result.held_by = tree.held_by if result.blocked else []
     except BaseException:
         try:  # the temporary table goes with the session anyway: never let it hide the real error
-            ctx.conn.rollback()
-            keys.drop(ctx.conn)
-            ctx.conn.commit()
+            _drop_keys(ctx, keys)
         except Exception:
             pass
         raise
-    ctx.conn.rollback()
-    keys.drop(ctx.conn)
-    ctx.conn.commit()
+    _drop_keys(ctx, keys)
     return result
+
+
+def _drop_keys(ctx: Context, keys: sa.Table) -> None:
+    ctx.conn.rollback()
+    if not ctx.io.keys_per_transaction:
+        keys.drop(ctx.conn)
+        ctx.conn.commit()
 
 
 def _blocked(ctx: Context, tree: CascadeTree, policy, cutoff) -> int:
@@ -276,7 +281,10 @@ def _write_and_delete(ctx: Context, policy, tree, archive_table, keys, cutoff, a
     touched = [*tree.members, *(link.child for link in tree.detached),
                *([archive_table] if archive_table is not None else []), catalog.batches]
     ctx.dialect.reserve_for_write(conn, touched)
-    conn.execute(sa.delete(keys))
+    if ctx.io.keys_per_transaction:
+        keys.create(conn)
+    else:
+        conn.execute(sa.delete(keys))
     select = eligible(tree, policy, ctx.metadata, cutoff, after, walk).limit(ctx.batch_size).with_for_update(
         of=tree.root)
     conn.execute(sa.insert(keys).from_select([c.name for c in keys.columns], select))

@@ -27,11 +27,15 @@ class RowIO:
     batch_size = 5000
     """Default root rows per batch: what keeps one batch's transaction around a second."""
 
+    keys_per_transaction = False
+    """True: the batch's keys table lives and dies with each batch's transaction (ON COMMIT DROP),
+    so that nothing of a batch stays with a server connection a pooler hands on."""
+
     def prepare(self, conn) -> None:
-        """Per connection: settings the line format depends on (time zone)."""
+        """Once per run: what the line format depends on (the server's version)."""
 
     def begin_batch(self, conn) -> None:
-        """The first statement of a batch's transaction (its isolation level)."""
+        """The first statements of a batch's transaction (its isolation level, its time zone)."""
 
     def retryable(self, exc: BaseException) -> bool:
         """``exc`` ended a batch only because of a concurrent change: the batch may run again."""
@@ -78,13 +82,14 @@ class RowIO:
         raise NotImplementedError
 
 
-def keys_table(key: sa.Column, time: sa.Column | None, locator_type) -> sa.Table:
-    """The batch's root keys, their age and row locator, in a temporary table of the connection."""
+def keys_table(key: sa.Column, time: sa.Column | None, locator_type, *, per_transaction: bool) -> sa.Table:
+    """The batch's root keys, their age and row locator, in a temporary table of the connection
+    (``per_transaction``: of the transaction)."""
     return sa.Table(KEYS_TABLE, sa.MetaData(),
                     sa.Column("k", key.type, primary_key=True),
                     sa.Column("t", time.type if time is not None else sa.DateTime(timezone=True)),
                     sa.Column("loc", locator_type),
-                    prefixes=["TEMPORARY"])
+                    prefixes=["TEMPORARY"], **({"postgresql_on_commit": "DROP"} if per_transaction else {}))
 
 
 def rowio_for(name: str) -> RowIO:

@@ -143,9 +143,9 @@ class PostgresRowIO(RowIO):
 
     # -- archive ---------------------------------------------------------------------------------
 
+    keys_per_transaction = True
+
     def prepare(self, conn) -> None:
-        # to_json writes timestamptz in the session's zone: UTC makes every file read the same.
-        conn.exec_driver_sql("SET TIME ZONE 'UTC'")
         self._json_scalar = int(conn.exec_driver_sql("SHOW server_version_num").scalar()) >= 160000
 
     def keys_chosen(self, conn, keys: sa.Table, tree: CascadeTree) -> None:
@@ -160,6 +160,8 @@ class PostgresRowIO(RowIO):
 
     def begin_batch(self, conn) -> None:
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        # to_json writes timestamptz in the session's zone: UTC makes every file read the same.
+        conn.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
 
     def retryable(self, exc: BaseException) -> bool:
         # psycopg's own error from a COPY, or SQLAlchemy's wrapping it from a statement.

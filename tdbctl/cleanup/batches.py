@@ -163,7 +163,6 @@ class PolicyDeleter:
         self.batch_size = request.batch_size or DEFAULT_BATCH_SIZE
         self.pages: _PageWalk | None = None
         self.walk_pages = False
-        self.autocommit = False
 
     def run(self) -> PolicyOutcome:
         """Pass after pass until a pass deletes nothing: a row skipped as locked, or stepped
@@ -215,21 +214,13 @@ class PolicyDeleter:
             started = time.monotonic()
             try:
                 if self.walk_pages and self.pages is None:
-                    # Sizing the table takes a lock (an ALTER TABLE holds it): under the timeouts
-                    # (from the second pass on, the session's, as the connection is in autocommit).
+                    # Sizing the table takes a lock (an ALTER TABLE holds it): under the timeouts.
                     with self.conn.begin():
                         self.db.dialect.set_batch_timeouts(self.conn, self.request.lock_timeout, self.request.statement_timeout)
                         walk = self.db.dialect.page_walk(self.conn, self.table)
                     self.walk_pages = walk is not None
                     size = self.request.batch_size or DEFAULT_PAGE_BATCH_SIZE
                     self.pages = _PageWalk(*walk, size) if walk else None
-                    if walk and not self.autocommit:
-                        # A range is one DELETE, a transaction by itself: in autocommit, with the
-                        # timeouts set once for the session, a batch is one round trip instead of
-                        # four (BEGIN, timeouts, DELETE, COMMIT).
-                        self.conn.execution_options(isolation_level="AUTOCOMMIT")
-                        self._session_timeouts(probe=True)
-                        self.autocommit = True
                 if self.pages is not None:
                     selected, new_last, rows, cleared = self._page_batch()
                 else:
@@ -279,11 +270,6 @@ class PolicyDeleter:
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
         return True
 
-    def _session_timeouts(self, *, probe: bool) -> None:
-        lock_timeout = min(PROBE_LOCK_TIMEOUT, self.request.lock_timeout) if probe else self.request.lock_timeout
-        with self.conn.begin():
-            self.db.dialect.set_batch_timeouts(self.conn, lock_timeout, self.request.statement_timeout, local=False)
-
     def _page_batch(self):
         """Delete the policy's rows on the walk's next range of pages.
 
@@ -291,26 +277,25 @@ class PolicyDeleter:
         range is held by anyone (nearly always), that is the whole batch, at the cost of a plain
         DELETE. When one is, it gives up after those few milliseconds, and the range goes again
         with FOR UPDATE SKIP LOCKED: the held rows stay for a later pass and the others go.
+        Each is a transaction of its own, its timeouts SET LOCAL (nothing stays on a pooled
+        server connection), its claim checked inside it.
         """
         dialect, first, end = self.db.dialect, self.pages.next, self.pages.end()
-        # Each DELETE commits itself (autocommit): the claim is checked and locked inside it.
-        where = sa.and_(self.where, self.claim.held())
         try:
-            with self.conn.begin():
-                deleted = dialect.delete_page_range(self.conn, self.table, where, first, end, skip_locked=False)
+            deleted = self._range(first, end, skip_locked=False)
         except (sa_exc.OperationalError, sa_exc.DBAPIError) as exc:
             if dialect.transient_error(exc) != "lock_timeout":
                 raise
-            self._session_timeouts(probe=False)
-            try:
-                with self.conn.begin():
-                    deleted = dialect.delete_page_range(self.conn, self.table, where, first, end, skip_locked=True)
-            finally:
-                self._session_timeouts(probe=True)
-        if not deleted:  # nothing in the range, or the claim is gone: say which
-            with self.conn.begin():
-                self.claim.check(self.conn)
+            deleted = self._range(first, end, skip_locked=True)
         return deleted, None, {self.table.fullname: deleted} if deleted else {}, {}
+
+    def _range(self, first: int, end: int, *, skip_locked: bool) -> int:
+        lock_timeout = self.request.lock_timeout if skip_locked else min(PROBE_LOCK_TIMEOUT, self.request.lock_timeout)
+        with self.conn.begin():
+            self.db.dialect.set_batch_timeouts(self.conn, lock_timeout, self.request.statement_timeout)
+            self.claim.check(self.conn)
+            return self.db.dialect.delete_page_range(self.conn, self.table, self.where, first, end,
+                                                     skip_locked=skip_locked)
 
     def _batch(self, conn, last):
         dialect, table, keyset = self.db.dialect, self.table, self.keyset

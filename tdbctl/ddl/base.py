@@ -131,9 +131,9 @@ class Dialect:
         """A clause matching the rows at these locators."""
         return self.row_locator(table).in_(locators)
 
-    def set_batch_timeouts(self, conn, lock_timeout: float, statement_timeout: float, *, local: bool = True) -> None:
-        """Bound the current batch transaction: how long it may wait for a lock, and run
-        (local=False: every statement of the session from now on, for autocommit batches)."""
+    def set_batch_timeouts(self, conn, lock_timeout: float, statement_timeout: float) -> None:
+        """Bound the current batch transaction: how long it may wait for a lock, and run. Only
+        the transaction: nothing stays on the connection (a pooler hands it on)."""
 
     def transient_error(self, exc: BaseException) -> str | None:
         """'lock_timeout', 'statement_timeout', 'deadlock' or 'busy' when ``exc`` means "try this

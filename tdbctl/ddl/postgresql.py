@@ -197,15 +197,14 @@ class PostgresDialect(Dialect):
         array = sa.cast(sa.literal(list(locators), ARRAY(sa.Text())), ARRAY(tid_type()))
         return self.row_locator(table) == sa.any_(array)
 
-    def set_batch_timeouts(self, conn, lock_timeout: float, statement_timeout: float, *, local: bool = True) -> None:
-        # One round trip for the three (set_config(..., true) is SET LOCAL, false plain SET). A
-        # batch lost in a crash is deleted again by the next run: it need not wait for its WAL
-        # flush, which would compete with the live writers' commits.
+    def set_batch_timeouts(self, conn, lock_timeout: float, statement_timeout: float) -> None:
+        # One round trip for the three (set_config(..., true) is SET LOCAL). A batch lost in a
+        # crash is deleted again by the next run: it need not wait for its WAL flush, which
+        # would compete with the live writers' commits.
         conn.exec_driver_sql(
-            "SELECT set_config('lock_timeout', %(lock)s, %(local)s), set_config('statement_timeout', %(statement)s, %(local)s), "
-            "set_config('synchronous_commit', 'off', %(local)s)",
-            {"lock": f"{max(1, int(lock_timeout * 1000))}ms", "statement": f"{max(1, int(statement_timeout * 1000))}ms",
-             "local": local},
+            "SELECT set_config('lock_timeout', %(lock)s, true), set_config('statement_timeout', %(statement)s, true), "
+            "set_config('synchronous_commit', 'off', true)",
+            {"lock": f"{max(1, int(lock_timeout * 1000))}ms", "statement": f"{max(1, int(statement_timeout * 1000))}ms"},
         )
 
     def transient_error(self, exc: BaseException) -> str | None:

@@ -85,7 +85,7 @@ class SqliteDialect(Dialect):
         # rowid is the table's b-tree key: ORDER BY rowid costs nothing.
         return LocatorKeyset(column=rowid, after=lambda last: rowid > last, order_by=(rowid,), sort_key=int)
 
-    def set_batch_timeouts(self, conn, lock_timeout: float, statement_timeout: float, *, local: bool = True) -> None:
+    def set_batch_timeouts(self, conn, lock_timeout: float, statement_timeout: float) -> None:
         # SQLite has one writer at a time and no statement timeout: a batch waits for the write
         # lock at most lock_timeout, then is retried after a pause like a PostgreSQL lock timeout.
         conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(1, int(lock_timeout * 1000))}")

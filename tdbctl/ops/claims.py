@@ -129,15 +129,6 @@ class Claim:
                 "so another run may take it over): stopped; nothing of the current batch was committed, "
                 "and a new run continues where this one stopped")
 
-    def held(self):
-        """The same check as a condition, for a statement that is a transaction by itself (a
-        DELETE in autocommit): true while the claim is ours, locking it as :meth:`check` does."""
-        import sqlalchemy as sa
-
-        claims = _table()
-        return sa.exists(sa.select(claims.c.id).where(claims.c.id == self.id, claims.c.token == self.token)
-                         .with_for_update(read=True, key_share=True))
-
     def renew(self) -> bool:
         """Extend the lease in a transaction of its own; False when the claim is gone."""
         import sqlalchemy as sa
@@ -193,8 +184,11 @@ def has_claims_table(conn) -> bool:
     return found
 
 
-def take(db, command: str, wait_seconds: float = 0.0) -> Claim:
-    """Take ``command``'s claim, polling up to ``wait_seconds``; LockHeld names who holds it."""
+def take(db, command: str, wait_seconds: float = 0.0, *, renew: bool = True) -> Claim:
+    """Take ``command``'s claim, polling up to ``wait_seconds``; LockHeld names who holds it.
+
+    ``renew=False``: the caller starts the renewal thread itself (Claim.start_renewing) once it
+    has forked what it forks, within the lease; a fork copies no thread, but a lock one held."""
     with db.engine.connect() as conn:
         if not has_claims_table(conn):
             raise NotMigrated(
@@ -204,7 +198,8 @@ def take(db, command: str, wait_seconds: float = 0.0) -> Claim:
     while True:
         outcome = _try_take(db, command)
         if isinstance(outcome, Claim):
-            outcome.start_renewing()
+            if renew:
+                outcome.start_renewing()
             return outcome
         if time.monotonic() >= deadline:
             waited = f" (waited {wait_seconds:g} s)" if wait_seconds else ""
@@ -257,9 +252,9 @@ def _try_take(db, command: str):
 
 
 @contextmanager
-def claimed(db, command: str, wait_seconds: float = 0.0) -> Iterator[Claim]:
+def claimed(db, command: str, wait_seconds: float = 0.0, *, renew: bool = True) -> Iterator[Claim]:
     """Hold ``command``'s claim for the block; LockHeld when a run it excludes holds one."""
-    claim = take(db, command, wait_seconds)
+    claim = take(db, command, wait_seconds, renew=renew)
     db.claim = claim
     try:
         yield claim

@@ -133,7 +133,7 @@ def connect(settings: Settings, *, database: str | None = None, autocommit: bool
     import psycopg
 
     try:
-        conn = psycopg.connect(**params(settings, database=database), autocommit=autocommit)
+        conn = psycopg.connect(**params(settings, database=database), autocommit=autocommit, prepare_threshold=None)
     except psycopg.Error as exc:
         failure = MissingDatabase if "does not exist" in str(exc) and "database" in str(exc) else ConnectFailed
         raise failure(f"cannot connect to {settings.masked_url}: {driver_message(exc, settings)}") from exc

@@ -52,7 +52,8 @@ def seed_run(settings: Settings, options: dict, *, dry_run: bool, lock_wait: flo
 
     with open_database(settings) as db:
         require_head(db)
-        with claimed(db, SEED_COMMAND, lock_wait):
+        # Renewed from the first domain's start (synthetic.generate forks its producers first).
+        with claimed(db, SEED_COMMAND, lock_wait, renew=False):
             mark_killed(db.engine, "seed")
             with recorded_run(db.engine, "seed", options, dry_run=dry_run) as run:
                 yield db, run
@@ -78,6 +79,7 @@ def seed_reference(
     report = ReferenceReport(dry_run, selected, [f.name for files in loaded.values() for f in files])
     options = {"reference": True, "domains": selected, "dry_run": dry_run, "seeds_dir": str(root)}
     with seed_run(settings, options, dry_run=dry_run, lock_wait=lock_wait) as (db, run):
+        db.claim.start_renewing()
         translate = lambda orig: driver_message(orig, settings)  # noqa: E731
         for domain in selected:
             if not loaded[domain]:
@@ -187,6 +189,7 @@ def remove_synthetic(
     removed: dict[str, int] = {}
     with seed_run(settings, {"remove_synthetic": True, "domains": selected}, dry_run=False,
                   lock_wait=lock_wait) as (db, run):
+        db.claim.start_renewing()
         for domain in selected:
             with db.connect() as conn, conn.begin():
                 db.claim.check(conn)

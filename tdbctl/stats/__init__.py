@@ -59,15 +59,15 @@ def collect(settings, *, since: timedelta = timedelta(days=7), since_text: str =
                 ("indexes", collector.indexes), ("top_queries", lambda: collector.top_queries(top)),
                 ("files", collector.files),
             ):
-                report[section] = _read(section, read, collector.notes, settings)
-            report["integrity"] = (_read("integrity", collector.integrity, collector.notes, settings)
+                report[section] = _read(section, read, collector.notes, settings, conn)
+            report["integrity"] = (_read("integrity", collector.integrity, collector.notes, settings, conn)
                                    if integrity_check else None)
             report["platform"] = None
             if platform:
                 from tdbctl.stats import platform as figures
 
                 report["platform"] = {"since": since_text, "start": now - since, "figures": _read(
-                    "platform", lambda: figures.gather(conn, since, now), collector.notes, settings)}
+                    "platform", lambda: figures.gather(conn, since, now), collector.notes, settings, conn)}
             if report["activity"].get("hidden_sessions"):
                 collector.notes.append(
                     f"{report['activity']['hidden_sessions']} sessions of other roles are only partly visible "
@@ -93,8 +93,9 @@ _EMPTY = {
 }
 
 
-def _read(section: str, read, notes: list[str], settings):
-    """One section; if the database refuses it (a privilege, a timeout), a note and the empty form."""
+def _read(section: str, read, notes: list[str], settings, conn):
+    """One section, a transaction of its own; if the database refuses it (a privilege, a timeout),
+    a note and the empty form."""
     import sqlalchemy.exc as sa_exc
 
     from tdbctl.runtime import driver_message
@@ -105,6 +106,8 @@ def _read(section: str, read, notes: list[str], settings):
         if exc.connection_invalidated:
             raise
         notes.append(f"{section}: not read: {driver_message(exc.orig, settings)}")
-        empty = _EMPTY[section]
-        return {k: (list(v) if isinstance(v, list) else v) for k, v in empty.items()} if isinstance(
-            empty, dict) else (list(empty) if isinstance(empty, list) else empty)
+    finally:
+        conn.rollback()
+    empty = _EMPTY[section]
+    return {k: (list(v) if isinstance(v, list) else v) for k, v in empty.items()} if isinstance(
+        empty, dict) else (list(empty) if isinstance(empty, list) else empty)

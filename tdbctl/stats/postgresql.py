@@ -129,12 +129,21 @@ class PostgresCollector:
 
     @staticmethod
     def connect(engine):
-        """Autocommit, so one failed query (a lock or statement timeout) spoils no other; bounded
-        waits, so a page opened during an incident never hangs behind the incident's locks."""
-        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        conn.exec_driver_sql(f"SET statement_timeout = '{STATEMENT_TIMEOUT_MS}ms'")
-        conn.exec_driver_sql(f"SET lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
-        conn.exec_driver_sql("SET application_name = 'tdbctl stats'")
+        """Bounded waits, so a page opened during an incident never hangs behind the incident's
+        locks: set at the start of every transaction (SET LOCAL), so that nothing of ours stays
+        on a server connection a pooler hands to the application next. Each section is a
+        transaction of its own (stats._read ends it): one failed query spoils no other section."""
+        from sqlalchemy import event
+
+        conn = engine.connect()
+
+        @event.listens_for(conn, "begin")
+        def _bounded(connection):
+            connection.exec_driver_sql(
+                "SELECT set_config('statement_timeout', %(statement)s, true), "
+                "set_config('lock_timeout', %(lock)s, true), set_config('application_name', 'tdbctl stats', true)",
+                {"statement": f"{STATEMENT_TIMEOUT_MS}ms", "lock": f"{LOCK_TIMEOUT_MS}ms"})
+
         return conn
 
     def _sized(self, read):
@@ -144,6 +153,7 @@ class PostgresCollector:
         except Exception as exc:
             if "lock timeout" not in str(exc) and "statement timeout" not in str(exc):
                 raise
+            self.conn.rollback()
             self.catalog_only = True
             self.notes.append("sizes are pg_class estimates: a relation was locked while reading its files")
             return read()

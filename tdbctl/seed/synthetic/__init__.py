@@ -71,6 +71,8 @@ def generate(db, plan: Plan, domains: list[str], *, dry_run: bool = False, progr
     started = time.perf_counter()
     counts: dict[str, Counter] = {}
     producers = Producers(0 if dry_run or not _encodes(db, domains) else len(domains))
+    if db.claim is not None:  # its thread only now: the producers were forked with this one alone
+        db.claim.start_renewing()
     try:
         if workers == 1:
             for domain in domains:
