@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from conftest import run_cli
 from test_archive import batch_files
 from test_archive_data import _pg_template, _sqlite_template, archive_db, fill, snapshot  # noqa: F401
-from test_archive_kill import POLICY, VOICE, _env, _uuid, catalog, run_statuses, start_paused
+from test_archive_kill import POLICY, VOICE, _uuid, catalog, run_statuses, start_paused
 from tdbctl.errors import LockHeld
 from tdbctl.ops import claims as claims_module
 from tdbctl.ops.claims import ClaimLost, claimed, take

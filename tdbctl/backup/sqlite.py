@@ -110,7 +110,7 @@ class SqliteBackup(BackupStrategy):
         Path(main).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(target.url)  # only for its lock file: never connects
         try:
-            with dialect_for("sqlite").exclusive_run(engine, RESTORE_LOCK, 0.0):
+            with dialect_for("sqlite").run_lock(engine, RESTORE_LOCK, 0.0):
                 if finish_interrupted(main):
                     log(f"finished an interrupted restore of {main} before this one")
                 clean_temporaries(main, ALL_SCHEMAS)

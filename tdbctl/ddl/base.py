@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from tdbctl.errors import LockHeld
 
 LOCK_POLL_SECONDS = 0.25
 
@@ -68,39 +66,16 @@ class Dialect:
         PostgreSQL locks rows as statements touch them: nothing to do. SQLite locks whole files.
         """
 
-    def try_lock(self, handle, name: str) -> bool:
-        raise NotImplementedError
-
-    def unlock(self, handle, name: str) -> None:
-        raise NotImplementedError
-
-    def open_lock_handle(self, engine):
-        raise NotImplementedError
-
     @contextmanager
-    def exclusive_run(self, engine, name: str, wait_seconds: float = 0.0) -> Iterator[None]:
-        """Hold the named tdbctl lock for this database; raise LockHeld after ``wait_seconds``.
+    def run_lock(self, engine, name: str, wait_seconds: float = 0.0) -> Iterator[None]:
+        """A lock this process holds for a whole run, on a database that may have no tdbctl tables
+        yet (migrate's first run); LockHeld after ``wait_seconds``. Nothing by default: a lock held
+        across transactions by a session would stay behind on a pooled server connection."""
+        yield
 
-        The lock is polled (never a blocking wait): a blocking advisory lock can deadlock with
-        CREATE INDEX CONCURRENTLY, and polling lets the loser give up on time.
-        """
-        handle = self.open_lock_handle(engine)
-        try:
-            deadline = time.monotonic() + wait_seconds
-            while not self.try_lock(handle, name):
-                if time.monotonic() >= deadline:
-                    waited = f" after waiting {wait_seconds:g}s" if wait_seconds else ""
-                    raise LockHeld(f"another tdbctl {name} is running on this database{waited}")
-                time.sleep(LOCK_POLL_SECONDS)
-            try:
-                yield
-            finally:
-                self.unlock(handle, name)
-        finally:
-            self.close_lock_handle(handle)
-
-    def close_lock_handle(self, handle) -> None:
-        handle.close()
+    def transaction_lock(self, conn, name: str, wait_seconds: float = 0.0) -> None:
+        """The same lock, taken inside the open transaction and gone with it (polled: a blocking
+        wait could deadlock with CREATE INDEX CONCURRENTLY); LockHeld after ``wait_seconds``."""
 
     # --- Claims (tdbctl/ops/claims.py) --------------------------------------------------------------
 

@@ -130,24 +130,19 @@ class PostgresDialect(Dialect):
             found |= {tuple(r) for r in hypertables}
         return found
 
-    def open_lock_handle(self, engine):
-        # A connection of its own, in autocommit, so the session lock outlives the migration's
-        # transactions and never sits inside one.
-        return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    def transaction_lock(self, conn, name: str, wait_seconds: float = 0.0) -> None:
+        import time
 
-    def try_lock(self, handle, name: str) -> bool:
-        return bool(
-            handle.exec_driver_sql(
-                "SELECT pg_try_advisory_lock(%(cls)s, %(key)s)",
-                {"cls": ADVISORY_CLASS_ID, "key": advisory_key(name)},
-            ).scalar()
-        )
+        from tdbctl.ddl.base import LOCK_POLL_SECONDS
+        from tdbctl.errors import LockHeld
 
-    def unlock(self, handle, name: str) -> None:
-        handle.exec_driver_sql(
-            "SELECT pg_advisory_unlock(%(cls)s, %(key)s)",
-            {"cls": ADVISORY_CLASS_ID, "key": advisory_key(name)},
-        )
+        deadline = time.monotonic() + wait_seconds
+        while not conn.exec_driver_sql("SELECT pg_try_advisory_xact_lock(%(cls)s, %(key)s)",
+                                       {"cls": ADVISORY_CLASS_ID, "key": advisory_key(name)}).scalar():
+            if time.monotonic() >= deadline:
+                waited = f" after waiting {wait_seconds:g}s" if wait_seconds else ""
+                raise LockHeld(f"another tdbctl {name} is running on this database{waited}")
+            time.sleep(LOCK_POLL_SECONDS)
 
     # --- Claims ------------------------------------------------------------------------------------
 

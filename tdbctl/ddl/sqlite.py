@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 import zlib
 from contextlib import contextmanager
 
-from tdbctl.ddl.base import Dialect
+from tdbctl.ddl.base import LOCK_POLL_SECONDS, Dialect
 
 
 class SqliteDialect(Dialect):
@@ -37,28 +38,29 @@ class SqliteDialect(Dialect):
 
     # Locks: byte-range locks on one file beside the database, one byte per lock name. The
     # kernel drops them when the process dies, so a killed run never leaves a stale lock.
-    def open_lock_handle(self, engine):
+    @contextmanager
+    def run_lock(self, engine, name: str, wait_seconds: float = 0.0):
+        from tdbctl.errors import LockHeld
+
         database = engine.url.database
         if not database or database == ":memory:":
-            return None
-        return os.open(f"{database}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-
-    def try_lock(self, handle, name: str) -> bool:
-        if handle is None:
-            return True
+            yield
+            return
+        handle = os.open(f"{database}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _lock_offset(name))
-        except OSError:
-            return False
-        return True
-
-    def unlock(self, handle, name: str) -> None:
-        if handle is not None:
-            fcntl.lockf(handle, fcntl.LOCK_UN, 1, _lock_offset(name))
-
-    def close_lock_handle(self, handle) -> None:
-        if handle is not None:
-            os.close(handle)
+            deadline = time.monotonic() + wait_seconds
+            while True:
+                try:
+                    fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _lock_offset(name))
+                    break
+                except OSError:
+                    if time.monotonic() >= deadline:
+                        waited = f" after waiting {wait_seconds:g}s" if wait_seconds else ""
+                        raise LockHeld(f"another tdbctl {name} is running on this database{waited}") from None
+                    time.sleep(LOCK_POLL_SECONDS)
+            yield
+        finally:
+            os.close(handle)  # and with it the lock
 
     # --- Claims: on this machine's files, so a claim lives exactly as long as its process -----------
 

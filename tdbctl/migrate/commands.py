@@ -143,13 +143,14 @@ def steps_between(script, lower: str | None, upper: str) -> list[Revision]:
 
 @contextmanager
 def exclusive(db: Database, lock_wait: float):
-    """migrate's own lock, which works on a database without tdbctl's tables, and, once the
+    """migrate's own lock, which works on a database without tdbctl's tables (SQLite: for the
+    run; PostgreSQL: inside the migration's transaction, see environment.py), and, once the
     database has them, the schema claim that keeps every other changing run out (and waits for
     none to be running): the migration transaction checks that claim as its first statement."""
     from tdbctl.ops.claims import claimed, has_claims_table
 
     started = time.monotonic()
-    with db.dialect.exclusive_run(db.engine, MIGRATE_LOCK, lock_wait):
+    with db.dialect.run_lock(db.engine, MIGRATE_LOCK, lock_wait):
         with db.connect() as conn:
             claims = has_claims_table(conn)
         if not claims:
@@ -244,10 +245,14 @@ def upgrade(
             if problems:
                 raise PrerequisiteError("; ".join(problems) + "; nothing was changed")
         conn.commit()
-        config = alembic_config(settings, connection=conn, claim=db.claim, **_timeouts(lock_timeout))
+        config = alembic_config(settings, connection=conn, claim=db.claim, lock_wait=lock_wait,
+                                **_timeouts(lock_timeout))
         command.upgrade(config, target)
         conn.commit()
         after = current_revision(conn)
+    if config.attributes.get("started_from", before) != before:  # another migrate got there first
+        before = config.attributes["started_from"]
+        steps = steps_between(script, before, after) if after and before != after else []
     return MigrationResult(before, after, steps)
 
 
@@ -307,7 +312,8 @@ def downgrade(
         lower = None if target == "base" else target
         steps = list(reversed(steps_between(script, lower, before))) if before else []
         conn.commit()
-        config = alembic_config(settings, connection=conn, claim=db.claim, **_timeouts(lock_timeout))
+        config = alembic_config(settings, connection=conn, claim=db.claim, lock_wait=lock_wait,
+                                **_timeouts(lock_timeout))
         command.downgrade(config, target)
         conn.commit()
         after = current_revision(conn)
@@ -322,6 +328,9 @@ def repair(settings: Settings) -> list[ChecksumProblem]:
 
     script = script_directory(settings)
     with open_database(settings) as db, exclusive(db, 0), db.connect() as conn:
+        db.dialect.transaction_lock(conn, MIGRATE_LOCK)
+        if db.claim is not None:
+            db.claim.check(conn)
         problems = checksum_problems(conn, script)
         for problem in problems:
             if problem.actual is None:

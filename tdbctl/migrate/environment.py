@@ -72,7 +72,13 @@ def run_migrations(context) -> None:
         context.configure(connection=connection, on_version_apply=Recorder(), **alembic_options(dialect.name))
     with context.begin_transaction():
         dialect.set_lock_timeout(context.execute, lock_timeout)
-        if attributes.get("claim") is not None:
-            attributes["claim"].check(attributes["connection"])
+        if not context.is_offline_mode():
+            from tdbctl.migrate.commands import MIGRATE_LOCK
+
+            dialect.transaction_lock(connection, MIGRATE_LOCK, attributes.get("lock_wait", 0.0))
+            if attributes.get("claim") is not None:
+                attributes["claim"].check(connection)
+            # Under the lock: another migrate may have done the work while this one waited.
+            attributes["started_from"] = context.get_context().get_current_revision()
         dialect.prepare_schemas(context.execute, ALL_SCHEMAS)
         context.run_migrations()
