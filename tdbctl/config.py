@@ -19,6 +19,7 @@ from tdbctl.errors import ConfigError
 CONFIG_FILE = "tdbctl.toml"
 DEFAULT_SQLITE_FILE = "tdbctl.db"
 ENV_VARS = ("TDB_DATABASE_URL", "DATABASE_URL")
+DIRECT_ENV = "TDB_DIRECT_URL"
 SUPPORTED_BACKENDS = ("postgresql", "sqlite")
 
 _USERINFO_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*):(?P<pw>[^@\s]*)@", re.I)
@@ -43,6 +44,16 @@ class Settings:
     text: str
     source: str
     file_settings: dict = field(default_factory=dict)
+    direct_text: str | None = None
+    """TDB_DIRECT_URL or [database] direct_url: the server itself, for what cannot go through a
+    transaction pooler (REINDEX CONCURRENTLY, VACUUM, pg_dump)."""
+    direct_source: str | None = None
+
+    @property
+    def direct(self) -> "Settings | None":
+        if not self.direct_text:
+            return None
+        return Settings(text=self.direct_text, source=self.direct_source or DIRECT_ENV, file_settings=self.file_settings)
 
     @cached_property
     def url(self):
@@ -91,7 +102,22 @@ def resolve(cli_url: str | None = None, *, directory: Path | None = None, enviro
     if raw is None:
         raw = f"sqlite:///{directory / DEFAULT_SQLITE_FILE}"
         source = "default (SQLite file in the current directory)"
-    return Settings(text=supported(raw, source), source=source, file_settings=file_settings)
+    direct, direct_source = _pick_direct(environ, file_settings)
+    if direct is not None:
+        direct = supported(direct, direct_source)
+        if backend_of(direct) != backend_of(raw):
+            raise ConfigError(f"{direct_source} is a {backend_of(direct)} URL, the database a {backend_of(raw)} one")
+    return Settings(text=supported(raw, source), source=source, file_settings=file_settings,
+                    direct_text=direct, direct_source=direct_source)
+
+
+def _pick_direct(environ, file_settings) -> tuple[str | None, str | None]:
+    if environ.get(DIRECT_ENV):
+        return environ[DIRECT_ENV], DIRECT_ENV
+    database = file_settings.get("database")
+    if isinstance(database, dict) and database.get("direct_url"):
+        return str(database["direct_url"]), f"{CONFIG_FILE} [database] direct_url"
+    return None, None
 
 
 def supported(raw: str, source: str) -> str:

@@ -33,7 +33,10 @@ def whereabouts(settings: Settings) -> dict:
     """What tdbctl knows without the database: where it is pointed, from where, and the head."""
     from tdbctl.migrate.commands import script_directory, single_head
 
+    direct = settings.direct
     return {"url": settings.masked_url, "url_source": settings.source, "dialect": settings.dialect,
+            "direct_url": direct.masked_url if direct else None,
+            "direct_url_source": direct.source if direct else None, "pooler": None,
             "head": single_head(script_directory(settings))}
 
 
@@ -68,6 +71,7 @@ def gather(settings: Settings) -> dict:
         }
         report.update(
             database_exists=True,
+            pooler=db.dialect.pooler(conn, settings),
             server_version=db.dialect.server_version(conn),
             extensions={n: {"installed": e.installed_version, "available": e.available} for n, e in extensions.items()},
             current=current,

@@ -37,6 +37,25 @@ def open_database(settings: Settings) -> Iterator[Database]:
 
 
 @contextmanager
+def open_direct(settings: Settings, work: str) -> Iterator[Database]:
+    """For ``work`` that cannot go through a transaction pooler (it runs outside a transaction
+    with session settings, or for long): the direct URL where one is configured, else the URL,
+    unless the server is seen to answer through a pooler there."""
+    from tdbctl.errors import UsageError
+
+    direct = settings.direct
+    with open_database(direct or settings) as db:
+        if direct is None:
+            with db.connect() as conn:
+                found = db.dialect.pooler(conn, settings)
+            if found:
+                raise UsageError(
+                    f"{work} needs a direct connection to the server, and {settings.masked_url} looks like a "
+                    f"pooler ({found}): set TDB_DIRECT_URL or [database] direct_url in tdbctl.toml")
+        yield db
+
+
+@contextmanager
 def translate_errors(settings: Settings) -> Iterator[None]:
     """SQLAlchemy and driver exceptions become a DatabaseError with one scrubbed line."""
     import sqlalchemy.exc as sa_exc

@@ -162,3 +162,27 @@ def test_two_cleanups_started_together_through_the_bouncer(bounced):
     if len(runs) == 2:  # one after the other, never side by side
         assert runs[0].finished_at <= runs[1].started_at, runs
     assert db.tdb("cleanup", "--older-than", "1d").returncode == 0
+
+
+def test_work_that_needs_the_server_itself_uses_the_direct_url_or_says_so(bounced, tmp_path):
+    db = bounced
+    fill(db.engine, NOW)
+    before = snapshot(db.engine)
+    defaults = db.left_behind()
+    info = db.tdb("info")
+    assert info.returncode == 0 and "pooler" in info.stdout and "TDB_DIRECT_URL" in info.stdout, info.stdout
+    for command in (["reindex", "--all"], ["cleanup", "--older-than", "1d", "--vacuum"], ["reindex", "--all", "--dry-run"]):
+        refused = db.tdb(*command)
+        assert refused.returncode == 2, (command, refused.stderr)
+        assert "needs a direct connection" in refused.stderr and "TDB_DIRECT_URL" in refused.stderr
+        assert len(refused.stderr.splitlines()) == 1
+    assert snapshot(db.engine) == before  # refused before anything was deleted
+
+    direct = {"TDB_DATABASE_URL": db.text, "TDB_DIRECT_URL": url_text(db.direct)}
+    for command in (["reindex", "--schema", "dispatch"], ["cleanup", "--older-than", "1d", "--vacuum"],
+                    ["backup", "--to", tmp_path / "backups"]):
+        done = run_cli(*command, env=direct)
+        assert done.returncode == 0, (command, done.stderr)
+        assert db.left_behind() == defaults, command
+    shown = run_cli("info", env=direct)
+    assert "direct" in shown.stdout and "TDB_DIRECT_URL" in shown.stdout

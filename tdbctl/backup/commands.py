@@ -131,7 +131,10 @@ def create(settings: Settings, *, to: str | None = None, jobs: int | None = None
         identity.append(strategy.identity(settings))
 
     try:
-        snapshot = strategy.dump(settings, partial, jobs=jobs, pg_bin=pg_bin, log=log, meanwhile=meanwhile)
+        # pg_dump sets session settings and holds one transaction for long: to the server itself
+        # where a direct URL is configured (the backup keeps the configured URL's identity).
+        snapshot = strategy.dump(settings.direct or settings, partial, jobs=jobs, pg_bin=pg_bin, log=log,
+                                 meanwhile=meanwhile)
         make_private(partial)
         manifest = Manifest(
             created_at=started.isoformat(),
@@ -254,7 +257,7 @@ def restore(plan: RestorePlan, *, force: bool = False, jobs: int | None = None, 
     head: list[str | None] = []
     strategy = strategy_for(plan.target.dialect)
     strategy.restore(
-        plan.path, plan.manifest, plan.target, replace=plan.replaces or force, jobs=jobs,
+        plan.path, plan.manifest, plan.target.direct or plan.target, replace=plan.replaces or force, jobs=jobs,
         pg_bin=pg_bin or plan.target.section("backup").get("pg_bin"), log=log,
         meanwhile=lambda: head.append(_head(plan.target)),
     )

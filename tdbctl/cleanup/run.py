@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
@@ -17,6 +18,7 @@ from tdbctl.errors import ConnectionLost, TdbError
 from tdbctl.ops.claims import ClaimLost, claimed
 from tdbctl.ops.durations import utcnow
 from tdbctl.ops.runs import mark_killed, recorded_run, save_progress
+from tdbctl.runtime import open_direct
 
 COMMAND = "cleanup"
 PROGRESS_EVERY = 10.0
@@ -115,10 +117,13 @@ def cleanup(
         if request.dry_run:
             _dry_run(db, metadata, targets, request, report, observer)
         else:
-            with claimed(db, COMMAND) as claim:
+            with ExitStack() as stack:
+                # VACUUM goes to the server directly: checked now, not after the deletes.
+                vacuum_db = stack.enter_context(open_direct(db.settings, "cleanup --vacuum")) if request.vacuum else db
+                claim = stack.enter_context(claimed(db, COMMAND))
                 mark_killed(db.engine, COMMAND)
                 _delete(db, metadata, targets, request, report, observer, should_stop or (lambda: False), started,
-                        claim)
+                        claim, vacuum_db)
     finally:
         report.seconds = time.monotonic() - started
     return report
@@ -164,7 +169,7 @@ def _dry_run(db, metadata, targets, request, report, observer) -> None:
                 observer.policy_finished(outcome)
 
 
-def _delete(db, metadata, targets, request, report, observer, external_stop, started, claim) -> None:
+def _delete(db, metadata, targets, request, report, observer, external_stop, started, claim, vacuum_db) -> None:
     deadline = started + request.max_runtime.total_seconds() if request.max_runtime else None
     reason: list[str] = []
 
@@ -229,7 +234,7 @@ def _delete(db, metadata, targets, request, report, observer, external_stop, sta
 
         touched = sorted({t for o in report.outcomes for t, n in (*o.rows.items(), *o.cleared.items()) if n})
         if request.vacuum and touched and not reason:
-            report.vacuumed = db.dialect.vacuum(db.engine, touched)
+            report.vacuumed = db.dialect.vacuum(vacuum_db.engine, touched)
         record.rows = _merged(report.outcomes)
         if report.failures:
             report.status = record.status = "failed"

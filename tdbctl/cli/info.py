@@ -35,6 +35,9 @@ def info(json: JsonOption = False) -> None:
             ("database", report["url"]),
             ("from", report["url_source"]),
             ("dialect", report["dialect"]),
+            *([("direct", f"{report['direct_url']} (from {report['direct_url_source']})")] if report["direct_url"] else []),
+            *([("pooler", f"detected: {report['pooler']}" + ("" if report["direct_url"] else
+                          "; reindex, cleanup --vacuum and backup need TDB_DIRECT_URL"))] if report["pooler"] else []),
             ("server", report["server_version"] or "(database not created yet: run tdbctl migrate)"),
             ("revision", report["current"] or "none"),
             ("head", report["head"]),

@@ -77,6 +77,11 @@ class Dialect:
         """The same lock, taken inside the open transaction and gone with it (polled: a blocking
         wait could deadlock with CREATE INDEX CONCURRENTLY); LockHeld after ``wait_seconds``."""
 
+    def pooler(self, conn, settings) -> str | None:
+        """Why the connection looks like it goes through a pooler or proxy; None when it does not
+        (or cannot tell)."""
+        return None
+
     # --- Claims (tdbctl/ops/claims.py) --------------------------------------------------------------
 
     claim_lease_seconds: float | None = None

@@ -144,6 +144,16 @@ class PostgresDialect(Dialect):
                 raise LockHeld(f"another tdbctl {name} is running on this database{waited}")
             time.sleep(LOCK_POLL_SECONDS)
 
+    def pooler(self, conn, settings) -> str | None:
+        from tdbctl.ops import libpq
+
+        asked = libpq.params(settings).get("port") or "5432"
+        served = conn.exec_driver_sql("SELECT current_setting('port')").scalar()
+        conn.rollback()
+        if asked.split(",")[0] != served:
+            return f"port {asked} answered for the server's port {served}"
+        return None
+
     # --- Claims ------------------------------------------------------------------------------------
 
     claim_lease_seconds = 30.0

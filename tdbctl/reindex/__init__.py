@@ -111,14 +111,17 @@ def options_from_settings(settings, **given) -> Options:
     return Options(**values)
 
 
+WORK = "tdbctl reindex (REINDEX CONCURRENTLY, outside a transaction, with session settings)"
+
+
 def plan(settings, selection: Selection, options: Options | None = None) -> Plan:
-    from tdbctl.runtime import open_database
+    from tdbctl.runtime import open_direct
     from tdbctl.stats.thresholds import from_settings
 
     selection.validate()
     options = options or Options()
-    with open_database(settings) as db:
-        executor = executor_for(settings.dialect)(db.engine, options, from_settings(settings))
+    with open_direct(settings, WORK) as direct:
+        executor = executor_for(settings.dialect)(direct.engine, options, from_settings(settings))
         return executor.plan(selection)
 
 
@@ -127,16 +130,18 @@ def run(settings, selection: Selection, options: Options | None = None,
     """Plan again under the lock (what --dry-run showed may have changed), then do it."""
     from tdbctl.ops.claims import claimed
     from tdbctl.ops.runs import mark_killed, recorded_run
-    from tdbctl.runtime import open_database
+    from tdbctl.runtime import open_database, open_direct
     from tdbctl.stats.thresholds import from_settings
 
     selection.validate()
     options = options or Options()
     progress = progress or (lambda *a, **k: None)
-    with open_database(settings) as db:
+    # The claim and the run record through the configured URL (a pooler is fine there); the
+    # rebuilds, outside any transaction and with session settings, on a direct connection.
+    with open_database(settings) as db, open_direct(settings, WORK) as direct:
         with claimed(db, "reindex", options.lock_wait):
             mark_killed(db.engine, "reindex")
-            executor = executor_for(settings.dialect)(db.engine, options, from_settings(settings))
+            executor = executor_for(settings.dialect)(direct.engine, options, from_settings(settings))
             the_plan = executor.plan(selection)
             for warning in the_plan.warnings:
                 progress("warning", message=warning)
