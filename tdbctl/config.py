@@ -22,7 +22,9 @@ ENV_VARS = ("TDB_DATABASE_URL", "DATABASE_URL")
 DIRECT_ENV = "TDB_DIRECT_URL"
 SUPPORTED_BACKENDS = ("postgresql", "sqlite")
 
-_USERINFO_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*):(?P<pw>[^@\s]*)@", re.I)
+# The password runs to the last '@' of the URL's authority: a password holding a raw '@' is
+# masked whole (such a URL is refused anyway, config.supported), never shown in part.
+_USERINFO_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*):(?P<pw>[^\s]*)@(?=[^@\s]*(?:[/?\s'\"]|$))", re.I)
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:password|pass)=)(?P<pw>[^&\s]*)", re.I)
 
 
@@ -131,6 +133,10 @@ def supported(raw: str, source: str) -> str:
             f"unsupported database {backend!r} from {source}: tdbctl works with postgresql:// and sqlite:// URLs"
             if backend else f"malformed database URL from {source}: {mask_secrets(text)!r}"
         )
+    authority = re.split(r"[/?]", text.partition("://")[2], maxsplit=1)[0]
+    if authority.count("@") > 1:
+        raise ConfigError(f"database URL from {source}: more than one '@' before the host; percent-encode "
+                          "an '@' in the user name or password as %40")
     if backend == "postgresql":
         problem = _libpq_problem(text)
         if problem:

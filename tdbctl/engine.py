@@ -13,9 +13,11 @@ from tdbctl.ddl.sqlite_files import MEMORY, all_files, domain_file
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
-def create_engine(url: URL, *, schemas=None, echo: bool = False) -> sa.Engine:
+def create_engine(url: URL, *, schemas=None, echo: bool = False, create: bool = True) -> sa.Engine:
+    """``create=False``: a SQLite database's missing files are not created (runtime.open_database
+    refuses a missing database before that, for every command but migrate)."""
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, schemas, echo)
+        return _sqlite_engine(url, schemas, echo, create)
     # No server-side prepared statements (psycopg prepares a query run 5 times): through a
     # transaction pooler they stay on a server connection the next client gets, and collide
     # ("prepared statement _pg3_0 already exists"). A command gains nothing from them.
@@ -23,7 +25,7 @@ def create_engine(url: URL, *, schemas=None, echo: bool = False) -> sa.Engine:
                             connect_args={"prepare_threshold": None})
 
 
-def _sqlite_engine(url: URL, schemas, echo: bool) -> sa.Engine:
+def _sqlite_engine(url: URL, schemas, echo: bool, create: bool = True) -> sa.Engine:
     if schemas is None:
         from tdbctl.schema import ALL_SCHEMAS as schemas
     engine = sa.create_engine(url, echo=echo, poolclass=sa.pool.NullPool)
@@ -34,7 +36,7 @@ def _sqlite_engine(url: URL, schemas, echo: bool) -> sa.Engine:
         # The files hold whole conversations: created owner-only, like backups and archives
         # (SQLite gives its journals the permissions of their database file).
         for path in all_files(main_file, schemas):
-            if path != MEMORY and not os.path.exists(path):
+            if create and path != MEMORY and not os.path.exists(path):
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
     @event.listens_for(engine, "connect")

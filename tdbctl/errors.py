@@ -19,6 +19,8 @@ class ExitCode(IntEnum):
     """Another tdbctl run holds the lock for this database."""
     NOT_CONFIRMED = 6
     """A destructive operation was not confirmed (declined at the prompt, or no terminal and no --yes)."""
+    NOT_SET_UP = 7
+    """The database is missing, has no tdbctl tables, or is not at this tdbctl's head: run tdbctl migrate."""
     INTERRUPTED = 130
 
 
@@ -68,6 +70,12 @@ class ValidationFailed(TdbError):
 
 class LockHeld(TdbError):
     exit_code = ExitCode.LOCKED
+
+
+class NotSetUp(TdbError):
+    """The database is not ready for the command: missing, not migrated, or behind this tdbctl."""
+
+    exit_code = ExitCode.NOT_SET_UP
 
 
 class NotConfirmed(TdbError):

@@ -23,17 +23,75 @@ class Database:
         return self.engine.connect()
 
 
+CREATE = "create"
+"""migrate: may create the database's files (SQLite)."""
+EXISTS = "exists"
+"""The database must exist; nothing is created."""
+TOOL = "tool"
+"""It must also hold every table of tdbctl's own schema (run history, archive catalog, claims)."""
+HEAD = "head"
+"""It must be at this tdbctl's head (every command that changes data)."""
+
+
 @contextmanager
-def open_database(settings: Settings) -> Iterator[Database]:
+def open_database(settings: Settings, purpose: str = EXISTS) -> Iterator[Database]:
+    """The database, opened for a purpose (CREATE, EXISTS, TOOL, HEAD): a database that does not
+    serve it is a NotSetUp error (exit 7) naming the fix, before anything is created or changed."""
     from tdbctl.ddl import dialect_for
     from tdbctl.engine import create_engine
 
-    engine = create_engine(settings.url)
+    if settings.dialect == "sqlite" and purpose != CREATE:
+        _sqlite_files_exist(settings)
+    engine = create_engine(settings.url, create=purpose == CREATE)
     try:
         with translate_errors(settings):
-            yield Database(settings, engine, dialect_for(settings.dialect))
+            db = Database(settings, engine, dialect_for(settings.dialect))
+            if purpose in (TOOL, HEAD):
+                _check_revision(db, purpose)
+            yield db
     finally:
         engine.dispose()
+
+
+def _sqlite_files_exist(settings: Settings) -> None:
+    import os
+
+    from tdbctl.ddl.sqlite_files import all_files
+    from tdbctl.errors import NotSetUp
+    from tdbctl.schema import ALL_SCHEMAS
+
+    missing = [path for path in all_files(settings.url.database, ALL_SCHEMAS) if not os.path.exists(path)]
+    if len(missing) == len(ALL_SCHEMAS) + 1:
+        raise NotSetUp(f"no tdbctl database at {settings.url.database}: run `tdbctl migrate` to create it")
+    if missing:
+        raise NotSetUp(f"{missing[0]} is missing beside {settings.url.database} (keep a database's files together): "
+                       "restore it, or run `tdbctl migrate` to create an empty one")
+
+
+def _check_revision(db: Database, purpose: str) -> None:
+    import sqlalchemy as sa
+
+    from tdbctl.errors import NotSetUp
+    from tdbctl.migrate import heads
+    from tdbctl.resources import migrations_dir
+    from tdbctl.schema import metadata
+    from tdbctl.schemas import TOOL_SCHEMA, VERSION_TABLE
+
+    with db.connect() as conn:
+        present = set(sa.inspect(conn).get_table_names(schema=TOOL_SCHEMA))
+        if VERSION_TABLE not in present:
+            raise NotSetUp(f"{db.settings.masked_url} has no tdbctl tables: run `tdbctl migrate` first")
+        current = conn.exec_driver_sql(f'SELECT version_num FROM "{TOOL_SCHEMA}"."{VERSION_TABLE}"').scalar()
+        conn.rollback()
+    if purpose == HEAD:
+        head = heads.single_head(migrations_dir() / "versions")
+        if current != head:
+            at = f"at revision {current}" if current else "not migrated (no revision applied)"
+            raise NotSetUp(f"the database is {at}, this tdbctl's head is {head}: run `tdbctl migrate` first")
+    missing = sorted(t.name for t in metadata.tables.values() if t.schema == TOOL_SCHEMA and t.name not in present)
+    if missing:
+        raise NotSetUp(f"the database is at revision {current or 'none'}, without tdbctl.{missing[0]}: "
+                       "run `tdbctl migrate` first")
 
 
 @contextmanager
@@ -98,7 +156,9 @@ def driver_message(orig: BaseException, settings: Settings) -> str:
 
 
 def scrub(text: str, settings: Settings) -> str:
+    """URLs' passwords masked, and the password itself wherever it stands as a whole token (never
+    inside a word: with the password 'x', 'extension' stays 'extension')."""
     text = mask_secrets(text)
     if settings.password:
-        text = text.replace(settings.password, "***")
+        text = re.sub(rf"(?<![\w]){re.escape(settings.password)}(?![\w])", "***", text)
     return text

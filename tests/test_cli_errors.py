@@ -204,3 +204,37 @@ def test_sqlite_files_are_created_owner_only(tmp_path):
     assert result.returncode == 0, result.stderr
     modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
     assert len(modes) == 7 and set(modes.values()) == {0o600}, modes
+
+
+NEEDS_A_DATABASE = [
+    ["cleanup"], ["cleanup", "--dry-run"], ["cleanup", "--history"], ["archive", "--to", "archive"],
+    ["archive", "list"], ["archive", "verify"], ["archive", "restore", "1"], ["reindex", "--all"],
+    ["seed"], ["stats"], ["stats", "--check"],
+]
+
+
+def test_a_missing_database_is_said_once_and_nothing_is_created(tmp_path):
+    """Only migrate creates the SQLite files; every other command says how to get a database."""
+    for command in NEEDS_A_DATABASE:
+        result = run_cli(*command, cwd=tmp_path)
+        assert_one_line(result, 7, "tdbctl migrate")
+        assert list(tmp_path.iterdir()) == [], command
+
+
+def test_an_unmigrated_or_older_database_is_said_once(db_url, tmp_path):
+    from tdbctl.config import resolve
+    from tdbctl.migrate.commands import upgrade
+
+    text = url_text(db_url)
+    if db_url.get_backend_name() == "sqlite":
+        upgrade(resolve(text), "0001")  # files, but not tdbctl's bookkeeping of this version
+    for command in NEEDS_A_DATABASE:
+        if command[0] == "stats":
+            continue  # the server's health needs no tdbctl table
+        result = run_cli("--database-url", text, *command, cwd=tmp_path)
+        assert_one_line(result, 7, "tdbctl migrate")
+        assert "does not exist" not in result.stderr and "no such table" not in result.stderr
+    upgrade(resolve(text), "0006")
+    for command in (["cleanup"], ["archive", "--to", tmp_path / "a"], ["seed"]):
+        result = run_cli("--database-url", text, *command, cwd=tmp_path)
+        assert_one_line(result, 7, "at revision 0006", "tdbctl migrate")

@@ -25,7 +25,8 @@ from tdbctl.errors import ExitCode
 from tdbctl.migrate.commands import upgrade
 from tdbctl.resources import seeds_dir
 from tdbctl.schema import metadata
-from tdbctl.seed import NotMigrated, seed_reference
+from tdbctl.errors import NotSetUp
+from tdbctl.seed import seed_reference
 from tdbctl.seed.files import SeedFileError
 from tdbctl.seed.spec import DOMAIN_KINDS, SEED_MARKER, STABLE_ID_NAMESPACE
 
@@ -301,13 +302,13 @@ def test_an_entry_the_database_refuses_rolls_back_its_whole_domain(db_url, tmp_p
 
 
 def test_refuses_a_database_that_is_not_at_head(db_url, tmp_path):
-    with pytest.raises(NotMigrated, match=r"not migrated \(no revision applied\), not at head .*run `tdbctl migrate`"):
+    with pytest.raises(NotSetUp, match=r"tdbctl migrate"):
         seed_reference(settings_for(db_url))
     upgrade(settings_for(db_url), "0004", lock_wait=5)
     result = run_cli("--database-url", url_text(db_url), "seed", cwd=tmp_path)
-    assert result.returncode == ExitCode.FAILURE
-    assert re.fullmatch(r"tdbctl: error: the database is at revision 0004, not at head \d+: "
-                        r"run `tdbctl migrate` first, then seed\n", result.stderr), result.stderr
+    assert result.returncode == ExitCode.NOT_SET_UP == 7
+    assert re.fullmatch(r"tdbctl: error: the database is at revision 0004, this tdbctl's head is \d+: "
+                        r"run `tdbctl migrate` first\n", result.stderr), result.stderr
     assert table_rows(db_url, "dispatch.training_scenarios") == []
 
 

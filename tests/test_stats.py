@@ -243,8 +243,8 @@ def test_sqlite_files_counts_and_integrity(sqlite_url, tmp_path):
 
 def test_missing_sqlite_database_is_one_line(tmp_path):
     result = run_cli("stats", cwd=tmp_path)
-    assert result.returncode == 1 and "run tdbctl migrate first" in result.stderr
-    assert not (tmp_path / "tdbctl.db").exists()
+    assert result.returncode == 7 and "run `tdbctl migrate` to create it" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def _interruptible() -> None:

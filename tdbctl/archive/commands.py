@@ -109,7 +109,7 @@ def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet, *, polic
     """Run the archive policies (``policies`` replaces the declared ones: tests, one-off jobs)."""
     from tdbctl.archive.rowio import rowio_for
     from tdbctl.migrate.commands import current_revision
-    from tdbctl.runtime import open_database
+    from tdbctl.runtime import HEAD, open_database
 
     metadata = _metadata()
     if policies is None:
@@ -118,10 +118,10 @@ def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet, *, polic
     _check_destination(metadata, policies, directory)
     if options.batch_size is not None and options.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    if directory is not None and not options.dry_run:
-        ensure_writable(directory, "--to")
     now = utcnow()
-    with open_database(settings) as db:
+    with open_database(settings, HEAD) as db:
+        if directory is not None and not options.dry_run:
+            ensure_writable(directory, "--to")
         with claimed(db, COMMAND, options.lock_wait) as claim:
             mark_killed(db.engine, COMMAND)
             with db.engine.connect() as conn:
@@ -203,9 +203,9 @@ def _plan(conn, metadata, policy, cutoff, directory: Path | None) -> dict:
 def discard(settings: Settings, batch_id: int) -> catalog.Batch:
     """Remove a leftover batch's files (its rows are live) and mark it discarded."""
     from tdbctl.archive.recovery import discard as discard_batch
-    from tdbctl.runtime import open_database
+    from tdbctl.runtime import HEAD, open_database
 
-    with open_database(settings) as db, claimed(db, COMMAND) as claim, db.engine.connect() as conn:
+    with open_database(settings, HEAD) as db, claimed(db, COMMAND) as claim, db.engine.connect() as conn:
         return discard_batch(conn, claim, batch_id)
 
 
@@ -213,7 +213,7 @@ def discard(settings: Settings, batch_id: int) -> catalog.Batch:
 
 def list_batches(settings: Settings, *, policy: str | None = None, status: str | None = None,
                  limit: int | None = None) -> list[catalog.Batch]:
-    from tdbctl.runtime import open_database
+    from tdbctl.runtime import TOOL, open_database
 
-    with open_database(settings) as db, db.engine.connect() as conn:
+    with open_database(settings, TOOL) as db, db.engine.connect() as conn:
         return catalog.listing(conn, policy=policy, status=status, limit=limit)

@@ -133,10 +133,10 @@ def _typed(column: sa.Column, values: list) -> list:
 
 def verify(settings: Settings, batch_id: int | None = None) -> list[VerifyResult]:
     """Every archived batch (or one, whatever its status) checked against manifest and catalog."""
-    from tdbctl.runtime import open_database
+    from tdbctl.runtime import TOOL, open_database
 
     metadata = _metadata()
-    with open_database(settings) as db, db.engine.connect() as conn:
+    with open_database(settings, TOOL) as db, db.engine.connect() as conn:
         if batch_id is not None:
             batches = [catalog.get(conn, batch_id)]
             if batches[0].status in catalog.UNFINISHED + ("discarded",):
@@ -152,10 +152,10 @@ def restore(settings: Settings, batch_id: int, *, dry_run: bool = False, lock_wa
     from tdbctl.archive.rowio import rowio_for
     from tdbctl.ops.claims import claimed
     from tdbctl.ops.runs import mark_killed, recorded_run
-    from tdbctl.runtime import open_database
+    from tdbctl.runtime import HEAD, open_database
 
     metadata = _metadata()
-    with open_database(settings) as db:
+    with open_database(settings, HEAD) as db:
         with claimed(db, RESTORE_COMMAND, lock_wait) as claim, db.engine.connect() as conn:
             batch = catalog.get(conn, batch_id)
             conn.rollback()

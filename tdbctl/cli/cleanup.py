@@ -68,7 +68,7 @@ def cleanup(
         _show_policies(out)
         return
     from tdbctl.cleanup import CleanupRequest
-    from tdbctl.runtime import open_database
+    from tdbctl.runtime import HEAD, TOOL, open_database
 
     request = None
     if not history:
@@ -77,7 +77,7 @@ def cleanup(
             batch_size=batch_size, max_runtime=max_runtime, dry_run=dry_run, vacuum=vacuum,
             lock_timeout=lock_timeout, statement_timeout=statement_timeout,
         )
-    with open_database(settings()) as db:
+    with open_database(settings(), TOOL if history else HEAD) as db:
         if history:
             _show_history(out, db, limit)
             return

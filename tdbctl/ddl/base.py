@@ -53,8 +53,9 @@ class Dialect:
         """(kind, schema, name) of views, functions, triggers and hypertables in ``schemas``."""
         raise NotImplementedError
 
-    def missing_prerequisites(self, conn) -> list[str]:
-        """What the server lacks for the migrations (one sentence each, naming the fix)."""
+    def missing_prerequisites(self, conn, extensions: set[str]) -> list[str]:
+        """What the server lacks of ``extensions``, which the migrations to apply create (one
+        sentence each, naming the fix)."""
         return []
 
     def count_rows(self, conn, qualified_table: str) -> int:

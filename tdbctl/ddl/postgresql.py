@@ -79,12 +79,12 @@ class PostgresDialect(Dialect):
     def set_lock_timeout(self, execute, seconds: float) -> None:
         execute(f"SET LOCAL lock_timeout = '{int(seconds * 1000)}ms'")
 
-    def missing_prerequisites(self, conn) -> list[str]:
-        extensions = self.extensions(conn)
+    def missing_prerequisites(self, conn, extensions: set[str]) -> list[str]:
+        found = self.extensions(conn)
         return [
             f"the server lacks the {package} extension ({name!r}): {fix}"
             for name, (package, fix) in REQUIRED_EXTENSIONS.items()
-            if not extensions[name].installed and not extensions[name].available
+            if name in extensions and not found[name].installed and not found[name].available
         ]
 
     def server_version(self, conn) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from tdbctl.config import Settings
 from tdbctl.errors import DatabaseError, PrerequisiteError, UsageError, ValidationFailed
 from tdbctl.migrate import ledger
-from tdbctl.runtime import Database, open_database
+from tdbctl.runtime import CREATE, Database, open_database
 
 MIGRATE_LOCK = "migrate"
 DEFAULT_LOCK_WAIT_SECONDS = 60.0
@@ -166,14 +166,14 @@ def exclusive(db: Database, lock_wait: float):
 def state(settings: Settings) -> MigrationState:
     script = script_directory(settings)
     head = single_head(script)
-    with open_database(settings) as db, db.connect() as conn:
+    with open_database(settings, CREATE) as db, db.connect() as conn:
         current = current_revision(conn)
     return MigrationState(current, head, steps_between(script, current, head))
 
 
 def history(settings: Settings) -> list[Revision]:
     script = script_directory(settings)
-    with open_database(settings) as db, db.connect() as conn:
+    with open_database(settings, CREATE) as db, db.connect() as conn:
         applied = {e.version: e for e in ledger.read(conn)}
     revisions = [as_revision(s) for s in reversed(list(script.walk_revisions()))]
     for rev in revisions:
@@ -213,8 +213,18 @@ def _find_script(script, revision: str):
 
 def validate(settings: Settings) -> list[ChecksumProblem]:
     script = script_directory(settings)
-    with open_database(settings) as db, db.connect() as conn:
+    with open_database(settings, CREATE) as db, db.connect() as conn:
         return checksum_problems(conn, script)
+
+
+def _extensions_of(script, steps: list[Revision]) -> set[str]:
+    """The extensions the steps' scripts create (migration_ops.create_extension('name')): a
+    dispatch-only upgrade needs no pgvector."""
+    needed = set()
+    for step in steps:
+        text = Path(script.get_revision(step.revision).path).read_text(encoding="utf-8")
+        needed |= set(re.findall(r"create_extension\(\s*['\"](\w+)['\"]", text))
+    return needed
 
 
 def _refuse_edited(conn, script) -> None:
@@ -236,12 +246,18 @@ def upgrade(
     script = script_directory(settings)
     head = single_head(script)
     target = head if target == "head" else resolve_revision(script, target)
-    with open_database(settings) as db, exclusive(db, lock_wait), db.connect() as conn:
+    with open_database(settings, CREATE) as db, exclusive(db, lock_wait), db.connect() as conn:
         _refuse_edited(conn, script)
         before = current_revision(conn)
-        steps = steps_between(script, before, target) if target != "base" else []
+        if before and target not in ("base", before) and target in {
+                r.revision for r in steps_between(script, None, before)}:
+            raise UsageError(f"the database is at {before}, above {target}: `migrate` only goes up; "
+                             f"`tdbctl migrate down {target}` reverts (it shows what it drops first)")
+        if target == "base":
+            raise UsageError("`migrate --to base` would go down: `tdbctl migrate down base` reverts everything")
+        steps = steps_between(script, before, target)
         if steps:
-            problems = db.dialect.missing_prerequisites(conn)
+            problems = db.dialect.missing_prerequisites(conn, _extensions_of(script, steps))
             if problems:
                 raise PrerequisiteError("; ".join(problems) + "; nothing was changed")
         conn.commit()
@@ -276,7 +292,7 @@ def plan_downgrade(settings: Settings, target: str) -> DowngradePlan:
 
     script = script_directory(settings)
     target = resolve_revision(script, target)
-    with open_database(settings) as db, db.connect() as conn:
+    with open_database(settings, CREATE) as db, db.connect() as conn:
         current = current_revision(conn)
         if current is None:
             raise UsageError("the database has no migrations applied: nothing to revert")
@@ -306,7 +322,7 @@ def downgrade(
 
     script = script_directory(settings)
     target = resolve_revision(script, target)
-    with open_database(settings) as db, exclusive(db, lock_wait), db.connect() as conn:
+    with open_database(settings, CREATE) as db, exclusive(db, lock_wait), db.connect() as conn:
         _refuse_edited(conn, script)
         before = current_revision(conn)
         lower = None if target == "base" else target
@@ -327,7 +343,7 @@ def repair(settings: Settings) -> list[ChecksumProblem]:
     from tdbctl.schema.bookkeeping import migration_ledger
 
     script = script_directory(settings)
-    with open_database(settings) as db, exclusive(db, 0), db.connect() as conn:
+    with open_database(settings, CREATE) as db, exclusive(db, 0), db.connect() as conn:
         db.dialect.transaction_lock(conn, MIGRATE_LOCK)
         if db.claim is not None:
             db.claim.check(conn)

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from tdbctl.errors import LockHeld, TdbError
+from tdbctl.errors import LockHeld, NotSetUp, TdbError
 
 LEASE_SECONDS = 30.0
 RENEW_SECONDS = 5.0
@@ -47,10 +47,6 @@ EXCLUDES = {"schema": ("schema", "data", "reindex"), "data": ("schema", "data"),
 
 class ClaimLost(TdbError):
     """The run's claim was taken over or removed while it ran: it stopped before its next batch."""
-
-
-class NotMigrated(TdbError):
-    """The database lacks tdbctl's bookkeeping tables (or is older than this tdbctl needs)."""
 
 
 @dataclass(frozen=True)
@@ -191,9 +187,8 @@ def take(db, command: str, wait_seconds: float = 0.0, *, renew: bool = True) -> 
     has forked what it forks, within the lease; a fork copies no thread, but a lock one held."""
     with db.engine.connect() as conn:
         if not has_claims_table(conn):
-            raise NotMigrated(
-                f"tdbctl {command} needs tdbctl's bookkeeping tables, and this database has none at this "
-                "tdbctl's version: run `tdbctl migrate` first")
+            raise NotSetUp(f"tdbctl {command} needs this tdbctl's bookkeeping tables (tdbctl.claims), which "
+                           "the database does not have yet: run `tdbctl migrate` first")
     deadline = time.monotonic() + wait_seconds
     while True:
         outcome = _try_take(db, command)

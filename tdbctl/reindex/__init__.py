@@ -130,7 +130,7 @@ def run(settings, selection: Selection, options: Options | None = None,
     """Plan again under the lock (what --dry-run showed may have changed), then do it."""
     from tdbctl.ops.claims import claimed
     from tdbctl.ops.runs import mark_killed, recorded_run
-    from tdbctl.runtime import open_database, open_direct
+    from tdbctl.runtime import HEAD, open_database, open_direct
     from tdbctl.stats.thresholds import from_settings
 
     selection.validate()
@@ -138,7 +138,7 @@ def run(settings, selection: Selection, options: Options | None = None,
     progress = progress or (lambda *a, **k: None)
     # The claim and the run record through the configured URL (a pooler is fine there); the
     # rebuilds, outside any transaction and with session settings, on a direct connection.
-    with open_database(settings) as db, open_direct(settings, WORK) as direct:
+    with open_database(settings, HEAD) as db, open_direct(settings, WORK) as direct:
         with claimed(db, "reindex", options.lock_wait):
             mark_killed(db.engine, "reindex")
             executor = executor_for(settings.dialect)(direct.engine, options, from_settings(settings))

@@ -8,7 +8,6 @@ The library behind the command (sqlite-utils style): tests and scripts call thes
 """
 
 from tdbctl.seed.commands import (
-    NotMigrated,
     count_synthetic,
     generate_synthetic,
     remove_synthetic,
@@ -17,5 +16,5 @@ from tdbctl.seed.commands import (
 )
 
 __all__ = [
-    "NotMigrated", "count_synthetic", "generate_synthetic", "remove_synthetic", "resolve_domains", "seed_reference",
+    "count_synthetic", "generate_synthetic", "remove_synthetic", "resolve_domains", "seed_reference",
 ]

@@ -11,16 +11,15 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from tdbctl.config import Settings
-from tdbctl.errors import TdbError, UsageError
-from tdbctl.runtime import Database, driver_message, open_database
+from tdbctl.errors import UsageError
+from tdbctl.runtime import HEAD, driver_message, open_database
 from tdbctl.schema import DOMAINS
 
 SEED_COMMAND = "seed"
 DEFAULT_LOCK_WAIT_SECONDS = 10.0
 
 
-class NotMigrated(TdbError):
-    """The database is not at the migrations' head: the seed's tables may not match."""
+
 
 
 def resolve_domains(domains: Sequence[str] | None) -> list[str]:
@@ -32,26 +31,13 @@ def resolve_domains(domains: Sequence[str] | None) -> list[str]:
     return [d for d in DOMAINS if d in domains]  # always in dependency-free, documented order
 
 
-def require_head(db: Database) -> str:
-    from tdbctl.migrate.commands import current_revision, script_directory, single_head
-
-    head = single_head(script_directory(db.settings))
-    with db.connect() as conn:
-        current = current_revision(conn)
-    if current != head:
-        at = f"at revision {current}" if current else "not migrated (no revision applied)"
-        raise NotMigrated(f"the database is {at}, not at head {head}: run `tdbctl migrate` first, then seed")
-    return head
-
-
 @contextmanager
 def seed_run(settings: Settings, options: dict, *, dry_run: bool, lock_wait: float) -> Iterator[tuple]:
     """Open, check the revision, take the lock, record the run: yields (db, run record)."""
     from tdbctl.ops.claims import claimed
     from tdbctl.ops.runs import mark_killed, recorded_run
 
-    with open_database(settings) as db:
-        require_head(db)
+    with open_database(settings, HEAD) as db:
         # Renewed from the first domain's start (synthetic.generate forks its producers first).
         with claimed(db, SEED_COMMAND, lock_wait, renew=False):
             mark_killed(db.engine, "seed")
@@ -69,11 +55,14 @@ def seed_reference(
 ):
     """Upsert the reference data of the seed files, one transaction per domain."""
     from tdbctl.resources import seeds_dir
-    from tdbctl.seed.files import load_domain
+    from tdbctl.seed.files import domain_files, load_domain
     from tdbctl.seed.reference import ReferenceReport, apply_domain
 
     selected = resolve_domains(domains)
     root = Path(seeds_root) if seeds_root else seeds_dir()
+    if seeds_root and not any(domain_files(root, domain) for domain in DOMAINS):
+        raise UsageError(f"--seeds-dir {root}: " + ("no seed files (.yaml) under its domain folders"
+                                                    if root.is_dir() else "no such directory"))
     # Every file is read and checked before the database is touched: a bad file changes nothing.
     loaded = {domain: load_domain(root, domain) for domain in selected}
     report = ReferenceReport(dry_run, selected, [f.name for files in loaded.values() for f in files])
@@ -173,8 +162,7 @@ def count_synthetic(settings: Settings, *, domains: Sequence[str] | None = None)
     from tdbctl.seed import synthetic
 
     selected = resolve_domains(domains)
-    with open_database(settings) as db:
-        require_head(db)
+    with open_database(settings, HEAD) as db:
         with db.connect() as conn:
             return synthetic.count_synthetic(conn, selected)
 

@@ -34,15 +34,11 @@ def collector_for(dialect: str):
 def collect(settings, *, since: timedelta = timedelta(days=7), since_text: str = DEFAULT_SINCE,
             platform: bool = True, top: int = 10, integrity_check: bool = False,
             thresholds: dict | None = None) -> dict:
-    from pathlib import Path
 
-    from tdbctl.errors import TdbError
     from tdbctl.ops.durations import utcnow
     from tdbctl.runtime import open_database
     from tdbctl.schema import ALL_SCHEMAS
 
-    if settings.dialect == "sqlite" and not Path(settings.url.database or "").exists():
-        raise TdbError(f"no database at {settings.masked_url}: run tdbctl migrate first")
     thresholds = thresholds if thresholds is not None else from_settings(settings)
     started = time.monotonic()
     now = utcnow()
