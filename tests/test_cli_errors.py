@@ -238,3 +238,23 @@ def test_an_unmigrated_or_older_database_is_said_once(db_url, tmp_path):
     for command in (["cleanup"], ["archive", "--to", tmp_path / "a"], ["seed"]):
         result = run_cli("--database-url", text, *command, cwd=tmp_path)
         assert_one_line(result, 7, "at revision 0006", "tdbctl migrate")
+
+
+@pytest.mark.parametrize("password", ["x", "e", "p@ss:/%w", "%"])
+def test_a_password_is_masked_whole_and_only_itself(tmp_path, password):
+    """With the password 'x', 'extension' is not 'e***tension'; one with @:/% is never shown in part."""
+    from urllib.parse import quote
+
+    url = f"postgresql://ops:{quote(password, safe='')}@127.0.0.1:1/extension_x"
+    result = run_cli("--database-url", url, "migrate", cwd=tmp_path)
+    assert_one_line(result, 1, "postgresql+psycopg://ops:***@127.0.0.1:1/extension_x", "connect")
+    line = result.stderr.replace("ops:***@", "")
+    if len(password) > 1:
+        assert password not in line and quote(password, safe="") not in line
+    assert "***" not in line.replace("connection", "")  # nothing else was masked: no word cut
+
+
+def test_a_raw_at_sign_in_the_password_is_refused_without_showing_it(tmp_path):
+    result = run_cli("--database-url", "postgresql://ops:Zq7PW@secretXK@/small?host=/tmp", "info", cwd=tmp_path)
+    assert_one_line(result, 2, "percent-encode")
+    assert "Zq7PW" not in result.stderr + result.stdout and "secretXK" not in result.stderr + result.stdout
