@@ -275,3 +275,19 @@ def test_the_light_head_reader_agrees_with_alembic_and_refuses_two_heads(tmp_pat
     (tmp_path / "9999_branch.py").write_text('revision: str = "9999"\ndown_revision = ("0001",)\n')
     with pytest.raises(DatabaseError, match="2 heads"):
         heads.single_head(tmp_path)
+
+
+def test_sql_mode_starts_where_the_database_stands(db_url, tmp_path):
+    """Alembic's START:END, and by default the database's own revision: never the whole script
+    again for a database that has most of it."""
+    assert migrate(db_url, "--to", "0004", cwd=tmp_path).returncode == 0
+    rest = migrate(db_url, "--sql", cwd=tmp_path)
+    assert rest.returncode == 0, rest.stderr
+    assert "CREATE TABLE academy." in rest.stdout and "CREATE TABLE dispatch." not in rest.stdout
+    span = migrate(db_url, "--sql", "--to", "0002:0003", cwd=tmp_path)
+    assert "CREATE TABLE voice." in span.stdout and "CREATE TABLE academy." not in span.stdout
+    assert migrate(db_url, cwd=tmp_path).returncode == 0
+    done = migrate(db_url, "--sql", cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.startswith("-- the database is at") and "CREATE" not in done.stdout
+    older = migrate(db_url, "--to", "0003", cwd=tmp_path)
+    assert older.returncode == 2 and "tdbctl migrate down 0003" in older.stderr

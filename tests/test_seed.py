@@ -25,9 +25,8 @@ from tdbctl.errors import ExitCode
 from tdbctl.migrate.commands import upgrade
 from tdbctl.resources import seeds_dir
 from tdbctl.schema import metadata
-from tdbctl.errors import NotSetUp
+from tdbctl.errors import DatabaseError, NotSetUp
 from tdbctl.seed import seed_reference
-from tdbctl.seed.files import SeedFileError
 from tdbctl.seed.spec import DOMAIN_KINDS, SEED_MARKER, STABLE_ID_NAMESPACE
 
 SEED_DOCS = Path(__file__).resolve().parent / "seed_docs"
@@ -284,11 +283,12 @@ def test_an_entry_the_database_refuses_rolls_back_its_whole_domain(db_url, tmp_p
     second = dict(document["scenarios"][0], id="onboarding.claim_handling.v2", difficulty="expert")
     document["scenarios"].append(second)
     path.write_text(yaml.safe_dump(document, sort_keys=False))
-    with pytest.raises(SeedFileError) as caught:
+    with pytest.raises(DatabaseError) as caught:  # the database's answer: exit 1, not a usage error
         seed_reference(settings_for(db_url), seeds_root=seeds)
     message = caught.value.message
+    assert caught.value.exit_code == 1
     assert message.startswith("seeds/chattrain/scenarios/onboarding.claim_handling.v1.yaml: scenarios[1] "
-                              "\"onboarding.claim_handling.v2\": the database refused it:")
+                              "\"onboarding.claim_handling.v2\": the database refused the row for chattrain.scenarios")
     assert "chk_difficulty" in message and "\n" not in message
     # The first scenario of the same file went in before the refusal: rolled back with it.
     assert table_rows(db_url, "chattrain.scenarios") == [] and table_rows(db_url, "chattrain.system_config") == []

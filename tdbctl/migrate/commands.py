@@ -275,12 +275,26 @@ def upgrade(
 def upgrade_sql(
     settings: Settings, target: str = "head", start: str | None = None, *, lock_timeout: float | None = None
 ) -> str:
-    """The SQL a DBA would run for this upgrade, without touching the database."""
+    """The SQL a DBA would run for this upgrade, without changing the database: from ``start``
+    (or START of ``--to START:END``, as Alembic writes it), else from the revision the database is
+    at when it can be read, else from the beginning."""
     from alembic import command
+
+    from tdbctl.errors import ConnectFailed, NotSetUp
 
     script = script_directory(settings)
     single_head(script)
+    if ":" in target:
+        start, target = target.split(":", 1)
     target = resolve_revision(script, target)
+    if start is None:
+        try:
+            with open_database(settings) as db, db.connect() as conn:
+                start = current_revision(conn)
+        except (ConnectFailed, NotSetUp):
+            start = None
+        if start is not None and start == (script.get_current_head() if target == "head" else target):
+            return f"-- the database is at {start} already: no SQL to apply\n"
     span = f"{resolve_revision(script, start)}:{target}" if start else target
     out = io.StringIO()
     command.upgrade(alembic_config(settings, stdout=out, **_timeouts(lock_timeout)), span, sql=True)

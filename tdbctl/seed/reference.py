@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from tdbctl.errors import TdbError
-from tdbctl.seed.files import SeedFile, SeedFileError
+from tdbctl.errors import DatabaseError, TdbError
+from tdbctl.seed.files import SeedFile
 from tdbctl.seed.spec import SEED_MARKER, Entry
 from tdbctl.seed.values import canonical
 
@@ -106,7 +106,12 @@ def _upsert(conn, domain: str, entry: Entry, parent_id, scopes: list[dict], repo
             else:
                 change = Change(domain, kind.table, where, "unchanged")
     except sa.exc.DBAPIError as exc:
-        raise SeedFileError(f"{where}: the database refused it: {translate(exc.orig)}") from exc
+        # The file was read and checked before: this is the database's answer (a constraint, a
+        # row already there), an operational failure rather than bad input.
+        diag = getattr(exc.orig, "diag", None)
+        column = getattr(diag, "column_name", None) or getattr(diag, "constraint_name", None)
+        raise DatabaseError(f"{where}: the database refused the row for {kind.table}"
+                            + (f" ({column})" if column else "") + f": {translate(exc.orig)}") from exc
     report.changes.append(change)
     if entry.children:
         own_scope = {}
