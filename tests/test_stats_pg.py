@@ -141,6 +141,12 @@ def test_ordinary_application_role(pg_db, pg_server_url, tmp_path):
         assert report["health"]["max_connections"] > 0 and report["health"]["database_bytes"] > 0
         assert {t["schema"] for t in report["tables"]} == {"tdbctl", "dispatch", "voice", "academy", "chattrain"}
         assert report["platform"]["figures"]["conversations"]["total"] == 0
+        # Its probe does not say "ok" about sessions it cannot see.
+        limited = [f for f in report["findings"] if f["check"] == "limited_view"]
+        assert len(limited) == 1 and limited[0]["severity"] == "warning" and report["status"] != "ok"
+        assert "pg_read_all_stats" in limited[0]["message"]
+        check = run_cli("stats", "--check", cwd=tmp_path, env={"TDB_DATABASE_URL": url_text(pg_db.set(username=role))})
+        assert check.returncode == 3 and "limited_view" in check.stdout + check.stderr, check.stdout + check.stderr
     finally:
         with psycopg.connect(url_text(pg_db), autocommit=True) as conn:
             conn.execute("SELECT pg_cancel_backend(%s)", (sleeper.pid,))

@@ -52,6 +52,12 @@ def evaluate(report: dict, t: dict) -> list[dict]:
               f"transaction ID age {h['xid_age']:,} in {h['xid_age_database']}: VACUUM (FREEZE) it")
 
     a = report["activity"]
+    if a.get("hidden_sessions"):
+        # A probe that cannot see a session cannot vouch for it: not "ok".
+        found.append(_finding("warning", "limited_view", "this role", a["hidden_sessions"], 0,
+                              f"{a['hidden_sessions']} sessions of other roles are hidden from this role (their "
+                              "state, query and times): a long query or an idle transaction among them cannot be "
+                              "judged; GRANT pg_read_all_stats (or pg_monitor) TO this role"))
     for s in a["long_running"]:
         judge("long_running_query", f"pid {s['pid']}", s["seconds"], "long_query_warning_s", "long_query_critical_s",
               f"query of {s['user']} running {s['seconds']:.0f}s: {_short(s['query'])}")
