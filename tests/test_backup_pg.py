@@ -330,3 +330,58 @@ def test_a_deep_verify_drops_the_scratch_database_a_killed_verify_left_and_not_a
         with engine.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{live}" WITH (FORCE)')
         engine.dispose()
+
+
+@pytest.fixture
+def owner_db(pg_server_url):
+    """A database owned by a role that is no superuser and may not create databases, with its
+    extensions created by the superuser: a managed database (RDS, Cloud SQL, Supabase) as its
+    application role sees it."""
+    role, name = f"app_{uuid.uuid4().hex[:8]}", f"tdbctl_owned_{uuid.uuid4().hex[:8]}"
+    admin = admin_engine(pg_server_url)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}" OWNER "{role}"')
+    inside = admin_engine(pg_server_url.set(database=name))
+    with inside.connect() as conn:
+        for extension in ("vector", "pg_trgm"):
+            conn.exec_driver_sql(f"CREATE EXTENSION {extension}")
+    inside.dispose()
+    try:
+        yield pg_server_url.set(database=name, username=role, password=None)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
+        admin.dispose()
+
+
+def test_the_owner_of_a_managed_database_restores_into_it(owner_db, tmp_path):
+    """Its dump names extensions the role does not own: the restore leaves them as they are
+    instead of failing on COMMENT ON / DROP EXTENSION ('must be owner of extension vector')."""
+    fill(migrated(owner_db))
+    backed_up = checksums(owner_db)
+    path = take_backup(owner_db, tmp_path, cli=True)
+    fill(owner_db, rows=3, salt=7)
+    assert checksums(owner_db) != backed_up
+    result = tdb(owner_db, "restore", path, "--force", "--yes", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "leaving the target's own extensions as they are: pg_trgm, vector" in result.stderr
+    assert checksums(owner_db) == backed_up
+
+
+def test_a_restore_the_target_server_cannot_take_creates_nothing(pg_url, tmp_path):
+    """A dump from a newer server than the target's is refused before the target database is made."""
+    fill(migrated(pg_url))
+    path = take_backup(pg_url, tmp_path)
+    from tdbctl.backup.manifest import write_manifest
+
+    manifest = read_manifest(path)
+    (path / "manifest.json").unlink()
+    write_manifest(path, type(manifest)(**{**vars(manifest), "server_version": "99.0"}))
+    target = pg_url.set(database=f"tdbctl_new_{uuid.uuid4().hex[:8]}")
+    result = tdb(pg_url, "restore", path, "--yes", "--target", url_text(target), cwd=tmp_path)
+    assert result.returncode == 2 and "PostgreSQL 99" in result.stderr, result.stderr
+    with admin_engine(pg_url).connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM pg_database WHERE datname = %(n)s",
+                                    {"n": target.database}).scalar() == 0

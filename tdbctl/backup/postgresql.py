@@ -116,27 +116,39 @@ class PostgresBackup(BackupStrategy):
     def restore(self, backup, manifest, target, *, replace, jobs, pg_bin, log, meanwhile=lambda: None) -> None:
         archive = _archive(backup, manifest)
         with pgtools.ToolSearch(pg_bin) as search:
-            _ensure_database(target, log)
-            with libpq.connect(target, autocommit=True) as conn, held(conn, RESTORE_LOCK):
-                major, _ = server_version(conn)
-                self._restore(archive, target, conn, self._tools(manifest, major, search), replace, jobs, log,
-                              meanwhile)
+            # Everything that can refuse is asked before anything is created.
+            major = _target_major(target)
+            dumped_on = int((manifest.server_version or "0").split(".")[0])
+            if major < dumped_on:
+                raise UsageError(f"the backup comes from PostgreSQL {dumped_on}, the target server runs {major}: "
+                                 "restore it into a server of the same or a newer major version; nothing was changed")
+            tools = self._tools(manifest, major, search)
+            created = _ensure_database(target, log)
+            try:
+                with libpq.connect(target, autocommit=True) as conn, held(conn, RESTORE_LOCK):
+                    self._restore(archive, target, conn, tools, replace, jobs, log, meanwhile)
+            except BaseException:
+                if created:  # a failed restore leaves no database behind that it made
+                    _drop_database(target, log)
+                raise
 
     def _restore(self, archive, target, conn, tools, replace, jobs, log, meanwhile) -> None:
         """pg_restore --jobs straight into the target, or piped into psql as one transaction."""
         env = libpq.environment(target)
         clean = scrub_with(target)
-        if jobs:
-            log(f"pg_restore {tools.version} --jobs {jobs} (several connections: not one transaction)")
-            if replace:
-                drop_tool_schemas(conn)
-            pgtools.run([tools.program("pg_restore"), "--no-owner", "--no-password", "--exit-on-error",
-                         "--clean", "--if-exists", "-j", str(jobs),
-                         "-d", conninfo_dbname(libpq.params(target)["dbname"]), str(archive)],
-                        env, "pg_restore", clean, meanwhile)
-        else:
-            log(f"pg_restore {tools.version} | psql, in one transaction")
-            single_transaction_restore(tools, env, archive, replace, clean, meanwhile)
+        with tempfile.TemporaryDirectory(prefix="tdbctl-restore-") as scratch:
+            listed = _without_present_extensions(tools, env, archive, conn, Path(scratch), log)
+            if jobs:
+                log(f"pg_restore {tools.version} --jobs {jobs} (several connections: not one transaction)")
+                if replace:
+                    drop_tool_schemas(conn)
+                pgtools.run([tools.program("pg_restore"), "--no-owner", "--no-password", "--exit-on-error",
+                             "--clean", "--if-exists", "-j", str(jobs), *listed,
+                             "-d", conninfo_dbname(libpq.params(target)["dbname"]), str(archive)],
+                            env, "pg_restore", clean, meanwhile)
+            else:
+                log(f"pg_restore {tools.version} | psql, in one transaction")
+                single_transaction_restore(tools, env, archive, replace, clean, meanwhile, listed)
 
     def _tools(self, manifest: Manifest, server_major: int, search: pgtools.ToolSearch) -> pgtools.PgTools:
         dumped_with = int((manifest.tool_version or "0").split(".")[0])
@@ -253,7 +265,33 @@ def held(conn, name: str):
         conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
 
 
-def single_transaction_restore(tools, env, archive: Path, replace: bool, scrub, meanwhile=lambda: None) -> None:
+def _without_present_extensions(tools, env, archive: Path, conn, scratch: Path, log) -> list[str]:
+    """pg_restore's ``-L`` list without the extensions the target already has (and their
+    comments): a managed database's owner does not own them (an admin role created pgvector),
+    and may neither comment on nor drop them. Tables use them as they are."""
+    present = {row[0] for row in conn.execute("SELECT extname FROM pg_extension").fetchall()}
+    listing = subprocess.run([tools.program("pg_restore"), "-l", str(archive)], env=env, capture_output=True,
+                             text=True)
+    if listing.returncode != 0:
+        return []  # pg_restore itself says what is wrong with the archive, next
+    kept, skipped = [], []
+    for line in listing.stdout.splitlines():
+        found = re.search(r"\b(?:EXTENSION - |COMMENT - EXTENSION )(\S+)", line)
+        if found and found[1] in present and not line.startswith(";"):
+            kept.append(";" + line)
+            skipped.append(found[1])
+        else:
+            kept.append(line)
+    if not skipped:
+        return []
+    log(f"leaving the target's own extensions as they are: {', '.join(sorted(set(skipped)))}")
+    path = scratch / "toc.list"
+    path.write_text("\n".join(kept) + "\n")
+    return ["-L", str(path)]
+
+
+def single_transaction_restore(tools, env, archive: Path, replace: bool, scrub, meanwhile=lambda: None,
+                               listed: list[str] = ()) -> None:
     """pg_restore's SQL into psql, in a transaction that commits only if pg_restore succeeded.
 
     pg_restore writes into psql's input pipe directly (no copy through this process); tdbctl
@@ -272,7 +310,7 @@ def single_transaction_restore(tools, env, archive: Path, replace: bool, scrub, 
         prologue = ["SET client_min_messages = warning;", "BEGIN;"]
         if replace:
             prologue += [f'DROP SCHEMA IF EXISTS "{schema}" CASCADE;' for schema in ALL_SCHEMAS]
-        restore_args = [tools.program("pg_restore"), "--no-owner", "-f", "-"]
+        restore_args = [tools.program("pg_restore"), "--no-owner", *listed, "-f", "-"]
         if replace:
             # Objects outside tdbctl's schemas that the dump also holds (its extensions) are replaced too.
             restore_args += ["--clean", "--if-exists"]
@@ -329,14 +367,38 @@ def server_version(conn) -> tuple[int, str]:
     return int(number) // 10000, text.split()[0]
 
 
-def _ensure_database(target: Settings, log) -> None:
-    """Create the target database if the server has none of that name (restore's first step)."""
+def _ensure_database(target: Settings, log) -> bool:
+    """Create the target database if the server has none of that name; True when it did."""
     try:
         with libpq.connect(target, autocommit=True):
-            return
+            return False
     except libpq.MissingDatabase:
         log(f"creating database {libpq.params(target)['dbname']}")
         create_database(target)
+        return True
+
+
+def _target_major(target: Settings) -> int:
+    """The target server's major version, asked of a maintenance database if the target's is missing."""
+    for database in (None, "postgres", "template1"):
+        try:
+            with libpq.connect(target, database=database, autocommit=True) as conn:
+                return server_version(conn)[0]
+        except libpq.MissingDatabase:
+            continue
+    raise DatabaseError(f"cannot find a database to ask {target.masked_url}'s server its version")
+
+
+def _drop_database(target: Settings, log) -> None:
+    name = libpq.params(target)["dbname"]
+    log(f"dropping database {name}, which this failed restore created")
+    for database in ("postgres", "template1"):
+        try:
+            with libpq.connect(target, database=database, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                return
+        except libpq.MissingDatabase:
+            continue
 
 
 def create_database(target: Settings) -> None:
