@@ -385,3 +385,34 @@ def test_a_restore_the_target_server_cannot_take_creates_nothing(pg_url, tmp_pat
     with admin_engine(pg_url).connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM pg_database WHERE datname = %(n)s",
                                     {"n": target.database}).scalar() == 0
+
+
+def test_a_deep_verify_into_an_empty_database_someone_else_created(owner_db, pg_server_url, tmp_path):
+    """The owner role may not CREATE DATABASE: --scratch-url restores into an empty one an admin
+    made for it, compares the counts and leaves it empty; a database with tables is refused."""
+    fill(migrated(owner_db))
+    path = take_backup(owner_db, tmp_path, cli=True)
+    refused = tdb(owner_db, "backup", "verify", path, "--deep", cwd=tmp_path)
+    assert refused.returncode == 1 and "permission denied to create database" in refused.stderr, refused.stderr
+    name = f"tdbctl_scratch_{uuid.uuid4().hex[:8]}"
+    admin = admin_engine(pg_server_url)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}" OWNER "{owner_db.username}"')
+    with admin_engine(pg_server_url.set(database=name)).connect() as conn:  # the admin's part, as for the live one
+        conn.exec_driver_sql("CREATE EXTENSION vector")
+    try:
+        scratch = url_text(owner_db.set(database=name))
+        result = tdb(owner_db, "backup", "verify", path, "--deep", "--json", cwd=tmp_path,
+                     env={"TDB_SCRATCH_URL": scratch})
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["ok"] and report["tables"] and all(t["ok"] for t in report["tables"])
+        with admin_engine(pg_server_url.set(database=name)).connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM pg_namespace WHERE nspname IN "
+                                        "('tdbctl', 'dispatch', 'voice', 'academy', 'chattrain')").scalar() == 0
+        busy = tdb(owner_db, "backup", "verify", path, "--deep", "--scratch-url", url_text(owner_db), cwd=tmp_path)
+        assert busy.returncode == 2 and "is not empty" in busy.stderr, busy.stderr
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

@@ -216,7 +216,7 @@ def check_files(path: Path, manifest: Manifest) -> list[str]:
 
 
 def verify(path: Path, *, deep: bool = False, settings: Settings | None = None, jobs: int | None = None,
-           pg_bin: str | None = None, log: Log = quiet) -> VerifyReport:
+           pg_bin: str | None = None, log: Log = quiet, scratch: Settings | None = None) -> VerifyReport:
     clock = time.monotonic()
     try:
         manifest = read_manifest(path)
@@ -226,8 +226,11 @@ def verify(path: Path, *, deep: bool = False, settings: Settings | None = None, 
     if deep and not report.problems:
         if settings is None:
             raise UsageError("--deep needs a database to restore into (the configured one's server)")
+        if scratch is not None and scratch.dialect != manifest.dialect:
+            raise UsageError(f"--scratch-url is a {scratch.dialect} database; the backup is {manifest.dialect}")
         counts = strategy_for(manifest.dialect).scratch_counts(
-            path, manifest, settings, jobs=jobs, pg_bin=pg_bin or settings.section("backup").get("pg_bin"), log=log)
+            path, manifest, settings, jobs=jobs, pg_bin=pg_bin or settings.section("backup").get("pg_bin"), log=log,
+            scratch=scratch)
         report.tables = [TableCheck(t, c.rows, counts.get(t), c.estimated) for t, c in sorted(manifest.tables.items())]
     report.seconds = round(time.monotonic() - clock, 3)
     return report

@@ -158,7 +158,9 @@ class PostgresBackup(BackupStrategy):
 
     # -- deep verification --------------------------------------------------------------------------
 
-    def scratch_counts(self, backup, manifest, settings, *, jobs, pg_bin, log) -> dict[str, int]:
+    def scratch_counts(self, backup, manifest, settings, *, jobs, pg_bin, log, scratch=None) -> dict[str, int]:
+        if scratch is not None:
+            return self._counts_in(backup, manifest, scratch, jobs=jobs, pg_bin=pg_bin, log=log)
         if settings.dialect != "postgresql":
             raise UsageError("verifying a PostgreSQL backup --deep needs a PostgreSQL server to restore it into: "
                              "pass --database-url postgresql://... (a scratch database is created there and dropped)")
@@ -183,6 +185,37 @@ class PostgresBackup(BackupStrategy):
                             for t in manifest.tables if t in present}
             finally:
                 admin.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+
+
+    def _counts_in(self, backup, manifest, scratch: Settings, *, jobs, pg_bin, log) -> dict[str, int]:
+        """Restore into an empty database someone else created (--scratch-url: no CREATEDB
+        needed), count, and leave it empty again."""
+        archive = _archive(backup, manifest)
+        with pgtools.ToolSearch(pg_bin) as search, libpq.connect(scratch, autocommit=True) as conn:
+            tables = conn.execute(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+                "AND n.nspname NOT LIKE 'pg_toast%' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid "
+                "AND d.deptype = 'e')").fetchone()[0]
+            if int(tables):
+                raise UsageError(f"--scratch-url {scratch.masked_url} is not empty ({tables} tables): give an empty "
+                                 "database for the scratch restore; nothing was changed")
+            major, _ = server_version(conn)
+            tools = self._tools(manifest, major, search)
+            env = libpq.environment(scratch)
+            log(f"restoring into the scratch database {scratch.masked_url}")
+            with tempfile.TemporaryDirectory(prefix="tdbctl-verify-") as work:
+                listed = _without_present_extensions(tools, env, archive, conn, Path(work), log)
+                args = [tools.program("pg_restore"), "--no-owner", "--no-password", "--exit-on-error", *listed,
+                        *(["-j", str(jobs)] if jobs else []),
+                        "-d", conninfo_dbname(libpq.params(scratch)["dbname"]), str(archive)]
+                try:
+                    pgtools.run(args, env, "pg_restore into the scratch database", scrub_with(scratch))
+                    present = set(_tables(conn))
+                    return {t: int(conn.execute(f"SELECT count(*) FROM {quote_table(t)}").fetchone()[0])
+                            for t in manifest.tables if t in present}
+                finally:
+                    drop_tool_schemas(conn)
 
 
 SCRATCH_PREFIX = "tdbctl_verify_"

@@ -71,8 +71,9 @@ class BackupStrategy:
         raise NotImplementedError
 
     def scratch_counts(self, backup: Path, manifest: Manifest, settings: Settings, *,
-                       jobs: int | None, pg_bin: str | None, log: Log) -> dict[str, int]:
-        """Restore into a throwaway database, count every table of the manifest, throw it away."""
+                       jobs: int | None, pg_bin: str | None, log: Log, scratch: Settings | None = None) -> dict[str, int]:
+        """Restore into a throwaway database (``scratch``: an empty one given, left empty again),
+        count every table of the manifest, throw it away."""
         raise NotImplementedError
 
 

@@ -138,12 +138,17 @@ def verify(
     directory: FromOption = None,
     jobs: JobsOption = None,
     pg_bin: PgBinOption = None,
+    scratch_url: Annotated[Optional[str], typer.Option(
+        "--scratch-url", metavar="URL", show_default=False,
+        help="With --deep: restore into this existing empty database instead of creating one "
+             "(no CREATEDB needed); left empty again. Also TDB_SCRATCH_URL (keeps a password out of ps).")] = None,
     json: JsonOption = False,
 ) -> None:
     """Check a backup's files against its manifest (exit 3 if any differs); --deep restores it too.
 
     --deep restores into a temporary SQLite file, or a temporary PostgreSQL database created on
-    the configured server and dropped afterwards, and compares every table's row count.
+    the configured server and dropped afterwards (or the empty --scratch-url database), and
+    compares every table's row count.
 
     Example:
 
@@ -156,7 +161,17 @@ def verify(
     out = Output(json)
     config = settings()
     path = commands.locate(backup, config, directory)
-    report = commands.verify(path, deep=deep, settings=config, jobs=jobs, pg_bin=pg_bin, log=out.log)
+    import os
+
+    from tdbctl.config import resolve
+    from tdbctl.errors import UsageError
+
+    scratch = scratch_url or os.environ.get("TDB_SCRATCH_URL")
+    scratch_settings = resolve(scratch) if scratch else None
+    if scratch_settings is not None and not deep:
+        raise UsageError("--scratch-url goes with --deep")
+    report = commands.verify(path, deep=deep, settings=config, jobs=jobs, pg_bin=pg_bin, log=out.log,
+                             scratch=scratch_settings)
     if out.json:
         out.data({"path": str(path), "ok": report.ok, "deep": report.deep, "problems": report.problems,
                   "seconds": report.seconds,
