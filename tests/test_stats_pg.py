@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import psycopg
@@ -251,3 +252,28 @@ def test_replication_lag_on_the_primary_and_on_a_standby(pg15_server, tmp_path):
     found = {(f["check"], f["subject"]): f["severity"] for f in on_standby["findings"]}
     assert found[("replication_lag", "this replica")] == "warning"
 
+
+
+def test_the_page_covers_every_schema_of_the_database(pg_db, tmp_path):
+    """An application's tables beside tdbctl's (here in public and a schema of its own) are on the
+    page too, after tdbctl's domains."""
+    with psycopg.connect(url_text(pg_db), autocommit=True) as conn:
+        conn.execute("CREATE TABLE public.app_accounts (id int PRIMARY KEY, balance int)")
+        conn.execute("INSERT INTO public.app_accounts SELECT i, i FROM generate_series(1, 500) i")
+        conn.execute("CREATE SCHEMA billing")
+        conn.execute("CREATE TABLE billing.invoices (id int PRIMARY KEY)")
+    deadline = time.monotonic() + 10
+    while True:  # the insert's counts reach pg_stat_user_tables asynchronously
+        report = _collect(pg_db, tmp_path)
+        found = [t for t in report["tables"] if (t["schema"], t["table"]) == ("public", "app_accounts")]
+        if (found and found[0]["rows"] == 500) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    schemas = [t["schema"] for t in report["tables"]]
+    assert {"public", "billing"} <= set(schemas)
+    domains = ["tdbctl", "dispatch", "voice", "academy", "chattrain"]
+    first_other = min(schemas.index("public"), schemas.index("billing"))
+    assert set(schemas[:first_other]) == set(domains) and not set(schemas[first_other:]) & set(domains)
+    accounts = next(t for t in report["tables"] if (t["schema"], t["table"]) == ("public", "app_accounts"))
+    assert accounts["rows"] == 500
+    assert any(i["schema"] == "public" and i["index"] == "app_accounts_pkey" for i in report["indexes"])

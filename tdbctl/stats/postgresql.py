@@ -121,7 +121,12 @@ class PostgresCollector:
 
     def __init__(self, conn, schemas, thresholds):
         self.conn = conn
-        self.schemas = list(schemas)
+        # tdbctl's domains first, then every other schema of the database (an application's
+        # public tables, pgbench's): the page covers the whole database, as PgHero's does.
+        others = [row[0] for row in conn.exec_driver_sql(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema') "
+            "AND nspname NOT LIKE 'pg\\_toast%%' AND nspname NOT LIKE 'pg\\_temp\\_%%' ORDER BY nspname").all()]
+        self.schemas = list(schemas) + [s for s in others if s not in schemas]
         self.thresholds = thresholds
         self.version_num = int(conn.exec_driver_sql("SHOW server_version_num").scalar())
         self.catalog_only = False
@@ -271,7 +276,7 @@ class PostgresCollector:
                 "seq_scans": seq, "index_scans": idx,
                 "cache_hit_ratio": round(hit / (hit + read), 4) if hit is not None and hit + read else None,
             })
-        return tables
+        return sorted(tables, key=lambda t: self.schemas.index(t["schema"]))  # stable: names stay sorted
 
     def indexes(self) -> list[dict]:
         rows = self._sized(
@@ -303,7 +308,7 @@ class PostgresCollector:
                 "bloat_ratio": round(bloat_ratio, 4) if bloat_ratio is not None else None,
                 "definition": definition,
             })
-        return indexes
+        return sorted(indexes, key=lambda i: self.schemas.index(i["schema"]))
 
     def top_queries(self, limit: int) -> dict:
         # shared_preload_libraries is readable by superusers and pg_read_all_settings only: for
