@@ -37,16 +37,17 @@ def _free_port() -> int:
 def bouncer(server_url: sa.URL, *, pool_mode: str = "transaction", pool_size: int = 1,
             users: tuple[str, ...] = ("postgres",)) -> Iterator[int]:
     """PgBouncer's port; every database of the server is reachable through it as itself."""
-    socket_dir = server_url.query["host"]
+    host = server_url.query.get("host") or server_url.host or "localhost"
     port = server_url.port or 5432
-    owner = os.stat(socket_dir).st_uid
+    # Through a Unix socket as the directory's owner; to a TCP server (TDB_TEST_PG_URL) as nobody.
+    owner = os.stat(host).st_uid if host.startswith("/") else pwd.getpwnam("nobody").pw_uid
     user = pwd.getpwuid(owner).pw_name if os.geteuid() == 0 else None
     work = Path(tempfile.mkdtemp(prefix="tdbctl-pgbouncer-"))
     listen = _free_port()
     (work / "users.txt").write_text("".join(f'"{name}" ""\n' for name in users))
     (work / "pgbouncer.ini").write_text(f"""
 [databases]
-* = host={socket_dir} port={port}
+* = host={host} port={port}
 
 [pgbouncer]
 listen_addr = 127.0.0.1

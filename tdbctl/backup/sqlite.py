@@ -132,7 +132,9 @@ class SqliteBackup(BackupStrategy):
 
     # -- deep verification --------------------------------------------------------------------------
 
-    def scratch_counts(self, backup, manifest, settings, *, jobs, pg_bin, log) -> dict[str, int]:
+    def scratch_counts(self, backup, manifest, settings, *, jobs, pg_bin, log, scratch=None) -> dict[str, int]:
+        if scratch is not None:
+            raise UsageError("--scratch-url is for PostgreSQL backups: a SQLite backup is verified in a temporary file")
         with tempfile.TemporaryDirectory(prefix="tdbctl-verify-") as scratch:
             main = str(Path(scratch) / "scratch.db")
             sources = {}
