@@ -291,3 +291,23 @@ def test_sql_mode_starts_where_the_database_stands(db_url, tmp_path):
     assert done.returncode == 0 and done.stdout.startswith("-- the database is at") and "CREATE" not in done.stdout
     older = migrate(db_url, "--to", "0003", cwd=tmp_path)
     assert older.returncode == 2 and "tdbctl migrate down 0003" in older.stderr
+
+
+def test_repair_records_an_unledgered_migration_only_when_the_schema_is_what_it_makes(db_url, tmp_path):
+    assert migrate(db_url, cwd=tmp_path).returncode == 0
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM tdbctl.migration_ledger WHERE version = '0007'")
+    done = migrate(db_url, "repair", "--yes", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "recorded 0007 (0007_claims.py): applied, added to the ledger" in done.stderr
+    assert [v for v, _ in ledger_rows(db_url)] == script_revisions()
+    # Marked applied, but what it makes is not there (stamped by hand): refused, nothing recorded.
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM tdbctl.migration_ledger WHERE version = '0007'")
+        conn.exec_driver_sql("DROP TABLE tdbctl.claims")
+    engine.dispose()
+    refused = migrate(db_url, "repair", "--yes", cwd=tmp_path)
+    assert refused.returncode == 4 and "0007 are marked applied but are not in the ledger" in refused.stderr
+    assert "nothing was recorded" in refused.stderr
+    assert [v for v, _ in ledger_rows(db_url)] == script_revisions()[:-1]

@@ -247,11 +247,16 @@ def repair(yes: YesOption = False, json: JsonOption = False) -> None:
     for problem in problems:
         out.log(problem.describe())
     confirm(f"Re-record {len(problems)} checksum(s)?", yes)
-    repaired = commands.repair(config)
+    repaired = [p for p in commands.repair(config) if p.actual is not None]
     if out.json:
-        out.data({"repaired": [p.revision for p in repaired if p.actual is not None]})
-    else:
-        out.log(f"re-recorded {sum(1 for p in repaired if p.actual is not None)} checksum(s)")
+        out.data({"repaired": [p.revision for p in repaired],
+                  "recorded": [{"revision": p.revision, "script": p.script, "was": p.recorded, "now": p.actual}
+                               for p in repaired]})
+        return
+    for p in repaired:
+        out.log(f"recorded {p.revision} ({p.script}): "
+                + (f"checksum {p.recorded} -> {p.actual}" if p.recorded else "applied, added to the ledger"))
+    out.log(f"re-recorded {len(repaired)} checksum(s)")
 
 
 def register(root: typer.Typer) -> None:

@@ -357,6 +357,20 @@ def repair(settings: Settings) -> list[ChecksumProblem]:
     from tdbctl.schema.bookkeeping import migration_ledger
 
     script = script_directory(settings)
+    problems = validate(settings)
+    unrecorded = [p for p in problems if p.recorded is None]
+    if unrecorded:
+        # The version table says they ran, the ledger has no trace of it (a hand-made stamp?):
+        # recorded only when the schema is the one they make.
+        from tdbctl.migrate.drift import check
+
+        drift = check(settings)
+        if drift.current != drift.head or drift.differences:
+            raise ValidationFailed(
+                f"migrations {', '.join(p.revision for p in unrecorded)} are marked applied but are not in the "
+                "ledger, and the schema is not the one they make "
+                f"({drift.differences[0] if drift.differences else f'at {drift.current}, head {drift.head}'}): "
+                "nothing was recorded; run `tdbctl migrate check` to see the differences")
     with open_database(settings, CREATE) as db, exclusive(db, 0), db.connect() as conn:
         db.dialect.transaction_lock(conn, MIGRATE_LOCK)
         if db.claim is not None:
