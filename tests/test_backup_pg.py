@@ -416,3 +416,29 @@ def test_a_deep_verify_into_an_empty_database_someone_else_created(owner_db, pg_
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+def test_a_restore_waits_for_no_running_cleanup_and_brings_back_no_claims(pg_url, tmp_path):
+    """A running cleanup's claim refuses the restore (exit 5) instead of the restore queueing behind
+    its batches; claims taken while a backup ran are not in the backup."""
+    from tdbctl.ddl import dialect_for
+    from tdbctl.engine import create_engine
+    from tdbctl.ops.claims import claimed
+    from tdbctl.runtime import Database
+
+    fill(migrated(pg_url))
+    settings = resolve(url_text(pg_url))
+    db = Database(settings, create_engine(settings.url), dialect_for("postgresql"))
+    try:
+        with claimed(db, "cleanup"):
+            path = take_backup(pg_url, tmp_path)
+            refused = tdb(pg_url, "restore", path, "--force", "--yes", cwd=tmp_path)
+            assert refused.returncode == 5 and "another tdbctl cleanup" in refused.stderr, refused.stderr
+            assert "nothing was changed" in refused.stderr
+        restored = tdb(pg_url, "restore", path, "--force", "--yes", cwd=tmp_path)
+        assert restored.returncode == 0, restored.stderr
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM tdbctl.claims").scalar() == 0
+        assert read_manifest(path).tables["tdbctl.claims"].rows == 0
+    finally:
+        db.engine.dispose()

@@ -40,6 +40,9 @@ DUMP_FILE = "database.pgdump"
 DUMP_DIR = "database.dir"
 ESTIMATE_ABOVE = 5_000_000
 """Tables whose planner estimate exceeds this many rows get the estimate, not a count(*)."""
+WITHOUT_DATA = (f"{TOOL_SCHEMA}.claims",)
+"""Tables dumped without their rows: the claims of runs going on at the time mean nothing in a
+restored copy (and a restore checks the target against the counts, which say 0 for them)."""
 RESTORE_LOCK = "migrate"
 """Restore holds migrate's lock: a migration must not run against a database being replaced."""
 
@@ -87,7 +90,8 @@ class PostgresBackup(BackupStrategy):
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         snapshot_id = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
         target, method = (workdir / DUMP_DIR, ["-Fd", "-j", str(jobs)]) if jobs else (workdir / DUMP_FILE, ["-Fc"])
-        args = [tools.program("pg_dump"), *method, "--no-password", f"--snapshot={snapshot_id}", "-f", str(target),
+        args = [tools.program("pg_dump"), *method, "--no-password", f"--snapshot={snapshot_id}",
+                *(f"--exclude-table-data={table}" for table in WITHOUT_DATA), "-f", str(target),
                 "-d", uri]
         log(f"pg_dump {tools.version} ({tools.bin_dir}) {' '.join(method)} -> {target}")
         found = {}
@@ -126,6 +130,7 @@ class PostgresBackup(BackupStrategy):
             created = _ensure_database(target, log)
             try:
                 with libpq.connect(target, autocommit=True) as conn, held(conn, RESTORE_LOCK):
+                    _refuse_live_claims(conn)
                     self._restore(archive, target, conn, tools, replace, jobs, log, meanwhile)
             except BaseException:
                 if created:  # a failed restore leaves no database behind that it made
@@ -269,7 +274,9 @@ def _tables(conn) -> dict[str, int]:
 def _counts(conn) -> dict[str, TableCount]:
     counts = {}
     for table, estimate in _tables(conn).items():
-        if estimate > ESTIMATE_ABOVE:
+        if table in WITHOUT_DATA:
+            counts[table] = TableCount(0)
+        elif estimate > ESTIMATE_ABOVE:
             counts[table] = TableCount(estimate, estimated=True)
         else:
             counts[table] = TableCount(int(conn.execute(f"SELECT count(*) FROM {quote_table(table)}").fetchone()[0]))
@@ -296,6 +303,27 @@ def held(conn, name: str):
         yield
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+
+
+def _refuse_live_claims(conn) -> None:
+    """A restore replaces what a running cleanup, archive or seed works on: refuse while one holds
+    its claim in the target (tdbctl/ops/claims.py), rather than wait behind its batches."""
+    import socket
+    from types import SimpleNamespace
+
+    from tdbctl.ops.claims import Holder, gone_from_this_host
+
+    if not int(conn.execute(f"SELECT (to_regclass({sql_literal(TOOL_SCHEMA + '.claims')}) IS NOT NULL)::int")
+               .fetchone()[0]):
+        return
+    host = socket.gethostname()
+    rows = conn.execute("SELECT command, host, pid, process_start, acquired_at, lease_until, "
+                        "extract(epoch FROM clock_timestamp())::float8 FROM tdbctl.claims").fetchall()
+    for command, claim_host, pid, started, acquired, lease, now in rows:
+        row = SimpleNamespace(host=claim_host, pid=pid, process_start=started)
+        if (lease is None or lease >= now) and not gone_from_this_host(row, host):
+            raise LockHeld(f"another {Holder(command, claim_host, pid, acquired).describe()} is running on the "
+                           "target database, which a restore replaces: wait for it to end; nothing was changed")
 
 
 def _without_present_extensions(tools, env, archive: Path, conn, scratch: Path, log) -> list[str]:

@@ -82,7 +82,7 @@ def process_start(pid: int) -> int | None:
         return None
 
 
-def _gone_from_this_host(row, host: str) -> bool:
+def gone_from_this_host(row, host: str) -> bool:
     """True only when the holder ran here and its process (that very process) no longer exists."""
     if row.host != host:
         return False
@@ -219,7 +219,7 @@ def _try_take(db, command: str):
             rows = conn.execute(sa.select(claims).where(claims.c.scope.in_(EXCLUDES[scope]))).all()
             live = []
             for row in rows:
-                if _gone_from_this_host(row, host):
+                if gone_from_this_host(row, host):
                     gone = sa.delete(claims).where(claims.c.id == row.id)
                 elif row.lease_until is not None and row.lease_until < now:
                     # Compare-and-set: a holder that renewed meanwhile keeps its claim.
