@@ -442,3 +442,25 @@ def test_a_restore_waits_for_no_running_cleanup_and_brings_back_no_claims(pg_url
         assert read_manifest(path).tables["tdbctl.claims"].rows == 0
     finally:
         db.engine.dispose()
+
+
+def test_backup_and_restore_see_the_tables_beside_tdbctls(pg_url, tmp_path):
+    """A database that also holds an application's own tables: the backup counts them, the deep
+    verify compares them, and a restore predicts and refuses by every table it would replace."""
+    fill(migrated(pg_url))
+    with admin_engine(pg_url).connect() as conn:
+        conn.exec_driver_sql("CREATE TABLE public.app_accounts (id int PRIMARY KEY, balance int)")
+        conn.exec_driver_sql("INSERT INTO public.app_accounts SELECT i, i FROM generate_series(1, 500) i")
+    path = take_backup(pg_url, tmp_path, cli=True)
+    assert read_manifest(path).tables["public.app_accounts"].rows == 500
+    deep = tdb(pg_url, "backup", "verify", path, "--deep", "--json", cwd=tmp_path)
+    assert deep.returncode == 0, deep.stderr
+    assert any(t["table"] == "public.app_accounts" and t["ok"] for t in json.loads(deep.stdout)["tables"])
+    with admin_engine(pg_url).connect() as conn:
+        conn.exec_driver_sql("UPDATE public.app_accounts SET balance = 0")
+    refused = tdb(pg_url, "restore", path, "--yes", cwd=tmp_path)
+    assert refused.returncode == 2 and "outside tdbctl's schemas (public.app_accounts)" in refused.stderr, refused.stderr
+    restored = tdb(pg_url, "restore", path, "--force", "--yes", cwd=tmp_path)
+    assert restored.returncode == 0, restored.stderr
+    with admin_engine(pg_url).connect() as conn:
+        assert conn.exec_driver_sql("SELECT sum(balance) FROM public.app_accounts").scalar() == 500 * 501 // 2

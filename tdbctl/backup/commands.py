@@ -77,9 +77,14 @@ class RestorePlan:
 
     def refuse_without_force(self, force: bool) -> None:
         if self.replaces and not force:
+            from tdbctl.schemas import ALL_SCHEMAS
+
+            others = sorted(t for t in self.existing if t.split(".", 1)[0] not in ALL_SCHEMAS)
+            beside = f", {len(others)} of them outside tdbctl's schemas ({', '.join(others[:3])}" + (
+                ", ...)" if len(others) > 3 else ")") if others else ""
             raise UsageError(
-                f"{self.target.masked_url} already holds {len(self.existing)} tdbctl tables "
-                f"({sum(self.existing.values())} rows): pass --force to replace them with the backup"
+                f"{self.target.masked_url} already holds {len(self.existing)} tables "
+                f"({sum(self.existing.values())} rows){beside}: pass --force to replace them with the backup's"
             )
 
 

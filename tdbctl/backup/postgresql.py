@@ -262,12 +262,15 @@ def _for_server(major: int) -> str:
 
 
 def _tables(conn) -> dict[str, int]:
-    """tdbctl's tables in the database, with the planner's row estimates."""
-    schemas = ", ".join(sql_literal(schema) for schema in ALL_SCHEMAS)
+    """Every table pg_dump dumps (tdbctl's and any other schema's, not an extension's own), with
+    the planner's row estimates: what the backup holds, what a restore would replace."""
     return {table: int(estimate) for table, estimate in conn.execute(
         "SELECT n.nspname || '.' || c.relname, c.reltuples::bigint FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        f"WHERE c.relkind IN ('r', 'p') AND n.nspname IN ({schemas}) ORDER BY 1"
+        "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+        "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%' "
+        "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid "
+        "AND d.deptype = 'e') ORDER BY 1"
     ).fetchall()}
 
 
