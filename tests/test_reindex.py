@@ -107,7 +107,7 @@ def test_sqlite_reindex_analyzes_and_records_the_run(sqlite_url, tmp_path):
 @pytest.mark.parametrize("args, message", [
     ((), "say what to rebuild"),
     (("--index", "voice.no_such_index"), "no such index"),
-    (("--schema", "public"), "not a tdbctl schema"),
+    (("--schema", "public"), "no such schema in the database"),
     (("--all", "--table", "voice.conversations"), "does not combine"),
 ])
 def test_usage_errors(sqlite_url, tmp_path, args, message):

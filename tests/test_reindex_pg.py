@@ -245,3 +245,21 @@ def test_a_rebuild_that_fails_drops_its_own_leftover_and_the_run_says_failed(pg_
     assert result["analyzed"] == []
     assert admin.execute("SELECT status, message FROM tdbctl.runs").fetchone() == (
         "failed", "rebuilt 0 indexes, dropped 1 leftovers, 1 failed")
+
+
+def test_reindex_sees_the_schemas_beside_tdbctls(pg_url, tmp_path):
+    """An application's own table beside tdbctl's: `--all` plans its index too, `--schema` takes it."""
+    import psycopg
+
+    migrate(pg_url)
+    with psycopg.connect(url_text(pg_url), autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA billing")
+        conn.execute("CREATE TABLE billing.invoices (id int PRIMARY KEY, total int)")
+        conn.execute("CREATE INDEX invoices_total ON billing.invoices (total)")
+    env = {"TDB_DATABASE_URL": url_text(pg_url)}
+    planned = run_cli("reindex", "--all", "--dry-run", "--json", cwd=tmp_path, env=env)
+    assert planned.returncode == 0, planned.stderr
+    names = {(i["schema"], i["index"]) for i in json.loads(planned.stdout)["targets"]}
+    assert ("billing", "invoices_total") in names and ("voice", "conversations_pkey") in names
+    done = run_cli("reindex", "--schema", "billing", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr

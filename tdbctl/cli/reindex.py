@@ -17,7 +17,7 @@ def reindex(
     index: Annotated[Optional[List[str]], typer.Option("--index", metavar="SCHEMA.INDEX", help="This index (repeatable).")] = None,
     schema: Annotated[Optional[List[str]], typer.Option("--schema", help="Every index in this schema (repeatable).")] = None,
     bloated: Annotated[bool, typer.Option("--bloated", help="Only indexes whose estimated bloat passes index_bloat_warning (within --table/--schema if given).")] = False,
-    everything: Annotated[bool, typer.Option("--all", help="Every index in the tdbctl schemas.")] = False,
+    everything: Annotated[bool, typer.Option("--all", help="Every index in the database, tdbctl's schemas first (PostgreSQL: other schemas too).")] = False,
     plain: Annotated[bool, typer.Option("--plain", help="Plain REINDEX: faster, but the table's writers wait until it is done.")] = False,
     retune_ivfflat: Annotated[bool, typer.Option("--retune-ivfflat", help="Re-choose ivfflat lists from the row count (rows/1000, sqrt(rows) past 1M).")] = False,
     maintenance_work_mem: Annotated[Optional[str], typer.Option("--maintenance-work-mem", metavar="SIZE", help="For ivfflat/hnsw builds (default 512MB, or tdbctl.toml [reindex]).")] = None,

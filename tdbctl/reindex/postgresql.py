@@ -53,9 +53,10 @@ class PostgresReindex:
             collector = PostgresCollector(conn, ALL_SCHEMAS, self.thresholds)
             indexes = collector.indexes()
             extras = {(s, i): (excl, lists) for s, i, excl, lists in
-                      conn.exec_driver_sql(EXTRAS_SQL, {"schemas": list(ALL_SCHEMAS)}).all()}
+                      conn.exec_driver_sql(EXTRAS_SQL, {"schemas": collector.schemas}).all()}
             the_plan = Plan("postgresql")
-            in_scope, leftovers = scope(indexes, selection, ALL_SCHEMAS)
+            # Every schema of the database, tdbctl's first: an application's own indexes bloat too.
+            in_scope, leftovers = scope(indexes, selection, collector.schemas)
             concurrent_ok = collector.version_num >= 120000
             if not concurrent_ok:
                 the_plan.warnings.append("this server predates PostgreSQL 12: REINDEX CONCURRENTLY is not there, "

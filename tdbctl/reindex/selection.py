@@ -12,7 +12,7 @@ def scope(indexes: list[dict], selection: Selection, schemas) -> tuple[list[dict
     named = {resolve(name, {(i["schema"], i["index"]) for i in indexes}, "index") for name in selection.indexes}
     for schema in selection.schemas:
         if schema not in schemas:
-            raise UsageError(f"--schema {schema!r}: not a tdbctl schema ({', '.join(schemas)})")
+            raise UsageError(f"--schema {schema!r}: no such schema in the database ({', '.join(schemas)})")
     if not selection.scoped:
         chosen = indexes
     else:
@@ -32,10 +32,10 @@ def resolve(name: str, known: set[tuple[str, str]], kind: str) -> tuple[str, str
         schema, bare = name.split(".", 1)
         if (schema, bare) in known:
             return schema, bare
-        raise UsageError(f"--{kind} {name!r}: no such {kind} in the tdbctl schemas")
+        raise UsageError(f"--{kind} {name!r}: no such {kind} in the database")
     matches = sorted(k for k in known if k[1] == name)
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise UsageError(f"--{kind} {name!r}: no such {kind} in the tdbctl schemas")
+        raise UsageError(f"--{kind} {name!r}: no such {kind} in the database")
     raise UsageError(f"--{kind} {name!r} is ambiguous: say {' or '.join('.'.join(m) for m in matches)}")
