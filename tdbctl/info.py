@@ -51,7 +51,7 @@ def gather(settings: Settings) -> dict:
     head = report["head"]
     expected = {s: sum(1 for t in metadata.tables.values() if t.schema == s) for s in ALL_SCHEMAS}
     if settings.dialect == "sqlite" and not Path(settings.url.database or "").exists():
-        report.update(database_exists=False, server_version=None, extensions={}, current=None,
+        report.update(database_exists=False, server_version=None, extensions={}, current=None, other_schemas={},
                       pending=[r.revision for r in steps_between(script, None, head)],
                       domains={s: {"tables": 0, "expected": n} for s, n in expected.items()},
                       not_on_this_dialect=not_on_dialect("sqlite", set()))
@@ -69,8 +69,13 @@ def gather(settings: Settings) -> dict:
             }
             for schema in ALL_SCHEMAS
         }
+        others = {}
+        for schema in sorted(present - set(ALL_SCHEMAS) - {"information_schema"}):
+            if not schema.startswith("pg_"):
+                others[schema] = len(inspector.get_table_names(schema=schema))
         report.update(
             database_exists=True,
+            other_schemas={s: n for s, n in others.items() if n},
             pooler=db.dialect.pooler(conn, settings),
             server_version=db.dialect.server_version(conn),
             extensions={n: {"installed": e.installed_version, "available": e.available} for n, e in extensions.items()},

@@ -451,6 +451,8 @@ def test_backup_and_restore_see_the_tables_beside_tdbctls(pg_url, tmp_path):
     with admin_engine(pg_url).connect() as conn:
         conn.exec_driver_sql("CREATE TABLE public.app_accounts (id int PRIMARY KEY, balance int)")
         conn.exec_driver_sql("INSERT INTO public.app_accounts SELECT i, i FROM generate_series(1, 500) i")
+    info = tdb(pg_url, "info", "--json", cwd=tmp_path)
+    assert json.loads(info.stdout)["other_schemas"] == {"public": 1}, info.stdout
     path = take_backup(pg_url, tmp_path, cli=True)
     assert read_manifest(path).tables["public.app_accounts"].rows == 500
     deep = tdb(pg_url, "backup", "verify", path, "--deep", "--json", cwd=tmp_path)

@@ -248,9 +248,13 @@ def restore(
         return
     out.log(f"restored {path.name} into {destination.masked_url} in {result.seconds:.1f}s "
             f"at revision {result.revision or 'none'}")
-    if result.behind_head:
-        out.log(f"the database is at revision {result.revision or 'none'}, as the backup was; "
+    if result.behind_head and result.revision is not None:
+        out.log(f"the database is at revision {result.revision}, as the backup was; "
                 f"`tdbctl migrate` brings it to head ({result.head})")
+    elif result.revision is None:
+        # Not a database tdbctl manages (no tdbctl tables in the backup): migrate would add its
+        # empty schemas beside the restored ones, not take them over.
+        out.log("the backup holds no tdbctl tables: the restored database is as it was, not one tdbctl manages")
 
 
 def register(root: typer.Typer) -> None:

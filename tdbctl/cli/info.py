@@ -55,6 +55,8 @@ def info(json: JsonOption = False) -> None:
         ["schema", "tables", "expected"],
         [(s, d["tables"], d["expected"]) for s, d in report["domains"].items()],
     )
+    if report["other_schemas"]:
+        out.table("Other schemas (not tdbctl's)", ["schema", "tables"], list(report["other_schemas"].items()))
     if report["not_on_this_dialect"]:
         out.table(
             f"Not created on {report['dialect']}",
