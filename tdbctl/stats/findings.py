@@ -51,6 +51,11 @@ def evaluate(report: dict, t: dict) -> list[dict]:
         judge("xid_wraparound", h["xid_age_database"], h["xid_age"], "xid_age_warning", "xid_age_critical",
               f"transaction ID age {h['xid_age']:,} in {h['xid_age_database']}: VACUUM (FREEZE) it")
 
+    for note in report.get("notes", []):
+        section, refused, reason = note.partition(": not read: ")
+        if refused:  # a section the database refused: what it would have shown is unknown, not fine
+            found.append(_finding("warning", "not_inspected", section, None, None,
+                                  f"{section} could not be read ({reason}): the page cannot vouch for it"))
     a = report["activity"]
     if a.get("hidden_sessions"):
         # A probe that cannot see a session cannot vouch for it: not "ok".
