@@ -77,11 +77,22 @@ def _check_revision(db: Database, purpose: str) -> None:
     from tdbctl.schema import metadata
     from tdbctl.schemas import TOOL_SCHEMA, VERSION_TABLE
 
+    import sqlalchemy.exc as sa_exc
+
+    from tdbctl.errors import LockHeld
+
     with db.connect() as conn:
         present = set(sa.inspect(conn).get_table_names(schema=TOOL_SCHEMA))
         if VERSION_TABLE not in present:
             raise NotSetUp(f"{db.settings.masked_url} has no tdbctl tables: run `tdbctl migrate` first")
-        current = conn.exec_driver_sql(f'SELECT version_num FROM "{TOOL_SCHEMA}"."{VERSION_TABLE}"').scalar()
+        try:  # a restore or a migration replacing the tables holds them: say so, do not queue
+            db.dialect.set_lock_timeout(conn.exec_driver_sql, 2.0)
+            current = conn.exec_driver_sql(f'SELECT version_num FROM "{TOOL_SCHEMA}"."{VERSION_TABLE}"').scalar()
+        except sa_exc.DBAPIError as exc:
+            if db.dialect.transient_error(exc) != "lock_timeout":
+                raise
+            raise LockHeld("another tdbctl run (a restore or a migration) is replacing tdbctl's tables: "
+                           "try again when it is done") from None
         conn.rollback()
     if purpose == HEAD:
         head = heads.single_head(migrations_dir() / "versions")

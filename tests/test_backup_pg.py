@@ -466,3 +466,35 @@ def test_backup_and_restore_see_the_tables_beside_tdbctls(pg_url, tmp_path):
     assert restored.returncode == 0, restored.stderr
     with admin_engine(pg_url).connect() as conn:
         assert conn.exec_driver_sql("SELECT sum(balance) FROM public.app_accounts").scalar() == 500 * 501 // 2
+
+
+def test_no_cleanup_starts_while_a_restore_replaces_the_database(pg_url, tmp_path):
+    fill(migrated(pg_url))
+    path = take_backup(pg_url, tmp_path)
+    engine = admin_engine(pg_url)
+    with engine.connect() as conn:  # every DDL statement of the restore takes a while
+        conn.exec_driver_sql("CREATE FUNCTION public.tdbctl_test_slow() RETURNS event_trigger LANGUAGE plpgsql "
+                             "AS $$ BEGIN PERFORM pg_sleep(0.02); END $$")
+        conn.exec_driver_sql("CREATE EVENT TRIGGER tdbctl_test_slow ON ddl_command_end "
+                             "EXECUTE FUNCTION public.tdbctl_test_slow()")
+    try:
+        restore = spawn_cli(pg_url, "restore", path, "--force", "--yes", cwd=tmp_path)
+
+        def claimed_by_restore():
+            with engine.connect() as conn:
+                return conn.exec_driver_sql(
+                    "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND application_name = 'psql' AND backend_xid IS NOT NULL").first()
+
+        wait_for(claimed_by_restore, what="the restore's transaction")
+        cleanup = tdb(pg_url, "cleanup", "--older-than", "1d", cwd=tmp_path)
+        assert cleanup.returncode == 5, cleanup.stderr  # at once, not queued behind the restore
+        assert restore.poll() is None, "the restore ended before the cleanup was tried"
+        _, err = restore.communicate(timeout=300)
+        assert restore.returncode == 0, err
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM tdbctl.claims").scalar() == 0
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("DROP EVENT TRIGGER IF EXISTS tdbctl_test_slow")
+        engine.dispose()

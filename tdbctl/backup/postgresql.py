@@ -129,8 +129,8 @@ class PostgresBackup(BackupStrategy):
             tools = self._tools(manifest, major, search)
             created = _ensure_database(target, log)
             try:
-                with libpq.connect(target, autocommit=True) as conn, held(conn, RESTORE_LOCK):
-                    _refuse_live_claims(conn)
+                with libpq.connect(target, autocommit=True) as conn, held(conn, RESTORE_LOCK), \
+                        _schema_claim(conn):
                     self._restore(archive, target, conn, tools, replace, jobs, log, meanwhile)
             except BaseException:
                 if created:  # a failed restore leaves no database behind that it made
@@ -308,17 +308,45 @@ def held(conn, name: str):
         conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
 
 
+@contextmanager
+def _schema_claim(conn):
+    """The `schema` claim in the target for the restore (tdbctl/ops/claims.py, taken through
+    libpq: no SQLAlchemy beside pg_restore). Refused while a running cleanup, archive or seed holds
+    one, rather than waiting behind its batches. The restore replaces the claims table itself, so
+    others are kept out by its lock until the restore commits; a failed restore gives it back."""
+    import os
+    import socket
+
+    from tdbctl.ddl.postgresql import ADVISORY_CLASS_ID, advisory_key
+    from tdbctl.ops.claims import LEASE_SECONDS, process_start
+
+    if not int(conn.execute(f"SELECT (to_regclass({sql_literal(TOOL_SCHEMA + '.claims')}) IS NOT NULL)::int")
+               .fetchone()[0]):
+        yield
+        return
+    token = str(uuid.uuid4())
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (ADVISORY_CLASS_ID, advisory_key("claims")))
+        _refuse_live_claims(conn)
+        conn.execute(
+            "INSERT INTO tdbctl.claims (token, command, scope, host, pid, process_start, lease_until) "
+            "VALUES (%s, 'restore', 'schema', %s, %s, %s, extract(epoch FROM clock_timestamp()) + %s)",
+            (token, socket.gethostname(), os.getpid(), process_start(os.getpid()), LEASE_SECONDS))
+    try:
+        yield
+    finally:
+        try:  # gone with the replaced table after a restore; still there after a failed one
+            conn.execute("DELETE FROM tdbctl.claims WHERE token = %s", (token,))
+        except Exception:
+            pass
+
+
 def _refuse_live_claims(conn) -> None:
-    """A restore replaces what a running cleanup, archive or seed works on: refuse while one holds
-    its claim in the target (tdbctl/ops/claims.py), rather than wait behind its batches."""
     import socket
     from types import SimpleNamespace
 
     from tdbctl.ops.claims import Holder, gone_from_this_host
 
-    if not int(conn.execute(f"SELECT (to_regclass({sql_literal(TOOL_SCHEMA + '.claims')}) IS NOT NULL)::int")
-               .fetchone()[0]):
-        return
     host = socket.gethostname()
     rows = conn.execute("SELECT command, host, pid, process_start, acquired_at, lease_until, "
                         "extract(epoch FROM clock_timestamp())::float8 FROM tdbctl.claims").fetchall()
