@@ -258,3 +258,29 @@ def test_a_raw_at_sign_in_the_password_is_refused_without_showing_it(tmp_path):
     result = run_cli("--database-url", "postgresql://ops:Zq7PW@secretXK@/small?host=/tmp", "info", cwd=tmp_path)
     assert_one_line(result, 2, "percent-encode")
     assert "Zq7PW" not in result.stderr + result.stdout and "secretXK" not in result.stderr + result.stdout
+
+
+@needs_pg15
+def test_revisions_that_need_no_extension_migrate_without_pgvector(pg15_url, tmp_path):
+    """Only the revisions being applied are checked: dispatch and voice need no pgvector."""
+    engine = sa.create_engine(pg15_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("CREATE DATABASE dispatch_only")
+    engine.dispose()
+    url = pg15_url.rsplit("/", 1)[0] + "/dispatch_only"
+    partial = run_cli("migrate", "--to", "0004", cwd=tmp_path, env={"TDB_DATABASE_URL": url})
+    assert partial.returncode == 0, partial.stderr
+    rest = run_cli("migrate", cwd=tmp_path, env={"TDB_DATABASE_URL": url})
+    assert_one_line(rest, 1, "pgvector", "nothing was changed")
+    current = run_cli("migrate", "current", "--json", cwd=tmp_path, env={"TDB_DATABASE_URL": url})
+    assert json.loads(current.stdout)["current"] == "0004"
+
+
+def test_a_seeds_dir_without_seeds_is_a_usage_error(sqlite_url, tmp_path):
+    from tdbctl.config import resolve
+    from tdbctl.migrate.commands import upgrade
+
+    upgrade(resolve(url_text(sqlite_url)))
+    for where in (tmp_path / "nonexistent", tmp_path):
+        result = run_cli("--database-url", url_text(sqlite_url), "seed", "--seeds-dir", where, cwd=tmp_path)
+        assert_one_line(result, 2, "--seeds-dir")
