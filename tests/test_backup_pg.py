@@ -498,3 +498,20 @@ def test_no_cleanup_starts_while_a_restore_replaces_the_database(pg_url, tmp_pat
         with engine.connect() as conn:
             conn.exec_driver_sql("DROP EVENT TRIGGER IF EXISTS tdbctl_test_slow")
         engine.dispose()
+
+
+def test_restoring_a_database_tdbctl_does_not_manage_gives_no_migrate_advice(pg_url, tmp_path):
+    with admin_engine(pg_url).connect() as conn:
+        conn.exec_driver_sql("CREATE TABLE public.app_accounts (id int PRIMARY KEY)")
+        conn.exec_driver_sql("INSERT INTO public.app_accounts SELECT generate_series(1, 10)")
+    path = take_backup(pg_url, tmp_path, cli=True)
+    target = pg_url.set(database=f"tdbctl_foreign_{uuid.uuid4().hex[:8]}")
+    try:
+        result = tdb(pg_url, "restore", path, "--yes", "--target", url_text(target), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "holds no tdbctl tables" in result.stderr and "tdbctl migrate" not in result.stderr
+        with admin_engine(target).connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM public.app_accounts").scalar() == 10
+    finally:
+        with admin_engine(pg_url).connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
