@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,24 @@ def spawn_cli(url, *args, cwd):
     env["TDB_DATABASE_URL"] = url_text(url)
     return subprocess.Popen([sys.executable, "-m", "tdbctl", *map(str, args)], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@contextmanager
+def slow_ddl(url, body: str = "PERFORM pg_sleep(0.1);"):
+    """An event trigger runs ``body`` after every DDL command, so that a restore's transaction
+    lasts long enough to be caught in the middle; gone afterwards."""
+    engine = admin_engine(url)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("CREATE FUNCTION public.tdbctl_test_slow() RETURNS event_trigger LANGUAGE plpgsql "
+                             f"AS $$ BEGIN {body} END $$")
+        conn.exec_driver_sql("CREATE EVENT TRIGGER tdbctl_test_slow ON ddl_command_end "
+                             "EXECUTE FUNCTION public.tdbctl_test_slow()")
+    try:
+        yield engine
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("DROP EVENT TRIGGER IF EXISTS tdbctl_test_slow")
+        engine.dispose()
 
 
 def wait_for(condition, timeout=30.0, what="condition"):
@@ -210,28 +229,14 @@ def test_a_restore_killed_mid_way_leaves_the_target_as_it_was(pg_url, tmp_path, 
     path = take_backup(pg_url, tmp_path)
     fill(pg_url, rows=3, salt=5)
     current = checksums(pg_url)
-    engine = admin_engine(pg_url)
-    with engine.connect() as conn:
-        # Every DDL statement of the restore now takes a while: the kill lands inside the transaction.
-        # For psql: only the post-data commands (indexes, constraints) are slow, so that pg_restore
-        # has written everything and exited while psql still works through them.
-        slow = ("IF TG_TAG IN ('CREATE INDEX', 'ALTER TABLE', 'CREATE TRIGGER') THEN PERFORM pg_sleep(0.02); "
-                "END IF;") if victim == "psql" else "PERFORM pg_sleep(0.1);"
-        conn.exec_driver_sql("CREATE FUNCTION public.tdbctl_test_slow() RETURNS event_trigger LANGUAGE plpgsql "
-                             f"AS $$ BEGIN {slow} END $$")
-        conn.exec_driver_sql("CREATE EVENT TRIGGER tdbctl_test_slow ON ddl_command_end "
-                             "EXECUTE FUNCTION public.tdbctl_test_slow()")
-    try:
+    # Every DDL statement of the restore takes a while: the kill lands inside the transaction.
+    # For psql: only the post-data commands (indexes, constraints) are slow, so that pg_restore
+    # has written everything and exited while psql still works through them.
+    slow = ("IF TG_TAG IN ('CREATE INDEX', 'ALTER TABLE', 'CREATE TRIGGER') THEN PERFORM pg_sleep(0.02); "
+            "END IF;") if victim == "psql" else "PERFORM pg_sleep(0.1);"
+    with slow_ddl(pg_url, slow) as engine:
         restore = spawn_cli(pg_url, "restore", path, "--force", "--yes", cwd=tmp_path)
-
-        def restoring():
-            with engine.connect() as conn:
-                # psql's transaction has written: the old schemas are dropped, the new ones being built.
-                return conn.exec_driver_sql(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND application_name = 'psql' AND backend_xid IS NOT NULL").scalar()
-
-        backend = wait_for(restoring, what="the restore's transaction")
+        backend = wait_for(lambda: restoring(engine), what="the restore's transaction")
         time.sleep(0.5)
         assert restore.poll() is None, restore.communicate()
         if victim == "tdbctl":
@@ -266,11 +271,15 @@ def test_a_restore_killed_mid_way_leaves_the_target_as_it_was(pg_url, tmp_path, 
         again = tdb(pg_url, "restore", path, "--force", "--yes", cwd=tmp_path)
         assert again.returncode == 0, again.stderr
         assert checksums(pg_url) == backed_up
-    finally:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("DROP EVENT TRIGGER IF EXISTS tdbctl_test_slow")
-        engine.dispose()
 
+
+def restoring(engine):
+    """The pid of psql's restore transaction once it has written (old schemas dropped, new ones
+    being built); None before."""
+    with engine.connect() as conn:
+        return conn.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'psql' AND backend_xid IS NOT NULL").scalar()
 
 
 def test_the_psql_session_answers_in_text_and_fails_in_one_line(pg_url):
@@ -421,15 +430,11 @@ def test_a_deep_verify_into_an_empty_database_someone_else_created(owner_db, pg_
 def test_a_restore_waits_for_no_running_cleanup_and_brings_back_no_claims(pg_url, tmp_path):
     """A running cleanup's claim refuses the restore (exit 5) instead of the restore queueing behind
     its batches; claims taken while a backup ran are not in the backup."""
-    from tdbctl.ddl import dialect_for
-    from tdbctl.engine import create_engine
     from tdbctl.ops.claims import claimed
-    from tdbctl.runtime import Database
+    from tdbctl.runtime import open_database
 
     fill(migrated(pg_url))
-    settings = resolve(url_text(pg_url))
-    db = Database(settings, create_engine(settings.url), dialect_for("postgresql"))
-    try:
+    with open_database(resolve(url_text(pg_url))) as db:
         with claimed(db, "cleanup"):
             path = take_backup(pg_url, tmp_path)
             refused = tdb(pg_url, "restore", path, "--force", "--yes", cwd=tmp_path)
@@ -440,8 +445,6 @@ def test_a_restore_waits_for_no_running_cleanup_and_brings_back_no_claims(pg_url
         with db.engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM tdbctl.claims").scalar() == 0
         assert read_manifest(path).tables["tdbctl.claims"].rows == 0
-    finally:
-        db.engine.dispose()
 
 
 def test_backup_and_restore_see_the_tables_beside_tdbctls(pg_url, tmp_path):
@@ -471,22 +474,9 @@ def test_backup_and_restore_see_the_tables_beside_tdbctls(pg_url, tmp_path):
 def test_no_cleanup_starts_while_a_restore_replaces_the_database(pg_url, tmp_path):
     fill(migrated(pg_url))
     path = take_backup(pg_url, tmp_path)
-    engine = admin_engine(pg_url)
-    with engine.connect() as conn:  # every DDL statement of the restore takes a while
-        conn.exec_driver_sql("CREATE FUNCTION public.tdbctl_test_slow() RETURNS event_trigger LANGUAGE plpgsql "
-                             "AS $$ BEGIN PERFORM pg_sleep(0.02); END $$")
-        conn.exec_driver_sql("CREATE EVENT TRIGGER tdbctl_test_slow ON ddl_command_end "
-                             "EXECUTE FUNCTION public.tdbctl_test_slow()")
-    try:
+    with slow_ddl(pg_url, "PERFORM pg_sleep(0.02);") as engine:
         restore = spawn_cli(pg_url, "restore", path, "--force", "--yes", cwd=tmp_path)
-
-        def claimed_by_restore():
-            with engine.connect() as conn:
-                return conn.exec_driver_sql(
-                    "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND application_name = 'psql' AND backend_xid IS NOT NULL").first()
-
-        wait_for(claimed_by_restore, what="the restore's transaction")
+        wait_for(lambda: restoring(engine), what="the restore's transaction")
         cleanup = tdb(pg_url, "cleanup", "--older-than", "1d", cwd=tmp_path)
         assert cleanup.returncode == 5, cleanup.stderr  # at once, not queued behind the restore
         assert restore.poll() is None, "the restore ended before the cleanup was tried"
@@ -494,10 +484,6 @@ def test_no_cleanup_starts_while_a_restore_replaces_the_database(pg_url, tmp_pat
         assert restore.returncode == 0, err
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM tdbctl.claims").scalar() == 0
-    finally:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("DROP EVENT TRIGGER IF EXISTS tdbctl_test_slow")
-        engine.dispose()
 
 
 def test_restoring_a_database_tdbctl_does_not_manage_gives_no_migrate_advice(pg_url, tmp_path):

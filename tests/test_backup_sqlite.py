@@ -275,21 +275,14 @@ def test_a_backup_copies_no_claims(sqlite_url, tmp_path):
     """A claim held while the backup runs stays out of the copy (as pg_dump leaves it out), so a
     restore never brings back the claim of a run that is still going on."""
     from tdbctl.config import resolve
-    from tdbctl.ddl import dialect_for
-    from tdbctl.engine import create_engine
     from tdbctl.ops.claims import claimed
-    from tdbctl.runtime import Database
+    from tdbctl.runtime import open_database
 
     fill(migrated(sqlite_url))
-    settings = resolve(url_text(sqlite_url))
-    db = Database(settings, create_engine(settings.url), dialect_for("sqlite"))
-    try:
-        with claimed(db, "cleanup"):
-            path = take_backup(sqlite_url, tmp_path)
-            with sqlite3.connect(Path(str(sqlite_url.database)).with_name("tdbctl.tdbctl.db")) as live:
-                assert live.execute("SELECT count(*) FROM claims").fetchone()[0] == 1
-    finally:
-        db.engine.dispose()
+    with open_database(resolve(url_text(sqlite_url))) as db, claimed(db, "cleanup"):
+        path = take_backup(sqlite_url, tmp_path)
+        with sqlite3.connect(Path(str(sqlite_url.database)).with_name("tdbctl.tdbctl.db")) as live:
+            assert live.execute("SELECT count(*) FROM claims").fetchone()[0] == 1
     assert read_manifest(path).tables["tdbctl.claims"].rows == 0
     with sqlite3.connect(next(path.glob("tdbctl.*"))) as copy:
         assert copy.execute("SELECT count(*) FROM claims").fetchone()[0] == 0

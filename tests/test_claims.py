@@ -14,12 +14,13 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import pytest
 import sqlalchemy as sa
 
-from conftest import run_cli
+from conftest import run_cli, url_text
 from test_archive import batch_files
 from test_archive_data import _pg_template, _sqlite_template, archive_db, fill, snapshot  # noqa: F401
 from test_archive_kill import POLICY, VOICE, _uuid, catalog, run_statuses, start_paused
@@ -39,6 +40,19 @@ def database(db) -> Database:
     from tdbctl.ddl import dialect_for
 
     return Database(db.settings, db.engine, dialect_for(db.dialect))
+
+
+@contextmanager
+def migrated_pg(url):
+    """The database at head, opened as a command opens it."""
+    from tdbctl.config import resolve
+    from tdbctl.migrate.commands import upgrade
+    from tdbctl.runtime import open_database
+
+    settings = resolve(url_text(url))
+    upgrade(settings)
+    with open_database(settings) as db:
+        yield db
 
 
 def claim_rows(engine) -> list:
@@ -92,17 +106,7 @@ def test_a_claim_whose_process_is_gone_is_taken_over_at_once(archive_db):
 
 
 def test_a_lease_not_renewed_is_taken_over_and_its_holder_stops(pg_url):
-    from tdbctl.config import resolve
-    from tdbctl.migrate.commands import upgrade
-    from conftest import url_text
-
-    settings = resolve(url_text(pg_url))
-    upgrade(settings)
-    from tdbctl.ddl import dialect_for
-    from tdbctl.engine import create_engine
-
-    db = Database(settings, create_engine(settings.url), dialect_for("postgresql"))
-    try:
+    with migrated_pg(pg_url) as db:
         first = take(db, "archive")
         with pytest.raises(LockHeld):
             take(db, "cleanup")
@@ -123,23 +127,12 @@ def test_a_lease_not_renewed_is_taken_over_and_its_holder_stops(pg_url):
                 first.check(conn)
             second.check(conn)
         assert first.release() is False and second.release() is True
-    finally:
-        db.engine.dispose()
 
 
 def test_taking_over_waits_for_the_batch_in_flight(pg_url):
     """A batch holds its claim row (FOR KEY SHARE) until it commits: an expired lease cannot be
     taken from under it, so the batch commits under its claim or not at all."""
-    from conftest import url_text
-    from tdbctl.config import resolve
-    from tdbctl.ddl import dialect_for
-    from tdbctl.engine import create_engine
-    from tdbctl.migrate.commands import upgrade
-
-    settings = resolve(url_text(pg_url))
-    upgrade(settings)
-    db = Database(settings, create_engine(settings.url), dialect_for("postgresql"))
-    try:
+    with migrated_pg(pg_url) as db:
         first = take(db, "archive")
         first._stop.set()
         with db.engine.connect() as batch:
@@ -153,8 +146,6 @@ def test_taking_over_waits_for_the_batch_in_flight(pg_url):
                 assert time.monotonic() - started >= claims_module.TAKE_LOCK_TIMEOUT * 0.9
                 first.check(batch)  # still ours
         assert len(claim_rows(db.engine)) == 1
-    finally:
-        db.engine.dispose()
 
 
 # -- archive runs that lose, or nearly lose, their claim ------------------------------------------------

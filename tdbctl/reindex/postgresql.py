@@ -15,7 +15,6 @@ import time
 from tdbctl.reindex import Leftover, Plan, Selection, Target
 from tdbctl.reindex.selection import scope
 
-VECTOR_METHODS = ("ivfflat", "hnsw")
 EXTRAS_SQL = """
 SELECT n.nspname, ic.relname,
        EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.contype = 'x'),
@@ -36,14 +35,31 @@ def _q(*names: str) -> str:
 
 class PostgresReindex:
     def __init__(self, engine, options, thresholds):
-        self.engine = engine
+        import sqlalchemy as sa
+
         self.options = options
         self.thresholds = thresholds
+        # REINDEX CONCURRENTLY runs outside a transaction, so SET LOCAL cannot bound it: its
+        # session settings travel in the connection's startup packet (libpq options) instead of
+        # a SET, and end with the connection; nothing is left on a server connection.
+        mem = options.maintenance_work_mem.replace("'", "").replace(" ", "")
+        self.engine = sa.create_engine(engine.url, poolclass=sa.pool.NullPool, connect_args={
+            "prepare_threshold": None, "application_name": "tdbctl reindex",
+            "options": f"-c maintenance_work_mem={mem} -c lock_timeout=0"})
 
     def _connect(self):
-        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        conn.exec_driver_sql("SET application_name = 'tdbctl reindex'")
-        return conn
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def _in_transaction(self, conn, statement: str) -> None:
+        """``statement`` in a transaction of its own that gives up after --lock-timeout (SET LOCAL)."""
+        conn.exec_driver_sql("BEGIN")
+        try:
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(self.options.lock_timeout * 1000)}ms'")
+            conn.exec_driver_sql(statement)
+        except BaseException:
+            conn.exec_driver_sql("ROLLBACK")
+            raise
+        conn.exec_driver_sql("COMMIT")
 
     def plan(self, selection: Selection) -> Plan:
         from tdbctl.schema import ALL_SCHEMAS
@@ -126,24 +142,19 @@ class PostgresReindex:
                  "error": None, "dropped_after_failure": []}
         started = time.monotonic()
         try:
-            if target.method in VECTOR_METHODS:
-                mem = self.options.maintenance_work_mem.replace("'", "")
-                conn.exec_driver_sql(f"SET maintenance_work_mem = '{mem}'")
             if target.lists:
-                conn.exec_driver_sql(f"SET lock_timeout = '{int(self.options.lock_timeout * 1000)}ms'")
-                conn.exec_driver_sql(f"ALTER INDEX {name} SET (lists = {int(target.lists[1])})")
-            # A concurrent rebuild blocks nobody while it waits, so it may wait; a plain one holds
-            # the table's writers behind it, so it gives up after --lock-timeout instead.
-            timeout_ms = 0 if target.concurrently else int(self.options.lock_timeout * 1000)
-            conn.exec_driver_sql(f"SET lock_timeout = '{timeout_ms}ms'")
-            conn.exec_driver_sql(statement)
+                self._in_transaction(conn, f"ALTER INDEX {name} SET (lists = {int(target.lists[1])})")
+            # A concurrent rebuild blocks nobody while it waits, so it may wait (lock_timeout 0 in
+            # the connection's options); a plain one holds the table's writers behind it, so it
+            # gives up after --lock-timeout instead.
+            if target.concurrently:
+                conn.exec_driver_sql(statement)
+            else:
+                self._in_transaction(conn, statement)
         except sa_exc.DBAPIError as exc:
             entry["error"] = mask_secrets(" ".join(str(exc.orig).split()))
             if target.concurrently:
                 entry["dropped_after_failure"] = self._drop_own_leftovers(conn, target)
-        finally:
-            conn.exec_driver_sql("RESET maintenance_work_mem")
-            conn.exec_driver_sql("RESET lock_timeout")
         entry["seconds"] = round(time.monotonic() - started, 3)
         entry["bytes_after"] = conn.exec_driver_sql(
             "SELECT pg_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
