@@ -310,4 +310,4 @@ def test_repair_records_an_unledgered_migration_only_when_the_schema_is_what_it_
     refused = migrate(db_url, "repair", "--yes", cwd=tmp_path)
     assert refused.returncode == 4 and "0007 are marked applied but are not in the ledger" in refused.stderr
     assert "nothing was recorded" in refused.stderr
-    assert [v for v, _ in ledger_rows(db_url)] == script_revisions()[:-1]
+    assert [v for v, _ in ledger_rows(db_url)] == [v for v in script_revisions() if v != "0007"]

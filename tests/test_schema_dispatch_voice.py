@@ -19,6 +19,7 @@ from test_schema_create import build_schema
 from tdbctl.engine import create_engine
 from tdbctl.schema import dispatch, objects_of, voice
 from tdbctl.schema.base import metadata
+from tdbctl.schema.objects import redundant_seed_indexes_of
 
 SEED_DIR = Path(__file__).resolve().parent / "seed_docs"
 DISPATCH_SEED = (SEED_DIR / "000_9aa2b0bd697859f8.txt").read_text()
@@ -71,6 +72,14 @@ def engine(db_url):
     engine.dispose()
 
 
+def _unique_constraint_names(inspector, schema: str) -> set[str]:
+    return {
+        unique["name"]
+        for table in inspector.get_table_names(schema=schema)
+        for unique in inspector.get_unique_constraints(table, schema=schema)
+    }
+
+
 def _index_names(inspector, schema: str) -> set[str]:
     return {
         index["name"]
@@ -105,9 +114,13 @@ def test_voice_seed_names_exist(engine):
     dialect = engine.dialect.name
     inspector = sa.inspect(engine)
     assert set(inspector.get_table_names(schema="voice")) == VOICE_TABLES
-    expected = {name for name, using in VOICE_INDEXES.items() if dialect == "postgresql" or not using}
-    indexes = _index_names(inspector, "voice")
-    assert expected | ARCHIVE_INDEXES <= indexes
+    redundant = {name.split(".", 1)[1]: kept.split(".", 1)[1]
+                 for name, kept in redundant_seed_indexes_of(metadata).items() if name.startswith("voice.")}
+    expected = {redundant.get(name, name) for name, using in VOICE_INDEXES.items()
+                if dialect == "postgresql" or not using}
+    indexes = _index_names(inspector, "voice") | _unique_constraint_names(inspector, "voice")
+    assert expected | {redundant.get(name, name) for name in ARCHIVE_INDEXES} <= indexes
+    assert not set(redundant) & indexes
     if dialect != "postgresql":
         assert "idx_metrics_tags" not in indexes
     assert set(inspector.get_view_names(schema="voice")) == VOICE_VIEWS

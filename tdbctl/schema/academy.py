@@ -9,6 +9,7 @@ together. Each table carries the union of both documents' columns; where they tr
 import sqlalchemy as sa
 
 from tdbctl.schema.base import metadata, postgresql_only
+from tdbctl.schema.objects import redundant_seed_indexes
 from tdbctl.schema.policies import RetentionPolicy, register_policy
 from tdbctl.schema.types import BYTEA, JSONB, TIMESTAMPTZ, now, vector
 
@@ -434,9 +435,9 @@ scenario_reviews = sa.Table(
 
 
 # --- Indexes -------------------------------------------------------------------------------
-# Every name either seed gives exists once. Where 002 and 004 name the same index differently
-# (idx_user_progress_user / idx_user_progress_user_id) both names are created, so that either
-# document's name finds its index; where one name has two definitions, 004's wins.
+# Every name either seed gives exists once, except where two names give one index: then 004's
+# name (or 002's table DDL) is kept and the other is declared redundant below (migration 0008
+# dropped it); where one name has two definitions, 004's wins.
 
 # users: 004 makes email and username unique indexes; they carry the UNIQUE rule.
 sa.Index("idx_users_email", users.c.email, unique=True)
@@ -458,7 +459,6 @@ sa.Index(
     postgresql_where=scenarios.c.is_public == sa.true(),
     sqlite_where=scenarios.c.is_public == sa.true(),
 )
-sa.Index("idx_scenarios_rating", scenarios.c.rating_avg.desc())
 sa.Index("idx_scenarios_public_rating", scenarios.c.is_public, scenarios.c.rating_avg.desc())
 sa.Index("idx_scenarios_public_category", scenarios.c.is_public, scenarios.c.category)
 postgresql_only(sa.Index("idx_scenarios_tags", scenarios.c.tags, postgresql_using="gin"))
@@ -492,9 +492,7 @@ sa.Index("idx_scenes_order", scenario_scenes.c.scenario_id, scenario_scenes.c.sc
 sa.Index("idx_scene_personas_persona_id", scene_personas.c.persona_id)
 
 # user_progress: 002 indexes status, 004 simulation_status under the same names; 004 wins.
-sa.Index("idx_user_progress_user", user_progress.c.user_id)
 sa.Index("idx_user_progress_user_id", user_progress.c.user_id)
-sa.Index("idx_user_progress_scenario", user_progress.c.scenario_id)
 sa.Index("idx_user_progress_scenario_id", user_progress.c.scenario_id)
 sa.Index("idx_user_progress_status", user_progress.c.simulation_status)
 sa.Index("idx_user_progress_user_status", user_progress.c.user_id, user_progress.c.simulation_status)
@@ -507,9 +505,7 @@ sa.Index("idx_scene_progress_status", scene_progress.c.status)
 sa.Index("idx_scene_progress_scene_status", scene_progress.c.scene_id, scene_progress.c.status)
 
 # conversation_logs
-sa.Index("idx_conversation_logs_progress", conversation_logs.c.user_progress_id)
 sa.Index("idx_conversation_logs_user_progress_id", conversation_logs.c.user_progress_id)
-sa.Index("idx_conversation_logs_scene", conversation_logs.c.scene_id)
 sa.Index("idx_conversation_logs_scene_id", conversation_logs.c.scene_id)
 sa.Index("idx_conversation_logs_created", conversation_logs.c.created_at)
 sa.Index("idx_conversation_logs_timestamp", conversation_logs.c.timestamp)
@@ -578,4 +574,17 @@ register_policy(
         description="Conversation logs older than a year, archived before they leave the table",
         source="seed 002: retain conversation logs for 1 year, then archive",
     ),
+)
+
+
+redundant_seed_indexes(
+    metadata,
+    SCHEMA,
+    # 002's performance section repeats, CONCURRENTLY and under other names, indexes that 004
+    # (and 002's own table DDL) already give.
+    idx_scenarios_rating="idx_scenarios_rating_avg",
+    idx_user_progress_user="idx_user_progress_user_id",
+    idx_user_progress_scenario="idx_user_progress_scenario_id",
+    idx_conversation_logs_progress="idx_conversation_logs_user_progress_id",
+    idx_conversation_logs_scene="idx_conversation_logs_scene_id",
 )

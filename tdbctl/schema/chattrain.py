@@ -147,6 +147,7 @@ feedback = sa.Table(
         _in("evaluation_type", "rule_based", "gpt_judge", "hybrid", "manual"), name="chk_evaluation_type"
     ),
     sa.Index("idx_feedback_session_id", "session_id"),
+    sa.Index("idx_feedback_message_id", "message_id"),
     sa.Index("idx_feedback_step_id", "step_id"),
     sa.Index("idx_feedback_evaluation_type", "evaluation_type"),
     sa.Index("idx_feedback_created_at", "created_at"),

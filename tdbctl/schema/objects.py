@@ -60,3 +60,17 @@ def register(metadata, *objects: SchemaObject) -> None:
 
 def objects_of(metadata) -> list[SchemaObject]:
     return list(metadata.info.get("objects", []))
+
+
+def redundant_seed_indexes(metadata, schema: str, **kept_instead: str) -> None:
+    """Indexes a seed names that tdbctl does not create, each with the index that has the same key.
+
+    Declared so that the seed-conformance tests and docs/schema.md read one list, and a reader
+    looking for a seed's name finds where its index went."""
+    metadata.info.setdefault("redundant_seed_indexes", {}).update(
+        {f"{schema}.{name}": f"{schema}.{kept}" for name, kept in kept_instead.items()})
+
+
+def redundant_seed_indexes_of(metadata) -> dict[str, str]:
+    """Qualified name of a seed index not created -> the qualified name of the index kept for it."""
+    return dict(metadata.info.get("redundant_seed_indexes", {}))

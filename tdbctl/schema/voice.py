@@ -7,7 +7,7 @@ over system_metrics. Decisions where the seed is silent are recorded in docs/sch
 import sqlalchemy as sa
 
 from tdbctl.schema.base import metadata, postgresql_only
-from tdbctl.schema.objects import SchemaObject, register
+from tdbctl.schema.objects import SchemaObject, redundant_seed_indexes, register
 from tdbctl.schema.policies import RetentionPolicy, register_policy
 from tdbctl.schema.types import JSONB, TIMESTAMPTZ, UUID, now, uuid_pk
 
@@ -44,7 +44,6 @@ conversations = sa.Table(
     "conversations",
     metadata,
     *_conversation_columns(),
-    sa.Index("idx_conversations_session_id", "session_id"),
     sa.Index("idx_conversations_user_id", "user_id"),
     sa.Index("idx_conversations_status", "status"),
     sa.Index("idx_conversations_started_at", "started_at"),
@@ -103,6 +102,7 @@ extracted_slots = sa.Table(
     _created_at(),
     sa.Index("idx_slots_conversation_id", "conversation_id"),
     sa.Index("idx_slots_slot_name", "slot_name"),
+    sa.Index("idx_slots_turn_id", "turn_id"),
     schema=SCHEMA,
 )
 
@@ -124,7 +124,6 @@ appointments = sa.Table(
     sa.Index("idx_appointments_date", "appointment_date"),
     sa.Index("idx_appointments_status", "status"),
     sa.Index("idx_appointments_conversation_id", "conversation_id"),
-    sa.Index("idx_appointments_confirmation_code", "confirmation_code"),
     schema=SCHEMA,
 )
 
@@ -142,6 +141,7 @@ system_metrics = sa.Table(
     schema=SCHEMA,
 )
 sa.Index("idx_metrics_name_time", system_metrics.c.metric_name, system_metrics.c.time.desc())
+sa.Index("idx_metrics_conversation_id", system_metrics.c.conversation_id)
 postgresql_only(sa.Index("idx_metrics_tags", system_metrics.c.tags, postgresql_using="gin"))
 
 error_logs = sa.Table(
@@ -160,6 +160,7 @@ error_logs = sa.Table(
     sa.Index("idx_errors_severity", "severity"),
     sa.Index("idx_errors_created_at", "created_at"),
     sa.Index("idx_errors_resolved", "resolved"),
+    sa.Index("idx_errors_conversation_id", "conversation_id"),
     schema=SCHEMA,
 )
 
@@ -188,7 +189,7 @@ conversations_archive = sa.Table(
     *_conversation_columns(),
     *(
         sa.Index(f"conversations_archive_{column}_idx", column)
-        for column in ("session_id", "user_id", "status", "started_at")
+        for column in ("user_id", "status", "started_at")
     ),
     schema=SCHEMA,
 )
@@ -329,4 +330,15 @@ register_policy(
         description="Time-series metrics past 30 days (the analytics views look back 30 days at most)",
         source="decision: the seed's views look back 7 and 30 days",
     ),
+)
+
+
+# The UNIQUE constraints on these columns already index them: the seed's plain index beside each
+# (and its copy that LIKE ... INCLUDING ALL makes on the archive) was a second btree to maintain.
+redundant_seed_indexes(
+    metadata,
+    SCHEMA,
+    idx_conversations_session_id="conversations_session_id_key",
+    idx_appointments_confirmation_code="appointments_confirmation_code_key",
+    conversations_archive_session_id_idx="conversations_archive_session_id_key",
 )

@@ -53,7 +53,7 @@ def collect(settings, *, since: timedelta = timedelta(days=7), since_text: str =
                 ("health", collector.health), ("activity", collector.activity),
                 ("replication", collector.replication), ("tables", collector.tables),
                 ("indexes", collector.indexes), ("top_queries", lambda: collector.top_queries(top)),
-                ("files", collector.files),
+                ("files", collector.files), ("unindexed_foreign_keys", collector.unindexed_foreign_keys),
             ):
                 report[section] = _read(section, read, collector.notes, settings, conn)
             report["integrity"] = (_read("integrity", collector.integrity, collector.notes, settings, conn)
@@ -71,6 +71,9 @@ def collect(settings, *, since: timedelta = timedelta(days=7), since_text: str =
         finally:
             conn.close()
     report["notes"] = collector.notes
+    retention = _deleted_by_retention()
+    for fk in report["unindexed_foreign_keys"]:
+        fk["parent_retention"] = fk["parent"] in retention
     report["findings"] = evaluate(report, thresholds)
     report["status"] = status(report["findings"])
     report["elapsed_seconds"] = round(time.monotonic() - started, 3)
@@ -84,9 +87,24 @@ _EMPTY = {
     "activity": {"visible": None, "hidden_sessions": None, "long_running": [],
                                "idle_in_transaction": [], "blocking": []},
     "replication": {"role": None, "replay_lag_seconds": None, "replicas": []},
-    "tables": [], "indexes": [], "files": [], "integrity": None, "platform": None,
+    "tables": [], "indexes": [], "files": [], "unindexed_foreign_keys": [], "integrity": None, "platform": None,
     "top_queries": {"available": False, "hint": None, "queries": []},
 }
+
+
+def _deleted_by_retention() -> set[str]:
+    """Tables whose rows tdbctl's retention policies delete, with what ON DELETE CASCADE takes."""
+    from tdbctl.ops.cascade import links_of
+    from tdbctl.schema import metadata, policies_of
+
+    cascades = [link for link in links_of(metadata) if link.ondelete == "CASCADE"]
+    reached, stack = set(), [policy.table for policy in policies_of(metadata)]
+    while stack:
+        table = stack.pop()
+        if table not in reached:
+            reached.add(table)
+            stack.extend(link.child.fullname for link in cascades if link.parent.fullname == table)
+    return reached
 
 
 def _read(section: str, read, notes: list[str], settings, conn):

@@ -91,6 +91,7 @@ def evaluate(report: dict, t: dict) -> list[dict]:
                   "dead_tuple_ratio_critical",
                   f"{tb['dead_tuples']:,} dead tuples ({tb['dead_tuple_ratio']:.0%}): VACUUM it, or check autovacuum")
 
+    rows = {(tb["schema"], tb["table"]): tb["rows"] for tb in report["tables"]}
     for ix in report["indexes"]:
         name = f"{ix['schema']}.{ix['index']}"
         if not ix["valid"]:
@@ -103,12 +104,25 @@ def evaluate(report: dict, t: dict) -> list[dict]:
         if ix["bloat_ratio"] is not None and (ix["bytes"] or 0) >= t["index_bloat_min_bytes"]:
             judge("index_bloat", name, ix["bloat_ratio"], "index_bloat_warning", "index_bloat_critical",
                   f"about {ix['bloat_ratio']:.0%} of {ix['bytes']:,} bytes is bloat: tdbctl reindex --index {name}")
-        if ix["unused"] and (ix["bytes"] or 0) >= t["unused_index_min_bytes"]:
+        # An index on an empty table has had nothing to find: "never scanned" says nothing yet.
+        if ix["unused"] and (ix["bytes"] or 0) >= t["unused_index_min_bytes"] and rows.get(
+                (ix["schema"], ix["table"]), 1) > 0:
             found.append(_finding("info", "unused_index", name, ix["scans"], 0,
                                   f"never scanned since the statistics were reset ({ix['bytes']:,} bytes)"))
         if ix["duplicate_of"]:
             found.append(_finding("info", "duplicate_index", name, None, None,
                                   f"same key as {ix['schema']}.{ix['duplicate_of']}"))
+
+    for fk in report["unindexed_foreign_keys"]:
+        deletes = fk["parent_deletes"] or 0
+        if fk["parent_retention"] or deletes > 0:
+            why = (f"{deletes:,} rows deleted from {fk['parent']} since the statistics were reset" if deletes
+                   else f"tdbctl's retention deletes rows of {fk['parent']}")
+            columns = ", ".join(fk["columns"])
+            found.append(_finding("info", "unindexed_foreign_key", f"{fk['schema']}.{fk['table']}({columns})", deletes,
+                                  None, f"no index leads with the foreign key to {fk['parent']} ({why}): each "
+                                  f"deleted parent row scans the whole table; CREATE INDEX ON "
+                                  f"{fk['schema']}.{fk['table']} ({columns})"))
 
     for f in report["files"]:
         if f["page_count"] and f["freelist_count"] >= t["freelist_min_pages"]:

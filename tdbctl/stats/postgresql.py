@@ -76,6 +76,29 @@ SELECT n.nspname, t.relname, ic.relname, am.amname, i.indisunique, i.indisprimar
  ORDER BY n.nspname, t.relname, ic.relname
 """
 
+# A foreign key is indexed when some valid index's leading columns are exactly its columns (in
+# any order): deleting or re-keying a parent row then finds the children without a scan.
+UNINDEXED_FOREIGN_KEYS_SQL = """
+SELECT n.nspname, c.relname, k.conname,
+       (SELECT array_agg(a.attname ORDER BY u.ord) FROM unnest(k.conkey) WITH ORDINALITY u(attnum, ord)
+          JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum),
+       pn.nspname || '.' || p.relname, k.confdeltype, s.n_tup_del
+  FROM pg_constraint k
+  JOIN pg_class c ON c.oid = k.conrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_class p ON p.oid = k.confrelid
+  JOIN pg_namespace pn ON pn.oid = p.relnamespace
+  LEFT JOIN pg_stat_user_tables s ON s.relid = k.confrelid
+ WHERE k.contype = 'f' AND n.nspname = ANY(%(schemas)s)
+   AND NOT EXISTS (
+       SELECT 1 FROM pg_index i
+        WHERE i.indrelid = k.conrelid AND i.indisvalid AND i.indpred IS NULL
+          AND (i.indkey::int2[])[0:cardinality(k.conkey) - 1] @> k.conkey
+          AND (i.indkey::int2[])[0:cardinality(k.conkey) - 1] <@ k.conkey)
+ ORDER BY 1, 2, 3
+"""
+ON_DELETE = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+
 # backend_type is hidden too for another role's session (without pg_read_all_stats): a hidden
 # row attached to a database is counted as a client.
 CLIENT = "(backend_type = 'client backend' OR (backend_type IS NULL AND datname IS NOT NULL))"
@@ -309,6 +332,12 @@ class PostgresCollector:
                 "definition": definition,
             })
         return sorted(indexes, key=lambda i: self.schemas.index(i["schema"]))
+
+    def unindexed_foreign_keys(self) -> list[dict]:
+        return [{"schema": schema, "table": table, "constraint": name, "columns": list(columns),
+                 "parent": parent, "on_delete": ON_DELETE.get(action, action), "parent_deletes": deletes}
+                for schema, table, name, columns, parent, action, deletes in self._all(
+                    UNINDEXED_FOREIGN_KEYS_SQL, {"schemas": self.schemas})]
 
     def top_queries(self, limit: int) -> dict:
         # shared_preload_libraries is readable by superusers and pg_read_all_settings only: for

@@ -112,6 +112,28 @@ class SqliteCollector:
                     })
         return sorted(indexes, key=lambda i: (i["schema"], i["table"], i["index"]))
 
+    def unindexed_foreign_keys(self) -> list[dict]:
+        found = []
+        for schema in self.schemas:
+            for table, _tbl, _sql in self._objects(schema, "table"):
+                leading = []
+                for _seq, name, _unique, _origin, partial in self._all(f'PRAGMA "{schema}".index_list("{table}")'):
+                    if not partial:
+                        leading.append([col for _no, _cid, col in self._all(f'PRAGMA "{schema}".index_info("{name}")')])
+                keys: dict[int, dict] = {}
+                for fid, _seq, parent, column, _to, _update, on_delete, _match in self._all(
+                        f'PRAGMA "{schema}".foreign_key_list("{table}")'):
+                    key = keys.setdefault(fid, {"schema": schema, "table": table, "constraint": None, "columns": [],
+                                                "parent": f"{schema}.{parent}", "on_delete": on_delete,
+                                                "parent_deletes": None})
+                    key["columns"].append(column)
+                for key in keys.values():
+                    width = len(key["columns"])
+                    # A rowid table's INTEGER PRIMARY KEY is the table's own key: no index_list entry.
+                    if not any(set(cols[:width]) == set(key["columns"]) for cols in leading):
+                        found.append(key)
+        return found
+
     def top_queries(self, limit: int) -> dict:
         return {"available": False, "hint": "SQLite keeps no per-query statistics", "queries": []}
 
