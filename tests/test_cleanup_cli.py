@@ -163,12 +163,19 @@ def test_vacuum_runs_on_the_touched_tables(db, invoke):
     with db.engine.begin() as conn:
         conn.execute(sa.insert(logs), [dict(user_id="u" * 200, activity_type="message_sent", timestamp=ago(100, naive=True))
                                        for _ in range(2000)])
-    result = invoke(db, "--policy", "chattrain.activity_logs", "--vacuum", "--json")
+    untouched = invoke(db, "--policy", "chattrain.activity_logs", "--no-vacuum", "--json")
+    assert untouched.returncode == 0 and json.loads(untouched.stdout)["vacuumed"] == []
+    with db.engine.begin() as conn:
+        conn.execute(sa.insert(logs), [dict(user_id="u" * 200, activity_type="message_sent", timestamp=ago(100, naive=True))
+                                       for _ in range(2000)])
+    result = invoke(db, "--policy", "chattrain.activity_logs", "--json")  # vacuums by default
     assert result.returncode == 0, result.stderr
-    vacuumed = json.loads(result.stdout)["vacuumed"]
+    document = json.loads(result.stdout)
+    vacuumed = document["vacuumed"]
+    assert document["not_vacuumed"] is None
     with db.engine.connect() as conn:
         if db.engine.dialect.name == "postgresql":
-            assert vacuumed == ["VACUUM (ANALYZE) chattrain.user_activity_logs"]
+            assert vacuumed == ["VACUUM (ANALYZE, SKIP_LOCKED) chattrain.user_activity_logs"]
             stats = conn.exec_driver_sql(
                 "SELECT last_vacuum IS NOT NULL, last_analyze IS NOT NULL FROM pg_stat_user_tables "
                 "WHERE schemaname = 'chattrain' AND relname = 'user_activity_logs'").one()
@@ -236,3 +243,27 @@ def test_max_runtime_stops_cleanly_exits_0_and_the_next_run_finishes(db, invoke)
     assert again.stdout.split("\t")[:3] == ["chattrain.activity_logs", "deleted", "5"]
     with db.engine.connect() as conn:
         assert set(conn.execute(sa.select(logs.c.id)).scalars()) == live
+
+
+def test_older_than_says_which_declared_ages_it_replaces(db, invoke):
+    from tdbctl.ops.durations import parse_duration
+
+    World(db.engine).build()
+    replaced = {p.name: p.default_age for p in policies_of(metadata) if p.action == "delete" and p.default_age
+                and parse_duration(p.default_age, option="", allow_zero=True) != parse_duration("90d", option="")}
+    assert {"dispatch.failed_calls", "chattrain.abandoned_sessions"} <= set(replaced)
+    assert "voice.error_logs" not in replaced  # its own age is 90 days: nothing replaced
+
+    result = invoke(db, "--older-than", "90d", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    said = result.stderr.splitlines()
+    assert said[:len(replaced)] == [f"{name}: age 90d instead of its declared {age}" for name, age in replaced.items()]
+    lines = {line.split("\t")[0]: line.split("\t") for line in result.stdout.splitlines()}
+    assert "age 90d (--older-than, instead of the declared 180d)" in lines["dispatch.failed_calls"][3]
+    assert "age 90d (--older-than)" in lines["voice.error_logs"][3]
+
+    document = json.loads(invoke(db, "--older-than", "90d", "--dry-run", "--json").stdout)
+    assert {o["policy"]: (o["declared"], o["used"]) for o in document["age_overrides"]} == {
+        name: (age, "90d") for name, age in replaced.items()}
+    plain = invoke(db, "--dry-run")
+    assert "instead of" not in plain.stderr + plain.stdout

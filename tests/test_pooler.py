@@ -7,12 +7,13 @@ defaults there, whatever command ran, and tdbctl's claims must keep runs apart t
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from conftest import run_cli, url_text
 from pgbouncer import bouncer, through
 from test_archive_data import _pg_template, fill, snapshot  # noqa: F401
 from test_archive_kill import POLICY, VOICE, _uuid, start_paused
+from tdbctl.schema import metadata
 from tdbctl.schema.bookkeeping import claims
 
 NOW = datetime.now(timezone.utc)
@@ -184,5 +186,17 @@ def test_work_that_needs_the_server_itself_uses_the_direct_url_or_says_so(bounce
         done = run_cli(*command, env=direct)
         assert done.returncode == 0, (command, done.stderr)
         assert db.left_behind() == defaults, command
+    # Not asked for, the vacuum is left out with a note: the nightly cleanup still runs.
+    logs = metadata.tables["chattrain.user_activity_logs"]
+    with db.engine.begin() as conn:
+        conn.execute(sa.insert(logs), [{"user_id": "u", "activity_type": "message_sent",
+                                        "timestamp": NOW.replace(tzinfo=None) - timedelta(days=100)}] * 5)
+    unvacuumed = db.tdb("cleanup", "--older-than", "1d", "--json")
+    assert unvacuumed.returncode == 0, unvacuumed.stderr
+    document = json.loads(unvacuumed.stdout)
+    assert document["rows"] == {"chattrain.user_activity_logs": 5}
+    assert document["vacuumed"] == [] and "TDB_DIRECT_URL" in document["not_vacuumed"]
+    assert "note: not vacuumed: VACUUM needs a direct connection" in unvacuumed.stderr
+    assert db.left_behind() == defaults
     shown = run_cli("info", env=direct)
     assert "direct" in shown.stdout and "TDB_DIRECT_URL" in shown.stdout

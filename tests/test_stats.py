@@ -225,6 +225,36 @@ def test_an_unindexed_foreign_key_whose_parent_rows_get_deleted(migrated, tmp_pa
     assert findings == [("info", "unindexed_foreign_key", "chattrain.feedback(message_id)")]
 
 
+def test_the_nightly_cleanup_does_not_trip_the_probe(migrated, tmp_path):
+    env = {"TDB_DATABASE_URL": url_text(migrated)}
+
+    def seed(random_seed: str) -> None:
+        done = run_cli("seed", "--synthetic", "--sessions", "600", "--random-seed", random_seed, cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr
+
+    seed("1")
+    postgresql = migrated.get_backend_name() == "postgresql"
+    if postgresql:
+        # Without the vacuum, the same data leaves dead tuples the probe calls critical.
+        kept = run_cli("cleanup", "--no-vacuum", "--policy", "voice.system_metrics", cwd=tmp_path, env=env)
+        assert kept.returncode == 0, kept.stderr
+        deadline = time.monotonic() + 10
+        while True:
+            probe = run_cli("stats", "--check", cwd=tmp_path, env=env)
+            if "dead_tuples\tvoice.system_metrics" in probe.stdout or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert probe.returncode == 3 and "critical\tdead_tuples\tvoice.system_metrics" in probe.stdout, probe.stdout
+        seed("2")
+    cleanup = run_cli("cleanup", "--json", cwd=tmp_path, env=env)
+    assert cleanup.returncode == 0, cleanup.stderr
+    document = json.loads(cleanup.stdout)
+    assert document["rows"]["voice.system_metrics"] > 1000 and document["vacuumed"]
+    probe = run_cli("stats", "--check", cwd=tmp_path, env=env)
+    assert probe.returncode == 0, probe.stdout
+    assert "dead_tuples" not in probe.stdout and "freelist" not in probe.stdout
+
+
 def _make_a_warning(url) -> None:
     eng = engine(url)
     if url.get_backend_name() == "postgresql":

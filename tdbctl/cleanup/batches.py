@@ -40,6 +40,8 @@ class PolicyOutcome:
     action: str
     age: str
     cutoff: datetime | None
+    declared_age: str | None = None
+    """The policy's own age, where --older-than or --before replaced it."""
     status: str = "done"
     """done, nothing (no row matched), stopped, failed, would_delete (dry run), archive (left alone)."""
     rows: dict[str, int] = field(default_factory=dict)
@@ -68,6 +70,7 @@ class PolicyOutcome:
     def to_json(self) -> dict:
         return {
             "policy": self.policy, "table": self.table, "action": self.action, "age": self.age,
+            "declared_age": self.declared_age,
             "cutoff": self.cutoff.isoformat() if self.cutoff else None, "status": self.status,
             "rows": self.rows, "set_null": self.cleared, "kept_referenced": self.kept_referenced,
             "blocked_by": self.blocked_by, "batches": self.batches, "retries": self.retries,

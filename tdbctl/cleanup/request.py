@@ -34,7 +34,9 @@ class CleanupRequest:
     """None: DEFAULT_BATCH_SIZE keys a batch, or DEFAULT_PAGE_BATCH_SIZE rows for a page walk."""
     max_runtime: timedelta | None = None
     dry_run: bool = False
-    vacuum: bool = False
+    vacuum: bool | None = None
+    """None: vacuum what was deleted from where a direct connection allows it (else say why not);
+    True: the same, refused up front where it cannot; False: leave it to autovacuum."""
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
     # The text the user typed, for the run record and the summary ("90d", "2025-01-01").
@@ -51,7 +53,7 @@ class CleanupRequest:
         batch_size: int | None = None,
         max_runtime: str | None = None,
         dry_run: bool = False,
-        vacuum: bool = False,
+        vacuum: bool | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT,
     ) -> "CleanupRequest":
@@ -119,6 +121,8 @@ class Target:
     cutoff: datetime | None
     age: str
     """How the cutoff came about, for people: '90d (--older-than)', '7d (policy)', 'no age'."""
+    declared: str | None = None
+    """The policy's own age where an option replaced it with another: '180d'."""
 
     @property
     def name(self) -> str:
@@ -169,7 +173,17 @@ def select_targets(policies: Iterable, request: CleanupRequest, now: datetime, m
         return targets
     from tdbctl.ops.selection import in_column_time  # SQLAlchemy: only once a database is involved
 
-    return [Target(t.policy, in_column_time(t.policy, metadata, t.cutoff), t.age) for t in targets]
+    return [Target(t.policy, in_column_time(t.policy, metadata, t.cutoff), t.age, t.declared) for t in targets]
+
+
+def _instead(declared: str | None) -> str:
+    return f", instead of the declared {declared}" if declared else ""
+
+
+def age_overrides(targets: Iterable[Target]) -> list[dict]:
+    """The policies whose declared age an option replaces: what the cron line's --older-than does."""
+    return [{"policy": t.name, "table": t.policy.table, "declared": t.declared, "used": t.age.split(" (")[0]}
+            for t in targets if t.declared and t.deletes]
 
 
 def _archive_destination(policy) -> str:
@@ -190,10 +204,14 @@ def _target(policy, request: CleanupRequest, now: datetime) -> Target:
         cutoff = request.before.astimezone(timezone.utc)
         if cutoff > now:
             raise UsageError(f"--before {request.typed.get('before') or cutoff.isoformat()} is in the future")
-        return Target(policy, cutoff, f"before {cutoff.isoformat()} (--before)")
+        declared = policy.default_age
+        return Target(policy, cutoff, f"before {cutoff.isoformat()} (--before{_instead(declared)})", declared)
     if request.older_than is not None:
         typed = request.typed.get("older_than") or _text(request.older_than)
-        return Target(policy, now - request.older_than, f"{typed} (--older-than)")
+        declared = policy.default_age
+        if declared and parse_duration(declared, option=f"policy {policy.name}", allow_zero=True) == request.older_than:
+            declared = None
+        return Target(policy, now - request.older_than, f"{typed} (--older-than{_instead(declared)})", declared)
     if not policy.default_age:
         raise TdbError(f"policy {policy.name} has an age column but no default age: fix its declaration")
     age = parse_duration(policy.default_age, option=f"policy {policy.name}", allow_zero=True)

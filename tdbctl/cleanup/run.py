@@ -13,8 +13,8 @@ import sqlalchemy.exc as sa_exc
 
 from tdbctl.cleanup import cascade
 from tdbctl.cleanup.batches import PolicyDeleter, PolicyOutcome
-from tdbctl.cleanup.request import CleanupRequest, Target, select_targets
-from tdbctl.errors import ConnectionLost, TdbError
+from tdbctl.cleanup.request import CleanupRequest, Target, age_overrides, select_targets
+from tdbctl.errors import ConnectionLost, TdbError, UsageError
 from tdbctl.ops.claims import ClaimLost, claimed
 from tdbctl.ops.durations import utcnow
 from tdbctl.ops.runs import mark_killed, recorded_run, save_progress
@@ -30,6 +30,8 @@ class Observer:
 
     wants_totals = False
     """True: count each policy's rows before deleting, for a progress bar's total."""
+
+    def ages_overridden(self, overrides: list[dict]) -> None: ...
 
     def policy_started(self, outcome: PolicyOutcome, total: int | None) -> None: ...
 
@@ -47,6 +49,10 @@ class CleanupReport:
     """succeeded, stopped (--max-runtime), failed (a policy failed; the others ran), dry_run."""
     outcomes: list[PolicyOutcome] = field(default_factory=list)
     vacuumed: list[str] = field(default_factory=list)
+    age_overrides: list[dict] = field(default_factory=list)
+    """Policies whose declared age --older-than or --before replaced: policy, table, declared, used."""
+    not_vacuumed: str | None = None
+    """Why the tables cleanup deleted from were left to autovacuum."""
     seconds: float = 0.0
     message: str | None = None
 
@@ -75,7 +81,8 @@ class CleanupReport:
             "run_id": self.run_id, "dry_run": self.dry_run, "status": self.status,
             "started_at": self.started_at.isoformat(), "seconds": round(self.seconds, 3),
             "rows": self.rows, "set_null": self.cleared, "policies": [o.to_json() for o in self.outcomes],
-            "vacuumed": self.vacuumed, "message": self.message,
+            "age_overrides": self.age_overrides,
+            "vacuumed": self.vacuumed, "not_vacuumed": self.not_vacuumed, "message": self.message,
         }
 
 
@@ -111,15 +118,14 @@ def cleanup(
     observer = observer or Observer()
     now = utcnow()
     targets = select_targets(policies, request, now, metadata)
-    report = CleanupReport(dry_run=request.dry_run, started_at=now)
+    report = CleanupReport(dry_run=request.dry_run, started_at=now, age_overrides=age_overrides(targets))
     started = time.monotonic()
     try:
         if request.dry_run:
             _dry_run(db, metadata, targets, request, report, observer)
         else:
             with ExitStack() as stack:
-                # VACUUM goes to the server directly: checked now, not after the deletes.
-                vacuum_db = stack.enter_context(open_direct(db.settings, "cleanup --vacuum")) if request.vacuum else db
+                vacuum_db = _vacuum_connection(stack, db, request)
                 claim = stack.enter_context(claimed(db, COMMAND))
                 mark_killed(db.engine, COMMAND)
                 _delete(db, metadata, targets, request, report, observer, should_stop or (lambda: False), started,
@@ -129,9 +135,29 @@ def cleanup(
     return report
 
 
+def _vacuum_connection(stack: ExitStack, db, request):
+    """VACUUM goes to the server directly (it runs outside a transaction): found now, before any
+    delete. Asked for with --vacuum, a pooler without a direct URL is an error; by default the
+    run goes on, and the reason it cannot vacuum comes back instead (said if it deleted anything)."""
+    if request.vacuum is False:
+        return None
+    try:
+        return stack.enter_context(open_direct(db.settings, "cleanup --vacuum"))
+    except UsageError as exc:
+        if request.vacuum:
+            raise
+        return exc.message.replace("cleanup --vacuum needs", "VACUUM needs")
+
+
+def _say_overrides(report: CleanupReport, observer: Observer) -> None:
+    """Once the run has started (claimed, recorded): a refused run prints one line, no more."""
+    if report.age_overrides:
+        observer.ages_overridden(report.age_overrides)
+
+
 def _outcome(target: Target) -> PolicyOutcome:
     policy = target.policy
-    return PolicyOutcome(policy.name, policy.table, policy.action, target.age, target.cutoff,
+    return PolicyOutcome(policy.name, policy.table, policy.action, target.age, target.cutoff, target.declared,
                          status="archive" if policy.action != "delete" else "done")
 
 
@@ -139,6 +165,7 @@ def _dry_run(db, metadata, targets, request, report, observer) -> None:
     with recorded_run(db.engine, COMMAND, request.options(), dry_run=True) as record:
         report.run_id = record.id
         report.status = "dry_run"
+        _say_overrides(report, observer)
         # Rows an earlier policy of this run takes are not counted again by a later one.
         gone: dict[str, list] = {}
         with db.engine.connect() as conn:
@@ -184,6 +211,7 @@ def _delete(db, metadata, targets, request, report, observer, external_stop, sta
 
     with recorded_run(db.engine, COMMAND, request.options()) as record:
         report.run_id = record.id
+        _say_overrides(report, observer)
         last_saved = [time.monotonic()]
 
         def on_batch(outcome: PolicyOutcome, count: int) -> None:
@@ -233,7 +261,9 @@ def _delete(db, metadata, targets, request, report, observer, external_stop, sta
             observer.policy_finished(outcome)
 
         touched = sorted({t for o in report.outcomes for t, n in (*o.rows.items(), *o.cleared.items()) if n})
-        if request.vacuum and touched and not reason:
+        if isinstance(vacuum_db, str):
+            report.not_vacuumed = vacuum_db if touched else None
+        elif vacuum_db is not None and touched and not reason:
             report.vacuumed = db.dialect.vacuum(vacuum_db.engine, touched)
         record.rows = _merged(report.outcomes)
         if report.failures:

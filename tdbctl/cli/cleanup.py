@@ -36,8 +36,12 @@ def cleanup(
     ] = None,
     max_runtime: MaxRuntimeOption = None,
     vacuum: Annotated[
-        bool, typer.Option("--vacuum", help="VACUUM (ANALYZE) the touched tables afterwards (SQLite: vacuum their files).")
-    ] = False,
+        Optional[bool],
+        typer.Option("--vacuum/--no-vacuum", show_default=False,
+                     help="VACUUM (ANALYZE) the tables it deleted from, so that dead rows do not wait for "
+                     "autovacuum (SQLite: vacuum their files). Default: yes where a direct connection allows "
+                     "it (else a note); --vacuum makes that a requirement, --no-vacuum leaves them to autovacuum."),
+    ] = None,
     lock_timeout: Annotated[
         float, typer.Option("--lock-timeout", metavar="SECONDS", help="How long a batch may wait for a lock before it pauses and retries.")
     ] = 1.0,
@@ -110,6 +114,9 @@ class _PlainObserver:
     def __exit__(self, *exc):
         return False
 
+    def ages_overridden(self, overrides):
+        _say_overrides(self.out.log, overrides)
+
     def policy_started(self, outcome, total):
         pass
 
@@ -142,6 +149,9 @@ class _RichObserver:
         self.progress.stop()
         return False
 
+    def ages_overridden(self, overrides):
+        _say_overrides(self.progress.console.print, overrides)
+
     def policy_started(self, outcome, total):
         self.tasks[outcome.policy] = self.progress.add_task(outcome.policy, total=total)
 
@@ -154,6 +164,13 @@ class _RichObserver:
             done = outcome.deleted
             self.progress.update(task, completed=done, total=max(done, self.progress.tasks[task].total or 0),
                                  description=f"{outcome.policy} [{_PLAIN_STATUS.get(outcome.status, outcome.status)}]")
+
+
+def _say_overrides(say, overrides) -> None:
+    """The cron line's --older-than replaces every policy's own age: said before anything goes."""
+    for o in overrides:
+        say(f"{o['policy']}: age {o['used']} instead of its declared {o['declared']}")
+    say("(a plain `tdbctl cleanup` keeps each policy's declared age)")
 
 
 def _counts(counts: dict) -> str:
@@ -180,6 +197,9 @@ def plain_line(outcome) -> str:
 
 
 def _summary(out, report) -> None:
+    if report.not_vacuumed:
+        out.log(f"note: not vacuumed: {report.not_vacuumed}; autovacuum will reach them (or --no-vacuum to "
+                "say so and silence this)")
     if out.json:
         out.data(report.to_json())
         return

@@ -271,11 +271,13 @@ class PostgresDialect(Dialect):
         preparer = engine.dialect.identifier_preparer
         done = []
         # VACUUM cannot run inside a transaction block. It takes a SHARE UPDATE EXCLUSIVE lock:
-        # writers carry on meanwhile.
+        # writers carry on meanwhile. SKIP_LOCKED (12+): a table autovacuum is already vacuuming
+        # is left to it, rather than waited for.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            skip = ", SKIP_LOCKED" if conn.dialect.server_version_info >= (12,) else ""
             for name in tables:
                 schema, table = name.split(".", 1)
-                statement = f"VACUUM (ANALYZE) {preparer.quote_schema(schema)}.{preparer.quote(table)}"
+                statement = f"VACUUM (ANALYZE{skip}) {preparer.quote_schema(schema)}.{preparer.quote(table)}"
                 conn.exec_driver_sql(statement)
                 done.append(statement)
         return done
