@@ -67,9 +67,11 @@ class Settings:
 
     @property
     def masked_url(self) -> str:
-        if self.dialect == "sqlite":  # shown with the file's absolute path
+        """The URL as users write it (postgresql://, not SQLAlchemy's postgresql+psycopg://), password
+        masked; SQLite's with the file's absolute path."""
+        if self.dialect == "sqlite":
             return mask_secrets(self.url.render_as_string(hide_password=True))
-        return mask_secrets(with_driver(self.text))
+        return mask_secrets("postgresql://" + self.text.partition("://")[2])
 
     @property
     def password(self) -> str | None:

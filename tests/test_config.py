@@ -31,7 +31,10 @@ def test_postgres_schemes_use_psycopg3(tmp_path):
 
 def test_masked_url_hides_the_password(tmp_path):
     settings = resolve("postgresql://ops:s3cr3t@db.internal:5432/prod?sslmode=require", directory=tmp_path, environ={})
-    assert "s3cr3t" not in settings.masked_url and "ops:***@db.internal" in settings.masked_url
+    assert settings.masked_url == "postgresql://ops:***@db.internal:5432/prod?sslmode=require"
+    # As users write it: no SQLAlchemy driver name, a socket directory stays a host= parameter.
+    for raw in ("postgres://ops:pw@/app?host=/tmp/x", "postgresql+psycopg2://ops:pw@/app?host=/tmp/x"):
+        assert resolve(raw, directory=tmp_path, environ={}).masked_url == "postgresql://ops:***@/app?host=/tmp/x"
 
 
 @pytest.mark.parametrize("text", [
