@@ -31,3 +31,27 @@ def run_on_terminal(args: list[str], *, env: dict, cwd=None, timeout: float = 12
     output = read_until_closed(leader)
     os.close(leader)
     return process.wait(timeout=timeout), output.decode(errors="replace")
+
+
+def screen(output: str, columns: int, lines: int) -> list[str]:
+    """What a terminal of that size shows once ``output`` has been written to it: the last
+    screenful, with cursor movements, clears and redraws applied (pyte, a VT100 emulator)."""
+    import pyte
+
+    emulated = pyte.Screen(columns, lines)
+    stream = pyte.Stream(emulated)
+    stream.feed(output.replace("\r\n", "\n").replace("\n", "\r\n"))
+    return [line.rstrip() for line in emulated.display]
+
+
+def scrollback(output: str, columns: int) -> list[str]:
+    """Everything written, as lines of a terminal that wide (long lines wrap), escapes removed:
+    what a person could scroll back through."""
+    import pyte
+
+    history = pyte.HistoryScreen(columns, 50, history=100_000)
+    stream = pyte.Stream(history)
+    stream.feed(output.replace("\r\n", "\n").replace("\n", "\r\n"))
+    above = ["".join(char.data for char in line.values()).rstrip() if isinstance(line, dict)
+             else "".join(line[x].data for x in range(columns)).rstrip() for line in history.history.top]
+    return above + [line.rstrip() for line in history.display]

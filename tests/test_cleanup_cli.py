@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import run_cli, url_text
-from terminal import run_on_terminal
+from terminal import run_on_terminal, scrollback
 from test_cleanup import T, World, ago, runs_rows, snapshot
 from tdbctl.config import resolve
 from tdbctl.errors import ExitCode
@@ -186,13 +186,28 @@ def test_vacuum_runs_on_the_touched_tables(db, invoke):
 
 
 def test_a_terminal_gets_a_progress_bar_and_a_summary_table(db, tmp_path):
-    """Under a pseudo-terminal: rich draws (box characters), not the tab-separated lines."""
+    """Under a pseudo-terminal: rich draws, not the tab-separated lines; and at 80 or 160 columns
+    no policy, table or cascade count is cut short."""
     World(db.engine).build()
     env = {k: v for k, v in os.environ.items() if k not in ("TDB_DATABASE_URL", "DATABASE_URL")}
-    env.update(TDB_DATABASE_URL=url_text(db.settings.url), COLUMNS="200", TERM="xterm")
+    planned = json.loads(tdb(db, "--dry-run", "--json").stdout)["policies"]
+    cascades = {table for p in planned for table in (*p["rows"], *p["set_null"]) if table != p["table"]}
+    assert {"chattrain.messages", "chattrain.user_activity_logs"} <= cascades
+    for columns in (80, 160):
+        env.update(TDB_DATABASE_URL=url_text(db.settings.url), COLUMNS=str(columns), LINES="50", TERM="xterm")
+        code, output = run_on_terminal(["cleanup", "--dry-run"], env=env)
+        assert code == 0, output
+        shown = "\n".join(scrollback(output, columns))
+        assert "…" not in shown and "\tdeleted\t" not in shown
+        words = set(shown.split())
+        for policy in [p.name for p in policies_of(metadata)]:
+            assert policy in words, (columns, policy, shown)
+        for table in cascades:  # each cascade target, whole, with its count
+            assert any(w.startswith(f"{table}=") for w in words), (columns, table, shown)
+    env["COLUMNS"] = "200"
     code, text = run_on_terminal(["cleanup"], env=env)
     assert code == 0, text
-    assert "Cleanup run 1: succeeded" in text and "━" in text and "│" in text
+    assert "Cleanup run" in text and "succeeded" in text and "━" in text
     assert "chattrain.abandoned_sessions" in text and "\tdeleted\t" not in text
 
 

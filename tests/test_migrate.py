@@ -311,3 +311,19 @@ def test_repair_records_an_unledgered_migration_only_when_the_schema_is_what_it_
     assert refused.returncode == 4 and "0007 are marked applied but are not in the ledger" in refused.stderr
     assert "nothing was recorded" in refused.stderr
     assert [v for v, _ in ledger_rows(db_url)] == [v for v in script_revisions() if v != "0007"]
+
+
+def test_history_says_when_by_whom_and_how_long_the_same_on_both_dialects(db_url, tmp_path):
+    import re
+
+    assert migrate(db_url, cwd=tmp_path).returncode == 0
+    shown = migrate(db_url, "history", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[1].split("\t") == ["revision", "applied", "by", "took", "description"]
+    for line in lines[2:]:
+        revision, applied, by, took, _description = line.split("\t")
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", applied), line
+        assert re.fullmatch(r"[^@\s]+@\S+", by) and re.fullmatch(r"\d+ ms|\d+\.\d+s", took), line
+    document = json.loads(migrate(db_url, "history", "--json", cwd=tmp_path).stdout)
+    assert all(r["applied_at"].endswith("+00:00") and r["execution_ms"] >= 0 for r in document)

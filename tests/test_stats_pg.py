@@ -181,7 +181,7 @@ def _bloat(report) -> dict:
 
 
 def test_top_queries_hint_when_pg_stat_statements_is_not_loaded(pg_db, tmp_path):
-    result = run_cli("stats", "--no-platform", cwd=tmp_path, env={"TDB_DATABASE_URL": url_text(pg_db)})
+    result = run_cli("stats", "--no-platform", "--full", cwd=tmp_path, env={"TDB_DATABASE_URL": url_text(pg_db)})
     assert result.returncode == 0, result.stderr
     [line] = [line for line in result.stdout.splitlines() if "pg_stat_statements" in line]
     assert "shared_preload_libraries" in line and "CREATE EXTENSION pg_stat_statements" in line
@@ -277,3 +277,60 @@ def test_the_page_covers_every_schema_of_the_database(pg_db, tmp_path):
     accounts = next(t for t in report["tables"] if (t["schema"], t["table"]) == ("public", "app_accounts"))
     assert accounts["rows"] == 500
     assert any(i["schema"] == "public" and i["index"] == "app_accounts_pkey" for i in report["indexes"])
+
+
+def _on_terminal(url, tmp_path, columns: int, lines: int, *args) -> tuple[int, str, str]:
+    """`tdbctl stats ARGS` on a pseudo-terminal of that size, with a pager that keeps what it is
+    given: (exit code, what the terminal showed, what went through the pager, or None)."""
+    import os
+
+    from terminal import run_on_terminal, scrollback
+
+    paged = tmp_path / "paged.txt"
+    paged.unlink(missing_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("TDB_DATABASE_URL", "DATABASE_URL", "LESS")}
+    env.update(TDB_DATABASE_URL=url_text(url), COLUMNS=str(columns), LINES=str(lines), TERM="xterm",
+               PAGER=f"cat > {paged}")
+    code, output = run_on_terminal(["stats", *args], env=env, cwd=tmp_path)
+    text = paged.read_text() if paged.exists() else None
+    shown = "\n".join(scrollback(text if text is not None else output, columns))
+    return code, shown, text
+
+
+def test_the_first_screen_says_what_is_wrong(pg_db, tmp_path):
+    holder = Session(pg_db, autocommit=False)
+    waiter = Session(pg_db)
+    admin = psycopg.connect(url_text(pg_db), autocommit=True)
+    write_toml(tmp_path, {"lock_wait_warning_s": 0, "idle_in_transaction_warning_s": 0, "unused_index_min_bytes": 0})
+    try:
+        holder.execute("LOCK TABLE chattrain.user_activity_logs IN ACCESS EXCLUSIVE MODE")
+        waiter.start("SELECT count(*) FROM chattrain.user_activity_logs")
+        wait_for(lambda: waiting_on_lock(admin, waiter.pid))
+        for columns, lines in ((80, 24), (160, 50)):
+            code, shown, paged = _on_terminal(pg_db, tmp_path, columns, lines, "--full")
+            assert code == 0 and paged is not None, shown  # taller than the terminal: through the pager
+            first = shown.splitlines()[:lines]
+            assert first[0].split()[:2] == ["status", "WARNING:"], first
+            assert "not_inspected" not in "\n".join(first)  # the lock holds up no section
+            assert any("Blocked sessions" in line for line in first), "\n".join(first)
+            blocked = "\n".join(first).split("Blocked sessions", 1)[1]
+            assert str(waiter.pid) in blocked and str(holder.pid) in blocked, "\n".join(first)  # and its root
+            # Identifiers whole, however narrow: a long name wraps or its row becomes a block.
+            assert "…" not in "\n".join(line for line in shown.splitlines() if "SELECT" not in line)
+            assert "chattrain.user_activity_logs" in shown
+    finally:
+        holder.conn.rollback()
+        waiter.join()
+        for s in (holder, waiter):
+            s.close()
+        admin.close()
+
+    code, shown, paged = _on_terminal(pg_db, tmp_path, 160, 50)
+    assert code == 0 and paged is None  # the short page fits: no pager
+    assert shown.splitlines()[0].split()[:2] == ["status", "OK:"] or "info" in shown.splitlines()[0]
+    code, shown, paged = _on_terminal(pg_db, tmp_path, 80, 24, "--full", "--no-pager")
+    assert code == 0 and paged is None and "Tables in voice" in shown
+    piped = run_cli("stats", "--full", cwd=tmp_path, env={"TDB_DATABASE_URL": url_text(pg_db),
+                                                          "PAGER": f"cat > {tmp_path / 'paged.txt'}"})
+    assert piped.returncode == 0 and "# Tables in voice" in piped.stdout
+    assert not (tmp_path / "paged.txt").exists()  # a pipe never gets a pager

@@ -25,6 +25,7 @@ from tdbctl.ops.claims import claimed
 from tdbctl.ops.durations import utcnow
 from tdbctl.ops.runs import mark_killed, recorded_run, save_progress
 from tdbctl.ops.selection import policy_cutoff, select_policies
+from tdbctl.ops.humanize import plural
 
 COMMAND = "archive"
 RESTORE_COMMAND = "archive restore"
@@ -160,7 +161,7 @@ def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet, *, polic
                         else:
                             result = archive_policy(ctx, policy, cutoff)
                         results.append(result)
-                        log(f"{policy.name}: {sum(result.rows.values())} rows in {len(result.batches)} batch(es)")
+                        log(f"{policy.name}: {plural(sum(result.rows.values()), 'row')} in {plural(len(result.batches), 'batch')}")
                         if result.stopped:
                             break
                     if any(r.stopped for r in results):

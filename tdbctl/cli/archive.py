@@ -8,7 +8,7 @@ import typer
 from tdbctl.cli.common import (
     DryRunOption, JsonOption, MaxRuntimeOption, OlderThanOption, Output, PolicyOption, TableOption, settings,
 )
-from tdbctl.ops.humanize import size as _size
+from tdbctl.ops.humanize import plural, size as _size
 
 app = typer.Typer(
     invoke_without_command=True,
@@ -166,7 +166,7 @@ def verify(
         out.table("Verified", ["batch", "policy", "status", "files", "rows", "result"],
                   [(r.batch, r.policy, r.status, r.files, r.rows, "ok" if r.ok else "DAMAGED") for r in results])
         bad = sum(1 for r in results if not r.ok)
-        out.log(f"{len(results)} batch(es) verified" if not bad else f"{bad} of {len(results)} batch(es) FAILED")
+        out.log(f"{plural(len(results), 'batch')} verified" if not bad else f"{bad:,} of {plural(len(results), 'batch')} FAILED")
     if any(not r.ok for r in results):
         raise typer.Exit(ExitCode.CHECK_FAILED)
 
@@ -204,7 +204,7 @@ def restore_(
     out.table(title, ["table", "rows in batch", "put back"],
               [(t, n, "" if dry_run else report.inserted.get(t, 0)) for t, n in report.rows.items()])
     for table, count in report.relinked.items():
-        out.log(f"{table}: {count} reference(s) set back")
+        out.log(f"{table}: {plural(count, 'reference')} set back")
 
 
 @app.command("discard")

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from tdbctl.cli.common import DryRunOption, JsonOption, Output, YesOption, confirm, settings
+from tdbctl.ops.humanize import plural
 
 app = typer.Typer(
     invoke_without_command=True,
@@ -81,8 +82,8 @@ def backup(
         return
     out.line(str(result.path))
     estimated = sum(1 for t in manifest.tables.values() if t.estimated)
-    out.log(f"backed up {len(manifest.tables)} tables ({sum(t.rows for t in manifest.tables.values())} rows"
-            f"{f', {estimated} estimated' if estimated else ''}) at revision {manifest.revision or 'none'}: "
+    out.log(f"backed up {plural(len(manifest.tables), 'table')} ({plural(sum(t.rows for t in manifest.tables.values()), 'row')}"
+            f"{f', {estimated:,} estimated' if estimated else ''}) at revision {manifest.revision or 'none'}: "
             f"{human_size(manifest.total_bytes)} in {manifest.duration_seconds:.1f}s")
     for name in result.pruned:
         out.log(f"pruned {name}")

@@ -9,6 +9,7 @@ import typer
 from tdbctl.cli.common import (
     DryRunOption, JsonOption, MaxRuntimeOption, OlderThanOption, Output, PolicyOption, TableOption, settings,
 )
+from tdbctl.ops.humanize import plural
 
 # Status words of the plain (cron) lines.
 _PLAIN_STATUS = {
@@ -192,7 +193,7 @@ def plain_line(outcome) -> str:
     if outcome.action == "delete":
         details.append(f"age {outcome.age}" if outcome.cutoff else outcome.age)
     if outcome.batches:
-        details.append(f"{outcome.batches} batches, {outcome.seconds:.1f}s, longest {outcome.longest_batch * 1000:.0f} ms")
+        details.append(f"{plural(outcome.batches, 'batch')}, {outcome.seconds:.1f}s, longest {outcome.longest_batch * 1000:.0f} ms")
     return "\t".join([*fields, "; ".join(details)])
 
 
@@ -215,7 +216,7 @@ def _summary(out, report) -> None:
                           "with cascade", "set null", "kept (referenced)"], rows)
     verb = "would delete" if report.dry_run else "deleted"
     out.log(f"cleanup{' (dry run)' if report.dry_run else f' run {report.run_id} {report.status}'}: "
-            f"{verb} {deleted} rows in {len(report.rows)} tables in {report.seconds:.1f}s"
+            f"{verb} {plural(deleted, 'row')} in {plural(len(report.rows), 'table')} in {report.seconds:.1f}s"
             + (f"; {report.message}" if report.message and not report.failures else ""))
     for statement in report.vacuumed:
         out.log(f"ran {statement}")

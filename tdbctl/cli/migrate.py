@@ -17,6 +17,7 @@ from tdbctl.cli.common import (
     confirm,
     settings,
 )
+from tdbctl.ops.humanize import moment, plural, seconds
 
 app = typer.Typer(
     invoke_without_command=True,
@@ -87,7 +88,7 @@ def upgrade(
     if out.json:
         out.data({"before": result.before, "after": result.after, "applied": _steps(result)})
     elif result.steps:
-        out.log(f"migrated {result.before or 'empty database'} -> {result.after} ({len(result.steps)} applied)")
+        out.log(f"migrated {result.before or 'empty database'} -> {result.after} ({plural(len(result.steps), 'migration')} applied)")
     else:
         out.log(f"already at {result.after}: nothing to do")
 
@@ -124,14 +125,14 @@ def down(
         out.table("Tables that would be dropped", ["table", "rows"], sorted(plan.dropped_tables.items()))
         if dry_run:
             return
-    confirm(f"Revert {len(plan.steps)} migration(s) and drop {len(plan.dropped_tables)} tables "
-            f"holding {rows_lost} rows?", yes)
+    confirm(f"Revert {plural(len(plan.steps), 'migration')} and drop {plural(len(plan.dropped_tables), 'table')} "
+            f"holding {plural(rows_lost, 'row')}?", yes)
     _log_progress()
     result = commands.downgrade(config, plan.target, **_waits(config, lock_wait, lock_timeout))
     if out.json:
         out.data({"before": result.before, "after": result.after, "reverted": _steps(result)})
     else:
-        out.log(f"reverted {result.before} -> {result.after or 'base'} ({len(result.steps)} reverted)")
+        out.log(f"reverted {result.before} -> {result.after or 'base'} ({plural(len(result.steps), 'migration')} reverted)")
 
 
 @app.command("current")
@@ -156,7 +157,7 @@ def current(json: JsonOption = False) -> None:
 
 @app.command("history")
 def history(json: JsonOption = False) -> None:
-    """List every migration, oldest first, with when each was applied.
+    """List every migration, oldest first: when each was applied, by whom, and how long it took.
 
     Example:
 
@@ -170,8 +171,10 @@ def history(json: JsonOption = False) -> None:
     if out.json:
         out.data([vars(r) for r in revisions])
         return
-    out.table("Migrations", ["revision", "applied", "description", "script"],
-              [(r.revision, r.applied_at or "pending", r.description, r.script) for r in revisions])
+    out.table("Migrations", ["revision", "applied", "by", "took", "description"],
+              [(r.revision, moment(r.applied_at) if r.applied_at else "pending", r.applied_by or "",
+                seconds(r.execution_ms / 1000) if r.execution_ms is not None else "", r.description)
+               for r in revisions])
 
 
 @app.command("check")
@@ -222,7 +225,7 @@ def validate(json: JsonOption = False) -> None:
         for problem in problems:
             out.line(problem.describe())
         out.log("all applied migrations match their recorded checksums" if not problems
-                else f"{len(problems)} problem(s); `tdbctl migrate repair` re-records deliberate edits")
+                else f"{plural(len(problems), 'problem')}; `tdbctl migrate repair` re-records deliberate edits")
     if problems:
         raise typer.Exit(ExitCode.VALIDATION_FAILED)
 
@@ -246,7 +249,7 @@ def repair(yes: YesOption = False, json: JsonOption = False) -> None:
         return
     for problem in problems:
         out.log(problem.describe())
-    confirm(f"Re-record {len(problems)} checksum(s)?", yes)
+    confirm(f"Re-record {plural(len(problems), 'checksum')}?", yes)
     repaired = [p for p in commands.repair(config) if p.actual is not None]
     if out.json:
         out.data({"repaired": [p.revision for p in repaired],
@@ -256,7 +259,7 @@ def repair(yes: YesOption = False, json: JsonOption = False) -> None:
     for p in repaired:
         out.log(f"recorded {p.revision} ({p.script}): "
                 + (f"checksum {p.recorded} -> {p.actual}" if p.recorded else "applied, added to the ledger"))
-    out.log(f"re-recorded {len(repaired)} checksum(s)")
+    out.log(f"re-recorded {plural(len(repaired), 'checksum')}")
 
 
 def register(root: typer.Typer) -> None:

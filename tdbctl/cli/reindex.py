@@ -6,6 +6,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from tdbctl.cli.common import DryRunOption, JsonOption, LockWaitOption, Output, settings
+from tdbctl.ops.humanize import plural, seconds, size
 
 
 def register(root: typer.Typer) -> None:
@@ -66,12 +67,12 @@ def reindex(
         from tdbctl.ops.humanize import size as _size
 
         # The statements themselves are in --json; here what an operator compares: sizes, time.
-        out.table("Rebuilt", ["index", "how", "before", "after", "seconds", "error"],
+        out.table("Rebuilt", ["index", "how", "before", "after", "took", "error"],
                   [(f"{e['schema']}.{e['index']}", "concurrently" if " CONCURRENTLY " in e["statement"] else "plain",
-                    _size(e["bytes_before"]), _size(e["bytes_after"]), e["seconds"], e["error"] or "")
+                    _size(e["bytes_before"]), _size(e["bytes_after"]), seconds(e['seconds']), e["error"] or "")
                    for e in result["rebuilt"]])
-        out.log(f"run {result['run_id']}: rebuilt {len(result['rebuilt']) - len(failed)}, dropped "
-                f"{len(result['dropped'])} leftovers, analyzed {len(result['analyzed'])} tables")
+        out.log(f"run {result['run_id']}: rebuilt {plural(len(result['rebuilt']) - len(failed), 'index', 'indexes')}, "
+                f"dropped {plural(len(result['dropped']), 'leftover')}, analyzed {plural(len(result['analyzed']), 'table')}")
     if failed:
         raise TdbError(f"{len(failed)} of {len(result['rebuilt'])} indexes were not rebuilt; first: "
                        f"{failed[0]['schema']}.{failed[0]['index']}: {failed[0]['error']}")
@@ -82,12 +83,12 @@ def _show_plan(out: Output, plan) -> None:
         out.log(f"warning: {warning}")
     if plan.leftovers:
         out.table("Leftovers of an interrupted REINDEX CONCURRENTLY (would be dropped first)",
-                  ["index", "table", "bytes"], [(x.name, x.table, x.bytes) for x in plan.leftovers])
-    out.table("Would rebuild", ["index", "table", "method", "bytes", "why", "how", "ivfflat lists"],
-              [(t.name, t.table, t.method, t.bytes, t.reason, "concurrently" if t.concurrently else "plain",
+                  ["index", "table", "size"], [(x.name, x.table, size(x.bytes)) for x in plan.leftovers])
+    out.table("Would rebuild", ["index", "table", "method", "size", "why", "how", "ivfflat lists"],
+              [(t.name, t.table, t.method, size(t.bytes), t.reason, "concurrently" if t.concurrently else "plain",
                 f"{t.lists[0]} -> {t.lists[1]}" if t.lists else "") for t in plan.targets])
-    out.log(f"dry run: {len(plan.targets)} indexes, {len(plan.leftovers)} leftovers; then ANALYZE "
-            f"{len(plan.tables)} tables; nothing was changed")
+    out.log(f"dry run: {plural(len(plan.targets), 'index', 'indexes')}, {plural(len(plan.leftovers), 'leftover')}; "
+            f"then ANALYZE {plural(len(plan.tables), 'table')}; nothing was changed")
 
 
 def _progress(out: Output):

@@ -7,6 +7,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from tdbctl.cli.common import DryRunOption, JsonOption, Output, YesOption, confirm, settings
+from tdbctl.ops.humanize import plural
 
 DomainOption = Annotated[
     Optional[List[str]],
@@ -125,12 +126,12 @@ def _render_reference(out: Output, report) -> None:
             out.log(f"kept {change.entry}: changed by {change.owner}, not the seed")
     total = len(report.changes)
     if not report.changed:
-        out.log(f"nothing to do: the {total} seed rows already match the seed files")
+        out.log(f"nothing to do: the {plural(total, 'seed row')} already match the seed files")
     else:
         inserted = sum(c["insert"] for c in counts.values())
         updated = sum(c["update"] for c in counts.values())
-        out.log(f"{'would insert' if report.dry_run else 'inserted'} {inserted}, "
-                f"{'update' if report.dry_run else 'updated'} {updated}, left {total - inserted - updated} alone")
+        out.log(f"{'would insert' if report.dry_run else 'inserted'} {inserted:,}, "
+                f"{'update' if report.dry_run else 'updated'} {updated:,}, left {total - inserted - updated:,} alone")
 
 
 def _progress(out: Output):

@@ -29,6 +29,8 @@ class Revision:
     script: str
     applied: bool = False
     applied_at: object = None
+    applied_by: str | None = None
+    execution_ms: int | None = None
 
 
 @dataclass
@@ -178,7 +180,9 @@ def history(settings: Settings) -> list[Revision]:
     revisions = [as_revision(s) for s in reversed(list(script.walk_revisions()))]
     for rev in revisions:
         if rev.revision in applied:
-            rev.applied, rev.applied_at = True, applied[rev.revision].applied_at
+            entry = applied[rev.revision]
+            rev.applied, rev.applied_at, rev.applied_by, rev.execution_ms = (
+                True, entry.applied_at, entry.applied_by, entry.execution_ms)
     return revisions
 
 

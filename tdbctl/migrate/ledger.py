@@ -38,6 +38,7 @@ class LedgerEntry:
     checksum: str
     applied_at: object
     applied_by: str | None
+    execution_ms: int | None = None
 
 
 def read(conn) -> list[LedgerEntry]:
@@ -45,7 +46,7 @@ def read(conn) -> list[LedgerEntry]:
         return []
     t = migration_ledger.c
     rows = conn.execute(
-        sa.select(t.version, t.script, t.checksum, t.applied_at, t.applied_by).order_by(t.id)
+        sa.select(t.version, t.script, t.checksum, t.applied_at, t.applied_by, t.execution_ms).order_by(t.id)
     ).all()
     return [LedgerEntry(*row) for row in rows]
 

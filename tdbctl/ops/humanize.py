@@ -28,3 +28,48 @@ def span(seconds: float) -> str:
     if minutes:
         return f"{minutes}m {secs}s"
     return f"{secs}s"
+
+
+def count(n: int | None) -> str:
+    """A whole number with thousands separators: 105,644."""
+    return "" if n is None else f"{n:,}"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 batch', '2 batches', '1,234 rows'."""
+    if many is None:
+        many = word + ("es" if word.endswith(("s", "sh", "ch", "x")) else "s")
+    return f"{n:,} {word if n == 1 else many}"
+
+
+def moment(value) -> str:
+    """A point in time, the same on both dialects: '2026-12-06 19:49:12 UTC'. A naive datetime is
+    UTC (SQLite's, and ChatTrain's columns without a zone); an aware one is converted to UTC."""
+    from datetime import datetime, timezone
+
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if not isinstance(value, datetime):
+        return str(value)
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def percent(ratio: float | None) -> str:
+    """A ratio as a percentage, rounded once, here: 0.8512 -> '85.1%'."""
+    return "-" if ratio is None else f"{ratio:.1%}"
+
+
+def seconds(value: float | None) -> str:
+    """A duration measured by the tool: '23 ms', '12.4s', '4m 10s'."""
+    if value is None:
+        return ""
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    return f"{value:.1f}s" if value < 60 else span(value)

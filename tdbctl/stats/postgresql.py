@@ -60,7 +60,9 @@ SELECT n.nspname, t.relname, ic.relname, am.amname, i.indisunique, i.indisprimar
                  OR t.oid IN (SELECT relation FROM locked)
             THEN ic.relpages::bigint * current_setting('block_size')::bigint
             ELSE pg_relation_size(ic.oid) END,
-       pg_get_indexdef(i.indexrelid),
+       -- pg_get_indexdef waits for a lock on the table: none while someone holds it exclusively.
+       CASE WHEN ic.oid IN (SELECT relation FROM locked) OR t.oid IN (SELECT relation FROM locked)
+            THEN NULL ELSE pg_get_indexdef(i.indexrelid) END,
        EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid),
        concat_ws('|', i.indrelid, i.indkey::text, i.indclass::text, i.indcollation::text,
                  coalesce(pg_get_expr(i.indexprs, i.indrelid), ''),
