@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 os.environ.setdefault("TYPER_USE_RICH", "0")
 
 import typer  # noqa: E402
+from typer.core import TyperGroup  # noqa: E402
 
 from tdbctl import __version__  # noqa: E402
 from tdbctl.cli import archive, backup, cleanup, info, migrate, reindex, seed, stats
@@ -53,10 +54,76 @@ def _strict_numbers() -> None:
 
 _strict_numbers()
 
+
+def _plain_argument_names() -> None:
+    """A required argument reads `REV` in a usage line, as in git's and every man page's, not
+    Typer's `{REV}`; an optional one keeps its brackets."""
+    from typer.core import TyperArgument
+
+    make_metavar = TyperArgument.make_metavar
+
+    def plain(self, ctx, *, usage: bool = False) -> str:
+        var = make_metavar(self, ctx, usage=usage)
+        return var[1:-1] if usage and self.required and var.startswith("{") and var.endswith("}") else var
+
+    TyperArgument.make_metavar = plain
+
+
+_plain_argument_names()
+
+# The commands in the order a platform meets them, each with the line `tdbctl --help` shows.
+LIFECYCLE = {
+    "migrate": "Create or upgrade the schema; down, history, check, validate",
+    "seed": "Load the reference data, or synthetic activity for trials",
+    "info": "Where the URL points, the server, revision and tables",
+    "stats": "The on-call page: what is wrong first, then the rest",
+    "cleanup": "Delete what the retention policies say has expired",
+    "archive": "Move old rows out into verified files, and back",
+    "backup": "A verified backup of the database; list, verify",
+    "restore": "Put a backup back into the database",
+    "reindex": "Rebuild bloated or broken indexes without downtime",
+}
+
+EPILOG = """\b
+Examples:
+  tdbctl migrate                 create or upgrade the schema (deploy)
+  tdbctl seed                    load the reference data
+  tdbctl stats                   what is wrong, on one screen
+  tdbctl cleanup --dry-run       what retention would delete
+  tdbctl backup --keep 7         a verified backup, the last 7 kept
+
+\b
+Exit codes:
+  0  done                        4  an applied migration was edited
+  1  failed                      5  another tdbctl run holds a claim
+  2  bad input or configuration  6  not confirmed (no --yes, no terminal)
+  3  a check found something     7  database not set up: tdbctl migrate
+  130 interrupted
+
+\b
+Every command takes --json (one document on stdout) and --debug (the
+traceback of an error), before or after its name, as --database-url.
+More: tdbctl COMMAND --help.
+"""
+
+
+class _Lifecycle(TyperGroup):
+    def list_commands(self, ctx):
+        return sorted(self.commands, key=lambda name: list(LIFECYCLE).index(name) if name in LIFECYCLE else 99)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, LIFECYCLE.get(name) or self.commands[name].get_short_help_str(60))
+                for name in self.list_commands(ctx) if not self.commands[name].hidden]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
 app = typer.Typer(
     name="tdbctl",
+    cls=_Lifecycle,
     help="Operations tool for the database behind AI conversation-training platforms.",
-    no_args_is_help=True,
+    epilog=EPILOG,
+    invoke_without_command=True,
     pretty_exceptions_enable=False,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -71,6 +138,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     database_url: Annotated[
         Optional[str],
         typer.Option(
@@ -88,6 +156,9 @@ def root(
 ) -> None:
     STATE.database_url = database_url
     STATE.debug = debug
+    if ctx.invoked_subcommand is None:  # bare `tdbctl`: the help, and a clean exit
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
 
 
 for module in COMMAND_MODULES:
@@ -97,6 +168,7 @@ for module in COMMAND_MODULES:
 def main() -> None:
     from tdbctl.errors import ExitCode, TdbError
 
+    sys.argv[1:] = _global_flags_anywhere(sys.argv[1:])
     try:
         code = app(standalone_mode=False)
     except TdbError as exc:
@@ -115,6 +187,29 @@ def main() -> None:
         message = mask_secrets(" ".join(str(exc).split())) or type(exc).__name__
         _fail(f"unexpected error: {message}", ExitCode.FAILURE, type(exc).__name__, exc)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _global_flags_anywhere(args: list[str]) -> list[str]:
+    """`--debug` and `--database-url` belong to tdbctl and `--json` to each command; all are taken
+    wherever they are typed (`tdbctl stats --debug`, `tdbctl --json info`), up to a `--`."""
+    end = args.index("--") if "--" in args else len(args)
+    head, tail = args[:end], args[end:]
+    debug = "--debug" in head
+    head = [a for a in head if a != "--debug"]
+    front = []
+    for i, a in enumerate(head):  # --database-url URL / --database-url=URL, wherever it stands
+        if a == "--database-url" and i + 1 < len(head):
+            front, head = head[i:i + 2], head[:i] + head[i + 2:]
+            break
+        if a.startswith("--database-url="):
+            front, head = [a], head[:i] + head[i + 1:]
+            break
+    head = front + head
+    command = next((i for i, a in enumerate(head) if not a.startswith("-") and (i == 0 or head[i - 1] != "--database-url")),
+                   None)
+    if command is not None and "--json" in head[:command]:
+        head = [a for i, a in enumerate(head) if not (a == "--json" and i < command)] + ["--json"]
+    return (["--debug"] if debug else []) + head + tail
 
 
 def _is_click_error(exc: BaseException) -> bool:

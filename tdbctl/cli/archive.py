@@ -46,7 +46,7 @@ def archive(
                      help="Root rows per batch (one transaction each); default 10000 on PostgreSQL, 5000 on SQLite."),
     ] = None,
     max_runtime: MaxRuntimeOption = None,
-    level: Annotated[int, typer.Option("--level", min=1, max=9, help="gzip compression level: 1 fastest (about 12% larger files than 6), 9 smallest.")] = 1,
+    level: Annotated[int, typer.Option("--level", metavar="1-9", min=1, max=9, help="gzip compression level: 1 fastest (about 12% larger files than 6), 9 smallest.")] = 1,
     dry_run: DryRunOption = False,
     lock_wait: LockWaitOption = 0.0,
     lock_timeout: LockTimeoutOption = 10.0,
@@ -66,7 +66,7 @@ def archive(
 
         \b
         tdbctl archive --to /srv/archive --dry-run
-        tdbctl archive --to /srv/archive --policy voice.conversations --max-runtime 30m
+        tdbctl archive --to /srv/archive --max-runtime 30m
     """
     if ctx.invoked_subcommand:
         return

@@ -49,9 +49,9 @@ def backup(
     ] = None,
     keep_days: Annotated[
         Optional[float],
-        typer.Option("--keep-days", min=0, metavar="D", show_default=False,
-                     help="After a successful backup, delete this database's backups older than D days "
-                          "(with --keep, a backup either keeps survives)."),
+        typer.Option("--keep-days", min=0, metavar="DAYS", show_default=False,
+                     help="After a successful backup, delete this database's backups older than DAYS days "
+                          "(with --keep, a backup that either option keeps survives)."),
     ] = None,
     jobs: JobsOption = None,
     pg_bin: PgBinOption = None,

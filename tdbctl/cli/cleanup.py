@@ -51,7 +51,7 @@ def cleanup(
     ] = 10.0,
     list_policies: Annotated[bool, typer.Option("--list", help="Show the declared retention policies and exit.")] = False,
     history: Annotated[bool, typer.Option("--history", help="Show the recent cleanup runs and exit.")] = False,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="With --history: how many runs.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", metavar="N", min=1, help="With --history: how many runs.")] = 20,
     dry_run: DryRunOption = False,
     json: JsonOption = False,
 ) -> None:
@@ -64,9 +64,10 @@ def cleanup(
     Example:
 
         \b
-        tdbctl cleanup --older-than 90d            # the nightly cron line
-        tdbctl cleanup --dry-run                   # what each policy would delete, cascades included
-        tdbctl cleanup --policy chattrain.activity_logs --batch-size 5000 --max-runtime 30m
+        tdbctl cleanup                   # each policy at its declared age
+        tdbctl cleanup --older-than 90d  # one age for every policy
+        tdbctl cleanup --dry-run         # what each would delete
+        tdbctl cleanup --policy chattrain.activity_logs --max-runtime 30m
     """
     out = Output(json)
     if list_policies:

@@ -50,12 +50,12 @@ MaxRuntimeOption = Annotated[
 ]
 LockWaitOption = Annotated[
     Optional[float],
-    typer.Option("--lock-wait", min=0, show_default=False,
+    typer.Option("--lock-wait", metavar="SECONDS", min=0, show_default=False,
                  help="Seconds to wait for another tdbctl run on this database to finish [default: 60]."),
 ]
 LockTimeoutOption = Annotated[
     Optional[float],
-    typer.Option("--lock-timeout", min=0.001, show_default=False,
+    typer.Option("--lock-timeout", metavar="SECONDS", min=0.001, show_default=False,
                  help="Seconds a statement may wait for a table lock (PostgreSQL) [default: 10]."),
 ]
 

@@ -16,13 +16,13 @@ def register(root: typer.Typer) -> None:
 def reindex(
     table: Annotated[Optional[List[str]], typer.Option("--table", metavar="SCHEMA.TABLE", help="Every index of this table (repeatable).")] = None,
     index: Annotated[Optional[List[str]], typer.Option("--index", metavar="SCHEMA.INDEX", help="This index (repeatable).")] = None,
-    schema: Annotated[Optional[List[str]], typer.Option("--schema", help="Every index in this schema (repeatable).")] = None,
+    schema: Annotated[Optional[List[str]], typer.Option("--schema", metavar="SCHEMA", help="Every index in this schema (repeatable).")] = None,
     bloated: Annotated[bool, typer.Option("--bloated", help="Only indexes whose estimated bloat passes index_bloat_warning (within --table/--schema if given).")] = False,
     everything: Annotated[bool, typer.Option("--all", help="Every index in the database, tdbctl's schemas first (PostgreSQL: other schemas too).")] = False,
     plain: Annotated[bool, typer.Option("--plain", help="Plain REINDEX: faster, but the table's writers wait until it is done.")] = False,
     retune_ivfflat: Annotated[bool, typer.Option("--retune-ivfflat", help="Re-choose ivfflat lists from the row count (rows/1000, sqrt(rows) past 1M).")] = False,
     maintenance_work_mem: Annotated[Optional[str], typer.Option("--maintenance-work-mem", metavar="SIZE", help="For ivfflat/hnsw builds (default 512MB, or tdbctl.toml [reindex]).")] = None,
-    lock_timeout: Annotated[Optional[float], typer.Option("--lock-timeout", min=0.001, help="Seconds a plain REINDEX or an ALTER INDEX may wait for its lock (default 10).")] = None,
+    lock_timeout: Annotated[Optional[float], typer.Option("--lock-timeout", metavar="SECONDS", min=0.001, help="Seconds a plain REINDEX or an ALTER INDEX may wait for its lock (default 10).")] = None,
     lock_wait: LockWaitOption = 0.0,
     dry_run: DryRunOption = False,
     json: JsonOption = False,
@@ -37,7 +37,7 @@ def reindex(
 
         \b
         tdbctl reindex --bloated --dry-run
-        tdbctl reindex --index chattrain.documents_embedding_idx --retune-ivfflat
+        tdbctl reindex --table chattrain.documents --retune-ivfflat
     """
     from tdbctl import reindex as library
     from tdbctl.errors import TdbError

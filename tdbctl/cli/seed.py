@@ -28,7 +28,7 @@ def seed(
         bool, typer.Option("--synthetic", help="Also generate synthetic activity data (after the reference data).")
     ] = False,
     sessions: Annotated[
-        int, typer.Option("--sessions", "-n", min=1, help="With --synthetic: sessions (calls, conversations) per domain.")
+        int, typer.Option("--sessions", "-n", metavar="N", min=1, help="With --synthetic: sessions (calls, conversations) per domain.")
     ] = 1000,
     span: Annotated[
         str, typer.Option("--span", metavar="DURATION", help="With --synthetic: time range the data covers: 30mo, 2y, 90d.")
@@ -61,7 +61,7 @@ def seed(
     Example:
 
         \b
-        tdbctl seed --dry-run                       # what would be inserted or updated
+        tdbctl seed --dry-run          # what would be inserted or updated
         tdbctl seed --synthetic --sessions 5000 --span 18mo --random-seed 7
         tdbctl seed --remove-synthetic --yes
     """
