@@ -271,8 +271,16 @@ def test_the_activity_trigger_is_back_and_did_not_stamp_the_load(db_url):
 
 def test_remove_deletes_exactly_the_synthetic_rows(db_url, tmp_path):
     first = populate(db_url, sessions=40)
-    again = generate_synthetic(settings_for(db_url), sessions=40, span="30mo", until=UNTIL.isoformat(), random_seed=7)
-    assert count_synthetic(settings_for(db_url))["chattrain.sessions"] == 80  # a second run adds, no clash
+    same = generate_synthetic(settings_for(db_url), sessions=40, span="30mo", until=UNTIL.isoformat(), random_seed=7)
+    assert same.loaded_by["id"] and same.rows == {}  # the same arguments again: nothing written, says which run
+    assert count_synthetic(settings_for(db_url))["chattrain.sessions"] == 40
+    said = run_cli("--database-url", url_text(db_url), "seed", "--synthetic", "--sessions", "40", "--random-seed", "7",
+                   "--until", UNTIL.isoformat(), cwd=tmp_path)
+    assert said.returncode == 0 and f"nothing to do: run {same.loaded_by['id']} loaded these synthetic rows" in said.stderr
+    assert "--again adds another set" in said.stderr
+    again = generate_synthetic(settings_for(db_url), sessions=40, span="30mo", until=UNTIL.isoformat(), random_seed=7,
+                               again=True)
+    assert count_synthetic(settings_for(db_url))["chattrain.sessions"] == 80  # --again adds a set, no clash
     engine = create_engine(db_url)
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO chattrain.sessions (id, scenario_id, user_id, status) VALUES "

@@ -7,7 +7,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from tdbctl.cli.common import DryRunOption, JsonOption, Output, YesOption, confirm, settings
-from tdbctl.ops.humanize import plural
+from tdbctl.ops.humanize import moment, plural
 
 DomainOption = Annotated[
     Optional[List[str]],
@@ -40,6 +40,10 @@ def seed(
     random_seed: Annotated[
         int, typer.Option("--random-seed", metavar="N", help="With --synthetic: same seed, span and --until, same rows.")
     ] = 1,
+    again: Annotated[
+        bool, typer.Option("--again", help="With --synthetic: load another set even if the same arguments "
+                           "loaded one already (by default that run does nothing and says so).")
+    ] = False,
     remove_synthetic: Annotated[
         bool, typer.Option("--remove-synthetic", help="Delete the synthetic rows (asks first; --yes for scripts).")
     ] = False,
@@ -85,7 +89,7 @@ def seed(
         _render_reference(out, report)
     result = commands.generate_synthetic(
         config, domains=domain, sessions=sessions, span=span, until=until, random_seed=random_seed,
-        dry_run=dry_run, lock_wait=lock_wait, progress=_progress(out), seeds_root=seeds_dir, plan=plan,
+        dry_run=dry_run, again=again, lock_wait=lock_wait, progress=_progress(out), seeds_root=seeds_dir, plan=plan,
     )
     if out.json:
         out.data({"reference": _reference_document(report), "synthetic": _synthetic_document(result)})
@@ -149,10 +153,17 @@ def _synthetic_document(result) -> dict:
         "dry_run": result.dry_run, "random_seed": result.random_seed, "sessions": result.sessions,
         "span_start": result.start, "span_end": result.end, "rows": result.rows,
         "seconds": round(result.seconds, 3), "rows_per_second": round(result.rows_per_second),
+        "loaded_by_run": result.loaded_by["id"] if result.loaded_by else None,
     }
 
 
 def _render_synthetic(out: Output, result) -> None:
+    if result.loaded_by:
+        earlier = result.loaded_by
+        out.log(f"nothing to do: run {earlier['id']} loaded these synthetic rows with the same arguments "
+                f"({earlier['rows']:,} rows, {moment(earlier['finished_at'])}); --again adds another set, "
+                "a different --random-seed a different one")
+        return
     title = "Synthetic rows" + (" (dry run: generated, nothing written)" if result.dry_run else "")
     out.table(title, ["table", "rows"], list(result.rows.items()))
     out.log(f"{'generated' if result.dry_run else 'inserted'} {result.total:,} synthetic rows in "

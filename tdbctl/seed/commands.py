@@ -116,12 +116,17 @@ def generate_synthetic(
     until: str | None = None,
     random_seed: int = 1,
     dry_run: bool = False,
+    again: bool = False,
     lock_wait: float = DEFAULT_LOCK_WAIT_SECONDS,
     progress=None,
     seeds_root: Path | None = None,
     plan=None,
 ):
     """Fill the activity tables with marked, deterministic synthetic rows (after `seed_reference`).
+
+    The same arguments twice load one set: a run whose arguments match an earlier run's, with that
+    run's rows still there, writes nothing and names the earlier run (``result.loaded_by``);
+    ``again`` adds another set (each set differs from the ones already in the domain).
 
     ``plan`` is ``synthetic_plan(random_seed, sessions, span, until)`` made beforehand: a caller
     that checks the options before changing anything passes it, so the span stays the one checked.
@@ -134,14 +139,41 @@ def generate_synthetic(
     selected = resolve_domains(domains)
     plan = plan or synthetic_plan(random_seed, sessions, span, until)
     before = _reference_loader(settings, seeds_root) if dry_run else None
+    arguments = {"domains": selected, "sessions": sessions, "span": span, "until": until, "random_seed": random_seed}
     options = {"synthetic": True, "domains": selected, "sessions": sessions, "span": span,
-               "until": plan.end.isoformat(), "random_seed": random_seed, "dry_run": dry_run}
+               "until": plan.end.isoformat(), "random_seed": random_seed, "dry_run": dry_run,
+               "arguments": arguments}
     with seed_run(settings, options, dry_run=dry_run, lock_wait=lock_wait) as (db, run):
+        earlier = None if dry_run or again else _loaded_before(db, arguments, selected, run.id)
+        if earlier is not None:
+            run.message = f"nothing to do: run {earlier['id']} loaded synthetic rows with the same arguments"
+            return synthetic.SyntheticResult(False, random_seed, sessions, plan.start, plan.end, loaded_by=earlier)
         result = synthetic.generate(db, plan, selected, dry_run=dry_run, progress=progress, before=before)
         if not dry_run:
             for table, count in result.rows.items():
                 run.add_rows(table, count)
     return result
+
+
+def _loaded_before(db, arguments: dict, domains: list[str], this_run: int) -> dict | None:
+    """The latest earlier run that loaded synthetic rows with these very arguments, if its rows
+    are still there (--remove-synthetic since then makes the same arguments load again)."""
+    import sqlalchemy as sa
+
+    from tdbctl.schema.bookkeeping import runs
+    from tdbctl.seed import synthetic
+
+    with db.connect() as conn:
+        found = conn.execute(
+            sa.select(runs.c.id, runs.c.finished_at, runs.c.options, runs.c.rows)
+            .where(runs.c.command == SEED_COMMAND, runs.c.status == "succeeded", runs.c.id != this_run)
+            .order_by(runs.c.id.desc())).all()
+        for run_id, finished, options, rows in found:
+            if (options or {}).get("arguments") == arguments and rows:
+                if synthetic.present(conn, domains) == set(domains):
+                    return {"id": run_id, "finished_at": finished, "rows": sum(rows.values())}
+                return None
+    return None
 
 
 def _reference_loader(settings: Settings, seeds_root: Path | None):

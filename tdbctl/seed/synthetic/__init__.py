@@ -46,6 +46,8 @@ class SyntheticResult:
     end: datetime
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    loaded_by: dict | None = None
+    """The earlier run that loaded these very arguments' rows, when this one wrote nothing."""
 
     @property
     def total(self) -> int:
@@ -255,6 +257,16 @@ def prefetched(items: Iterator, depth: int = 2) -> Iterator:
 def count_rows(conn, qualified: str) -> int:
     table = metadata.tables[qualified]
     return conn.execute(sa.select(sa.func.count()).select_from(table).where(markers.where_synthetic(qualified))).scalar()
+
+
+def present(conn, domains: list[str]) -> set[str]:
+    """The domains that hold synthetic rows (one indexed probe of each domain's top table)."""
+    found = set()
+    for domain in domains:
+        top = markers.tables_of(domain)[0]
+        if conn.execute(sa.select(sa.exists().where(markers.where_synthetic(top)))).scalar():
+            found.add(domain)
+    return found
 
 
 def count_synthetic(conn, domains: list[str]) -> dict[str, int]:
