@@ -175,6 +175,13 @@ def test_dry_run_counts_and_changes_nothing(archive_db, tmp_path):
     assert not to.exists()
     with db.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(archive_batches)).scalar() == 0
+    # Without --to: the same counts (where the files would go is not needed to count them).
+    preview = run(db.settings, ArchiveOptions(dry_run=True), policies=all_policies())
+    assert [p["rows"] for p in preview.policies] == [p["rows"] for p in report.policies]
+    assert plans["voice.conversations"]["destination"].endswith("voice.conversations")
+    assert {p["policy"]: p["destination"] for p in preview.policies}["voice.conversations"] == \
+        "voice.conversations_archive + (files: give --to DIR)"
+    assert snapshot(db.engine) == before
 
 
 def test_max_runtime_stops_before_the_next_batch(archive_db, tmp_path):

@@ -222,3 +222,17 @@ def test_backup_and_restore_help_list_their_options(tmp_path):
                              (("backup", "verify"), "tdbctl backup verify latest --deep")):
         result = run_cli(*command, "--help", cwd=tmp_path)
         assert result.returncode == 0 and "Example:" in result.stdout and example in result.stdout
+
+
+def test_a_failed_first_backup_leaves_no_directory_and_an_empty_list_says_where_it_looked(tmp_path):
+    env = {"TDB_DATABASE_URL": f"sqlite:///{tmp_path / 'missing.db'}"}
+    failed = run_cli("backup", cwd=tmp_path, env=env)
+    assert failed.returncode == 1 and "nothing to back up" in failed.stderr
+    assert not (tmp_path / "backups").exists()
+    listed = run_cli("backup", "list", cwd=tmp_path, env=env)
+    assert listed.returncode == 0 and listed.stdout == ""
+    assert f"no backups in {tmp_path / 'backups'} (no such directory)" in listed.stderr
+    (tmp_path / "backups").mkdir()
+    (tmp_path / "backups" / "keep.txt").write_text("someone else's")
+    assert run_cli("backup", cwd=tmp_path, env=env).returncode == 1
+    assert (tmp_path / "backups" / "keep.txt").exists()  # a directory it did not create stays

@@ -116,7 +116,8 @@ def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet, *, polic
     if policies is None:
         policies = select_policies(metadata, "archive", options.policies, options.tables)
     directory = archive_dir(settings, options.to)
-    _check_destination(metadata, policies, directory)
+    if not options.dry_run:  # a preview counts rows; where they would go is not needed for that
+        _check_destination(metadata, policies, directory)
     if options.batch_size is not None and options.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     now = utcnow()
@@ -193,7 +194,7 @@ def _plan(conn, metadata, policy, cutoff, directory: Path | None) -> dict:
             sa.select(sa.func.count()).select_from(member).where(tree.rows_of(member, in_roots))).scalar()
     blocked = tree.count_held_back(conn, policy.where(metadata, cutoff))
     conn.rollback()
-    where = str(directory / policy.name) if directory else ""
+    where = str(directory / policy.name) if directory else "(files: give --to DIR)"
     if policy.archive_table:
         where = f"{policy.archive_table} + {where}"
     return {"policy": policy.name, "table": policy.table, "mode": mode, "destination": where, "cutoff": cutoff,

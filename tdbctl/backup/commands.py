@@ -123,6 +123,7 @@ def create(settings: Settings, *, to: str | None = None, jobs: int | None = None
     keep_days = keep_days if keep_days is not None else options.get("keep_days")
     _check_retention(keep, keep_days)  # before the dump: a bad [backup] keep must not cost a backup's time
     directory = store.backup_dir(settings, to)
+    created = not directory.exists()
     store.ensure_dir(directory)
     cleaned = store.cleanup_leftovers(directory)
     started, clock = datetime.now(timezone.utc), time.monotonic()
@@ -162,6 +163,11 @@ def create(settings: Settings, *, to: str | None = None, jobs: int | None = None
         final = store.publish(partial, directory, name)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
+        if created:  # a failed first backup leaves no empty ./backups behind
+            try:
+                directory.rmdir()
+            except OSError:
+                pass
         raise
     result = BackupResult(final, manifest, cleaned=cleaned)
     if keep is not None or keep_days is not None:

@@ -65,7 +65,7 @@ def archive(
     Example:
 
         \b
-        tdbctl archive --to /srv/archive --dry-run
+        tdbctl archive --dry-run                    # what would go, and where
         tdbctl archive --to /srv/archive --max-runtime 30m
     """
     if ctx.invoked_subcommand:
@@ -132,8 +132,8 @@ def list_(
         return
     out.table("Archive batches", ["batch", "policy", "status", "rows", "child rows", "size", "from", "to",
                                   "created", "destination"],
-              [(b.id, b.policy, b.status, b.row_count, b.child_total, _size(b.bytes), _time(b.time_min),
-                _time(b.time_max), _time(b.created_at), b.destination) for b in batches])
+              [(str(b.id), b.policy, b.status, b.row_count, b.child_total, _size(b.bytes), b.time_min,
+                b.time_max, b.created_at, b.destination) for b in batches])
 
 
 @app.command("verify")
@@ -164,7 +164,7 @@ def verify(
             for problem in result.problems:
                 out.line(f"problem\tbatch {result.batch}\t{problem}")
         out.table("Verified", ["batch", "policy", "status", "files", "rows", "result"],
-                  [(r.batch, r.policy, r.status, r.files, r.rows, "ok" if r.ok else "DAMAGED") for r in results])
+                  [(str(r.batch), r.policy, r.status, r.files, r.rows, "ok" if r.ok else "DAMAGED") for r in results])
         bad = sum(1 for r in results if not r.ok)
         out.log(f"{plural(len(results), 'batch')} verified" if not bad else f"{bad:,} of {plural(len(results), 'batch')} FAILED")
     if any(not r.ok for r in results):
@@ -232,10 +232,6 @@ def discard(
         out.data(done.document())
         return
     out.log(f"batch {done.id} ({done.policy}): files removed, discarded (its rows are live)")
-
-
-def _time(value) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
 
 
 def _held_by(policy: dict) -> str:

@@ -112,6 +112,11 @@ def list_(
     if out.json:
         out.data({"directory": str(path), "backups": [_entry_document(e) for e in entries]})
         return
+    if not entries:
+        where = "" if path.is_dir() else " (no such directory)"
+        out.log(f"no backups in {path}{where}: the backup directory is --from DIR, else [backup] dir in "
+                "tdbctl.toml, else ./backups")
+        return
     rows = []
     for e in entries:
         m = e.manifest

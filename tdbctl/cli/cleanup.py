@@ -248,7 +248,7 @@ def _show_history(out, db, limit: int) -> None:
         options = run.get("options") or {}
         chosen = options.get("policies") or options.get("tables") or ["all"]
         age = options.get("older_than") or (f"before {options['before']}" if options.get("before") else "policy ages")
-        rows.append((run["id"], run["started_at"], run["finished_at"] or "", run["status"],
+        rows.append((str(run["id"]), run["started_at"], run["finished_at"] or "", run["status"],
                      sum((run.get("rows") or {}).values()), f"{','.join(chosen)} {age}", run["user_host"] or "",
                      run["message"] or ""))
     out.table("Recent cleanup runs", ["id", "started", "finished", "status", "rows", "options", "by", "message"], rows)
