@@ -114,7 +114,7 @@ def test_missing_or_too_old_pg_dump_says_which_version_is_needed(pg_url, tmp_pat
     via_env = tdb(pg_url, "backup", "--to", tmp_path / "b", env={"TDB_PG_BIN": str(pg15.BIN)}, cwd=tmp_path)
     assert via_env.returncode == 1 and "(from TDB_PG_BIN) is too old" in via_env.stderr
     assert len(old.stderr.strip().splitlines()) == 1  # one line, no traceback
-    assert list((tmp_path / "b").iterdir()) == []  # nothing left behind, not even a partial backup
+    assert not (tmp_path / "b").exists()  # nothing left behind, not even the directory it made
 
     path = take_backup(pg_url, tmp_path)
     restore = tdb(pg_url, "restore", path, "--force", "--yes", "--pg-bin", pg15.BIN, cwd=tmp_path)
@@ -302,7 +302,7 @@ def test_the_psql_session_answers_in_text_and_fails_in_one_line(pg_url):
     unreachable = resolve("postgresql://ops@127.0.0.1:1/prod")
     uri, env = client_uri(unreachable)
     with PsqlSession(psql, uri, env, str, unreachable.masked_url) as session:
-        with pytest.raises(NotConnected, match=r"^cannot connect to postgresql\+psycopg://ops@127.0.0.1:1/prod: "):
+        with pytest.raises(NotConnected, match=r"^cannot connect to postgresql://ops@127.0.0.1:1/prod: "):
             session.execute("SELECT 1")
 
 
