@@ -6,6 +6,8 @@ Severities: ``critical`` and ``warning`` make `tdbctl stats --check` exit 3; ``i
 
 from __future__ import annotations
 
+from tdbctl.ops.humanize import size
+
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -103,12 +105,12 @@ def evaluate(report: dict, t: dict) -> list[dict]:
             continue
         if ix["bloat_ratio"] is not None and (ix["bytes"] or 0) >= t["index_bloat_min_bytes"]:
             judge("index_bloat", name, ix["bloat_ratio"], "index_bloat_warning", "index_bloat_critical",
-                  f"about {ix['bloat_ratio']:.0%} of {ix['bytes']:,} bytes is bloat: tdbctl reindex --index {name}")
+                  f"about {ix['bloat_ratio']:.0%} of {size(ix['bytes'])} is bloat: tdbctl reindex --index {name}")
         # An index on an empty table has had nothing to find: "never scanned" says nothing yet.
         if ix["unused"] and (ix["bytes"] or 0) >= t["unused_index_min_bytes"] and rows.get(
                 (ix["schema"], ix["table"]), 1) > 0:
             found.append(_finding("info", "unused_index", name, ix["scans"], 0,
-                                  f"never scanned since the statistics were reset ({ix['bytes']:,} bytes)"))
+                                  f"never scanned since the statistics were reset ({size(ix['bytes'])})"))
         if ix["duplicate_of"]:
             found.append(_finding("info", "duplicate_index", name, None, None,
                                   f"same key as {ix['schema']}.{ix['duplicate_of']}"))
