@@ -62,7 +62,7 @@ def test_upgrade_to_head_then_check_reports_no_drift(db_url, tmp_path):
     check = migrate(db_url, "check", "--json", cwd=tmp_path)
     report = json.loads(check.stdout)
     assert check.returncode == 0, report
-    assert report["differences"] == [] and report["pending"] == []
+    assert report["tables"] == {} and report["pending"] == [] and report["blocking"] == report["cosmetic"] == 0
     # Every table of the metadata exists, and the ledger holds each script with its checksum.
     assert set(schema_snapshot(db_url)) >= {t.fullname for t in metadata.sorted_tables}
     scripts = {p.name.split("_", 1)[0]: script_checksum(p) for p in (migrations_dir() / "versions").glob("*.py")}
@@ -327,3 +327,36 @@ def test_history_says_when_by_whom_and_how_long_the_same_on_both_dialects(db_url
         assert re.fullmatch(r"[^@\s]+@\S+", by) and re.fullmatch(r"\d+ ms|\d+\.\d+s", took), line
     document = json.loads(migrate(db_url, "history", "--json", cwd=tmp_path).stdout)
     assert all(r["applied_at"].endswith("+00:00") and r["execution_ms"] >= 0 for r in document)
+
+
+def test_check_groups_differences_by_table_blocking_first_in_plain_words(db_url, tmp_path):
+    assert migrate(db_url, cwd=tmp_path).returncode == 0
+    engine = create_engine(db_url)
+    postgresql = engine.dialect.name == "postgresql"
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX academy.idx_users_role")
+        # The same index under another name (SQLite names the index's schema, PostgreSQL the table's).
+        conn.exec_driver_sql("CREATE INDEX idx_users_role_renamed ON academy.users (role)" if postgresql
+                             else "CREATE INDEX academy.idx_users_role_renamed ON users (role)")
+        conn.exec_driver_sql("ALTER TABLE voice.error_logs ADD COLUMN extra INTEGER")
+        conn.exec_driver_sql("DROP INDEX dispatch.ix_call_sessions_operator_id")
+        conn.exec_driver_sql("DROP INDEX dispatch.ix_call_sessions_operator_started")
+        conn.exec_driver_sql("ALTER TABLE dispatch.call_sessions DROP COLUMN operator_id")
+    engine.dispose()
+    shown = migrate(db_url, "check", cwd=tmp_path)
+    assert shown.returncode == 3
+    lines = [line.split("\t") for line in shown.stdout.splitlines()[2:]]
+    assert lines[0] == ["blocking", "dispatch.call_sessions", "column operator_id missing (VARCHAR(100))"]
+    assert [line[0] for line in lines] == sorted((line[0] for line in lines), key=lambda s: s != "blocking")
+    cosmetic = {(line[1], line[2]) for line in lines if line[0] == "cosmetic"}
+    assert ("academy.users", "index idx_users_role_renamed in the database is idx_users_role in the metadata "
+            "(same definition: role)") in cosmetic
+    assert ("voice.error_logs", "column extra in the database that the metadata does not have") in cosmetic
+    assert "Table(" not in shown.stdout and "Column(" not in shown.stdout  # never Alembic's tuples
+    assert "1 blocking" not in shown.stderr and "blocking and" in shown.stderr
+    document = json.loads(migrate(db_url, "check", "--json", cwd=tmp_path).stdout)
+    assert list(document["tables"])[0] == "dispatch.call_sessions" and document["blocking"] == len(
+        [line for line in lines if line[0] == "blocking"])
+    assert document["tables"]["voice.error_logs"] == [
+        {"table": "voice.error_logs", "severity": "cosmetic",
+         "difference": "column extra in the database that the metadata does not have"}]

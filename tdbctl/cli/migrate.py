@@ -192,17 +192,29 @@ def check(json: JsonOption = False) -> None:
     out = Output(json)
     report = check_drift(settings())
     if out.json:
-        out.data({"clean": report.clean, "current": report.current, "head": report.head,
-                  "pending": report.pending, "differences": report.differences})
+        out.data(report.document())
     else:
-        for revision in report.pending:
-            out.line(f"pending migration {revision}")
-        for difference in report.differences:
-            out.line(difference)
-        out.log("no drift: database matches the metadata at head" if report.clean
-                else f"drift: {len(report.pending)} pending, {len(report.differences)} differences")
+        show_drift(out, report)
     if not report.clean:
         raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+def show_drift(out: Output, report) -> None:
+    """Pending migrations, then the differences grouped by table, blocking first, in plain words."""
+    for revision in report.pending:
+        out.line(f"pending migration {revision}")
+    if report.differences:
+        rows = []
+        for table, found in report.by_table().items():
+            rows += [(d.severity, table, d.what) for d in found]
+        out.table("Differences from the metadata (blocking first, by table)", ["severity", "table", "difference"],
+                  rows)
+    blocking = len(report.blocking)
+    out.log("no drift: database matches the metadata at head" if report.clean
+            else f"drift: {plural(len(report.pending), 'pending migration')}, {blocking:,} blocking and "
+                 f"{len(report.differences) - blocking:,} cosmetic "
+                 f"difference{'s' if len(report.differences) - blocking != 1 else ''} in "
+                 f"{plural(len(report.by_table()), 'table')}")
 
 
 @app.command("validate")

@@ -369,11 +369,11 @@ def repair(settings: Settings) -> list[ChecksumProblem]:
         from tdbctl.migrate.drift import check
 
         drift = check(settings)
-        if drift.current != drift.head or drift.differences:
+        if drift.current != drift.head or drift.blocking:
             raise ValidationFailed(
                 f"migrations {', '.join(p.revision for p in unrecorded)} are marked applied but are not in the "
                 "ledger, and the schema is not the one they make "
-                f"({drift.differences[0] if drift.differences else f'at {drift.current}, head {drift.head}'}): "
+                f"({drift.blocking[0] if drift.blocking else f'at {drift.current}, head {drift.head}'}): "
                 "nothing was recorded; run `tdbctl migrate check` to see the differences")
     with open_database(settings, CREATE) as db, exclusive(db, 0), db.connect() as conn:
         db.dialect.transaction_lock(conn, MIGRATE_LOCK)

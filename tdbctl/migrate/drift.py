@@ -14,11 +14,28 @@ class DriftReport:
     current: str | None
     head: str
     pending: list[str] = field(default_factory=list)
-    differences: list[str] = field(default_factory=list)
+    differences: list["Difference"] = field(default_factory=list)
+    """Blocking first, then by table."""
 
     @property
     def clean(self) -> bool:
         return not self.pending and not self.differences
+
+    @property
+    def blocking(self) -> list["Difference"]:
+        return [d for d in self.differences if d.blocking]
+
+    def by_table(self) -> dict[str, list["Difference"]]:
+        """Tables with a blocking difference first, each table's blocking differences first."""
+        tables: dict[str, list[Difference]] = {}
+        for difference in sorted(self.differences, key=lambda d: (not d.blocking, d.table, d.what)):
+            tables.setdefault(difference.table, []).append(difference)
+        return tables
+
+    def document(self) -> dict:
+        return {"clean": self.clean, "current": self.current, "head": self.head, "pending": self.pending,
+                "blocking": len(self.blocking), "cosmetic": len(self.differences) - len(self.blocking),
+                "tables": {table: [d.document() for d in found] for table, found in self.by_table().items()}}
 
 
 def expected_objects(dialect_name: str, installed_extensions: set[str]):
@@ -32,35 +49,112 @@ def expected_objects(dialect_name: str, installed_extensions: set[str]):
     ]
 
 
-def describe_diff(diff) -> str:
-    """One readable line for an Alembic autogenerate difference tuple."""
-    if isinstance(diff, list):  # column modifications come grouped
-        return "; ".join(describe_diff(d) for d in diff)
-    action, *rest = diff
-    if action in ("add_table", "remove_table"):
-        table = rest[0]
-        where = "missing from the database" if action == "add_table" else "in the database but not in the metadata"
-        return f"table {table.fullname} {where}"
-    if action in ("add_index", "remove_index"):
-        index = rest[0]
-        where = "missing from the database" if action == "add_index" else "in the database but not in the metadata"
-        return f"index {index.table.schema}.{index.name} on {index.table.name} {where}"
-    if action in ("add_column", "remove_column"):
+@dataclass(frozen=True)
+class Difference:
+    """One way the database differs from the metadata, in plain words."""
+
+    table: str
+    """schema.table, or schema.name of a view, function or trigger."""
+    blocking: bool
+    """True where tdbctl's commands would fail or misbehave on it (a missing table or column, a
+    type, nullability, key, constraint or index); False for what is cosmetic (comments, an index
+    under another name, an extra nullable column or table)."""
+    what: str
+
+    @property
+    def severity(self) -> str:
+        return "blocking" if self.blocking else "cosmetic"
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.table}: {self.what}"
+
+    def document(self) -> dict:
+        return {"table": self.table, "severity": self.severity, "difference": self.what}
+
+
+def _type(value) -> str:
+    if value is None:
+        return "none"
+    try:
+        return str(value.compile())
+    except Exception:
+        return str(value)
+
+
+def _columns(index) -> str:
+    return ", ".join(str(e) if not hasattr(e, "name") else e.name for e in index.expressions)
+
+
+def classify(diffs) -> list[Difference]:
+    """Alembic's autogenerate tuples as Differences. An index missing under one name and present
+    under another with the same definition is one cosmetic difference, not two blocking ones."""
+    flat = []
+    for diff in diffs:
+        flat.extend(diff if isinstance(diff, list) else [diff])
+    added = {(d[1].table.fullname, _index_key(d[1])): d[1] for d in flat if d[0] == "add_index"}
+    removed = {(d[1].table.fullname, _index_key(d[1])): d[1] for d in flat if d[0] == "remove_index"}
+    renamed = set(added) & set(removed)
+    found = []
+    for key in sorted(renamed):
+        found.append(Difference(key[0], False, f"index {removed[key].name} in the database is {added[key].name} in "
+                                                   f"the metadata (same definition: {_columns(added[key])})"))
+    for action, *rest in flat:
+        if action in ("add_index", "remove_index") and (rest[0].table.fullname, _index_key(rest[0])) in renamed:
+            continue
+        found.append(_one(action, rest))
+    return sorted(found, key=lambda d: (not d.blocking, d.table, d.what))
+
+
+def _index_key(index) -> tuple:
+    return (_columns(index), bool(index.unique))
+
+
+def _one(action: str, rest: list) -> Difference:
+    if action == "add_table":
+        return Difference(rest[0].fullname, True, "table missing from the database")
+    if action == "remove_table":
+        return Difference(rest[0].fullname, False, "table in the database that the metadata does not have")
+    if action == "add_column":
         schema, table, column = rest[0], rest[1], rest[2]
-        where = "missing from the database" if action == "add_column" else "in the database but not in the metadata"
-        return f"column {schema}.{table}.{column.name} {where}"
+        return Difference(f"{schema}.{table}", True, f"column {column.name} missing ({_type(column.type)})")
+    if action == "remove_column":
+        schema, table, column = rest[0], rest[1], rest[2]
+        # An extra column only gets in the way of inserts when it must be given a value.
+        must = not column.nullable and column.server_default is None and not column.autoincrement is True
+        return Difference(f"{schema}.{table}", must, f"column {column.name} in the database that the metadata does "
+                          "not have" + (" (NOT NULL without a default: inserts fail)" if must else ""))
     if action.startswith("modify_"):
         schema, table, column, _info, old, new = rest
         what = action.removeprefix("modify_")
-        return f"column {schema}.{table}.{column} {what} differs: database {old!r}, metadata {new!r}"
+        if what == "type":
+            return Difference(f"{schema}.{table}", True, f"column {column}: type {_type(old)} in the database, "
+                              f"{_type(new)} expected")
+        if what == "nullable":
+            return Difference(f"{schema}.{table}", True, f"column {column}: "
+                              f"{'nullable' if old else 'NOT NULL'} in the database, "
+                              f"{'nullable' if new else 'NOT NULL'} expected")
+        if what == "comment":
+            return Difference(f"{schema}.{table}", False, f"column {column}: comment differs")
+        return Difference(f"{schema}.{table}", True, f"column {column}: {what} {old!r} in the database, {new!r} expected")
+    if action in ("add_table_comment", "remove_table_comment"):
+        return Difference(rest[0].fullname, False, "table comment differs")
+    if action in ("add_index", "remove_index"):
+        index = rest[0]
+        kind = "unique index" if index.unique else "index"
+        if action == "add_index":
+            return Difference(index.table.fullname, True, f"{kind} {index.name} missing ({_columns(index)})")
+        # An extra unique index can refuse rows the application writes; a plain one only costs writes.
+        return Difference(index.table.fullname, bool(index.unique),
+                          f"{kind} {index.name} in the database that the metadata does not have ({_columns(index)})")
     if action in ("add_constraint", "remove_constraint", "add_fk", "remove_fk"):
         constraint = rest[0]
-        where = "missing from the database" if action.startswith("add") else "in the database but not in the metadata"
-        return f"constraint {constraint.name} on {constraint.table.fullname} {where}"
-    return f"{action}: {rest}"
+        kind = "foreign key" if action.endswith("_fk") else "constraint"
+        where = "missing" if action.startswith("add") else "in the database that the metadata does not have"
+        return Difference(constraint.table.fullname, True, f"{kind} {constraint.name} {where}")
+    return Difference("?", True, f"{action}: {rest}")
 
 
-def missing_expression_indexes(conn, dialect_name: str) -> list[str]:
+def missing_expression_indexes(conn, dialect_name: str) -> list[Difference]:
     """Alembic skips expression indexes (to_tsvector(...)); at least make sure they exist."""
     import sqlalchemy as sa
 
@@ -77,7 +171,7 @@ def missing_expression_indexes(conn, dialect_name: str) -> list[str]:
         if not wanted or not inspector.has_table(table.name, schema=table.schema):
             continue
         present = {i["name"] for i in inspector.get_indexes(table.name, schema=table.schema)}
-        missing += [f"index {table.schema}.{i.name} on {table.name} missing from the database"
+        missing += [Difference(table.fullname, True, f"index {i.name} missing (an expression index)")
                     for i in wanted if i.name not in present]
     return missing
 
@@ -103,11 +197,11 @@ def check(settings: Settings) -> DriftReport:
             # presence is what matters and PostgreSQL reports it through the index list.
             warnings.filterwarnings("ignore", message=".*expression-based index.*")
             diffs = compare_metadata(context, metadata)
-        report.differences = [describe_diff(d) for d in diffs]
-        report.differences += missing_expression_indexes(conn, db.dialect.name)
+        report.differences = classify(diffs) + missing_expression_indexes(conn, db.dialect.name)
         installed = {n for n, e in db.dialect.extensions(conn).items() if e.installed}
         existing = db.dialect.existing_objects(conn, ALL_SCHEMAS)
         for obj in expected_objects(db.dialect.name, installed):
             if (obj.kind, obj.schema, obj.name) not in existing:
-                report.differences.append(f"{obj.kind} {obj.qualified_name} missing from the database")
+                report.differences.append(Difference(obj.qualified_name, True, f"{obj.kind} missing"))
+    report.differences.sort(key=lambda d: (not d.blocking, d.table, d.what))
     return report
