@@ -51,7 +51,8 @@ def gather(settings: Settings) -> dict:
     head = report["head"]
     expected = {s: sum(1 for t in metadata.tables.values() if t.schema == s) for s in ALL_SCHEMAS}
     if settings.dialect == "sqlite" and not Path(settings.url.database or "").exists():
-        report.update(database_exists=False, server_version=None, extensions={}, current=None, other_schemas={},
+        report.update(database_exists=False, server_version=None, extensions={}, current=None, baselined=False,
+                      other_schemas={},
                       pending=[r.revision for r in steps_between(script, None, head)],
                       domains={s: {"tables": 0, "expected": n} for s, n in expected.items()},
                       not_on_this_dialect=not_on_dialect("sqlite", set()))
@@ -59,6 +60,9 @@ def gather(settings: Settings) -> dict:
     with open_database(settings) as db, db.connect() as conn:
         extensions = db.dialect.extensions(conn)
         current = current_revision(conn)
+        from tdbctl.migrate import ledger
+
+        baselined = any(e.version == current and e.how == "baselined" for e in ledger.read(conn)) if current else False
         inspector = inspect(conn)
         present = set(inspector.get_schema_names())
         domains = {
@@ -80,6 +84,7 @@ def gather(settings: Settings) -> dict:
             server_version=db.dialect.server_version(conn),
             extensions={n: {"installed": e.installed_version, "available": e.available} for n, e in extensions.items()},
             current=current,
+            baselined=baselined,
             pending=[r.revision for r in steps_between(script, current, head)],
             domains=domains,
             not_on_this_dialect=not_on_dialect(

@@ -320,9 +320,10 @@ def test_history_says_when_by_whom_and_how_long_the_same_on_both_dialects(db_url
     shown = migrate(db_url, "history", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
-    assert lines[1].split("\t") == ["revision", "applied", "by", "took", "description"]
+    assert lines[1].split("\t") == ["revision", "applied", "how", "by", "took", "description"]
     for line in lines[2:]:
-        revision, applied, by, took, _description = line.split("\t")
+        revision, applied, how, by, took, _description = line.split("\t")
+        assert how == "applied"
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", applied), line
         assert re.fullmatch(r"[^@\s]+@\S+", by) and re.fullmatch(r"\d+ ms|\d+\.\d+s", took), line
     document = json.loads(migrate(db_url, "history", "--json", cwd=tmp_path).stdout)
@@ -360,3 +361,92 @@ def test_check_groups_differences_by_table_blocking_first_in_plain_words(db_url,
     assert document["tables"]["voice.error_logs"] == [
         {"table": "voice.error_logs", "severity": "cosmetic",
          "difference": "column extra in the database that the metadata does not have"}]
+
+
+SEED_DOCS = Path(__file__).parent / "seed_docs"
+
+
+def _built_without_tdbctl(url, *, voice_from_seed: bool) -> None:
+    """The domains' schema made as a platform made it, not by tdbctl migrate: from the metadata
+    directly, and (PostgreSQL) voice from seed 001's own SQL, as the seed gives it (minus the
+    TimescaleDB call, on a server without it)."""
+    import re
+
+    from tdbctl.schema import objects_of
+
+    engine = create_engine(url)
+    postgresql = engine.dialect.name == "postgresql"
+    domains = [d for d in DOMAINS if not (voice_from_seed and d == "voice")]
+    with engine.begin() as conn:
+        if postgresql:
+            for schema in DOMAINS:
+                conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS vector; CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t.schema in domains])
+        for obj in objects_of(metadata):
+            if obj.schema in domains and obj.supported_on(engine.dialect.name) and not obj.requires_extension:
+                conn.exec_driver_sql(obj.create_sql(engine.dialect.name))
+        if voice_from_seed:
+            conn.exec_driver_sql("SET LOCAL search_path TO voice, public")
+            seed = (SEED_DOCS / "001_2fc5b40f3eef100d.txt").read_text()
+            for block in re.findall(r"```sql\n(.*?)```", seed, re.S):
+                conn.exec_driver_sql(re.sub(r"SELECT create_hypertable\([^)]*\);", "", block))
+    engine.dispose()
+
+
+def test_baseline_takes_over_a_schema_built_otherwise_and_refuses_one_that_differs(pg_url, tmp_path):
+    _built_without_tdbctl(pg_url, voice_from_seed=True)
+    refused = migrate(pg_url, "baseline", cwd=tmp_path)
+    assert refused.returncode == 3, refused.stderr
+    blocking = {tuple(line.split("\t")[1:]) for line in refused.stdout.splitlines() if line.startswith("blocking")}
+    # What the seed forgot (the foreign-key indexes of migration 0008) blocks; its redundant
+    # indexes are only cosmetic.
+    assert blocking == {("voice.error_logs", "index idx_errors_conversation_id missing (conversation_id)"),
+                        ("voice.extracted_slots", "index idx_slots_turn_id missing (turn_id)"),
+                        ("voice.system_metrics", "index idx_metrics_conversation_id missing (conversation_id)")}
+    assert "cosmetic\tvoice.conversations\tindex idx_conversations_session_id" in refused.stdout
+    assert "not baselined: 3 blocking differences" in refused.stderr and "nothing was recorded" in refused.stderr
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:  # nothing stayed: not even tdbctl's own tables
+        assert conn.exec_driver_sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'tdbctl'").scalar() == 0
+        conn.exec_driver_sql("CREATE INDEX idx_errors_conversation_id ON voice.error_logs (conversation_id); "
+                             "CREATE INDEX idx_slots_turn_id ON voice.extracted_slots (turn_id); "
+                             "CREATE INDEX idx_metrics_conversation_id ON voice.system_metrics (conversation_id)")
+    engine.dispose()
+
+    done = migrate(pg_url, "baseline", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["baselined"] and document["recorded"] == script_revisions()
+    assert {d["severity"] for d in document["differences"]} == {"cosmetic"}
+    history = migrate(pg_url, "history", "--json", cwd=tmp_path)
+    assert {r["how"] for r in json.loads(history.stdout)} == {"baselined"}
+    assert migrate(pg_url, "validate", cwd=tmp_path).returncode == 0
+    shown = run_cli("--database-url", url_text(pg_url), "info", cwd=tmp_path)
+    assert f"{script_revisions()[-1]} (baselined" in shown.stdout
+    # Every command works from here: reference data, retention, a second baseline refused.
+    assert run_cli("--database-url", url_text(pg_url), "seed", cwd=tmp_path).returncode == 0
+    assert run_cli("--database-url", url_text(pg_url), "cleanup", "--dry-run", cwd=tmp_path).returncode == 0
+    again = migrate(pg_url, "baseline", cwd=tmp_path)
+    assert again.returncode == 2 and "already at revision" in again.stderr
+
+
+def test_baseline_on_sqlite_and_force(sqlite_url, tmp_path):
+    _built_without_tdbctl(sqlite_url, voice_from_seed=False)
+    engine = create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX voice.idx_errors_type")
+    engine.dispose()
+    refused = migrate(sqlite_url, "baseline", cwd=tmp_path)
+    assert refused.returncode == 3
+    assert "blocking\tvoice.error_logs\tindex idx_errors_type missing (error_type)" in refused.stdout
+    older = migrate(sqlite_url, "baseline", "0004", cwd=tmp_path)
+    assert older.returncode == 2 and "head's" in older.stderr
+    forced = migrate(sqlite_url, "baseline", "--force", cwd=tmp_path)
+    assert forced.returncode == 0 and "WARNING: baselined at" in forced.stderr
+    engine = create_engine(sqlite_url)
+    with engine.connect() as conn:
+        run = conn.exec_driver_sql("SELECT command, status, message FROM tdbctl.runs").one()
+    engine.dispose()
+    assert run[:2] == ("baseline", "succeeded") and "with --force" in run[2] and "idx_errors_type" in run[2]
+    assert migrate(sqlite_url, "check", cwd=tmp_path).returncode == 3  # the drift is still there, and said

@@ -39,7 +39,8 @@ def info(json: JsonOption = False) -> None:
             *([("pooler", f"detected: {report['pooler']}" + ("" if report["direct_url"] else
                           "; reindex, cleanup --vacuum and backup need TDB_DIRECT_URL"))] if report["pooler"] else []),
             ("server", report["server_version"] or "(database not created yet: run tdbctl migrate)"),
-            ("revision", report["current"] or "none"),
+            ("revision", (report["current"] or "none") + (" (baselined: recorded by tdbctl migrate baseline)"
+                                                          if report.get("baselined") else "")),
             ("head", report["head"]),
             ("pending", ", ".join(pending) if pending else "none (up to date)"),
         ],

@@ -171,8 +171,8 @@ def history(json: JsonOption = False) -> None:
     if out.json:
         out.data([vars(r) for r in revisions])
         return
-    out.table("Migrations", ["revision", "applied", "by", "took", "description"],
-              [(r.revision, moment(r.applied_at) if r.applied_at else "pending", r.applied_by or "",
+    out.table("Migrations", ["revision", "applied", "how", "by", "took", "description"],
+              [(r.revision, moment(r.applied_at) if r.applied_at else "pending", r.how or "", r.applied_by or "",
                 seconds(r.execution_ms / 1000) if r.execution_ms is not None else "", r.description)
                for r in revisions])
 
@@ -197,6 +197,55 @@ def check(json: JsonOption = False) -> None:
         show_drift(out, report)
     if not report.clean:
         raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+@app.command("baseline")
+def baseline(
+    revision: Annotated[str, typer.Argument(metavar="[REV]", show_default=False,
+                                            help="The revision the schema is at (head, the default).")] = "head",
+    force: Annotated[bool, typer.Option("--force", help="Record it over blocking differences (said loudly, and "
+                                        "kept in the run history).")] = False,
+    lock_wait: LockWaitOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Take over a database whose schema was built otherwise (the seeds' SQL, by hand).
+
+    Compares the schema with the metadata at REV; if they agree on what matters (tables, columns,
+    types, nullability, keys, constraints, indexes, views, functions, triggers), records REV and
+    every revision before it in the ledger as baselined, after which every command works.
+    Otherwise it lists the blocking differences and records nothing (exit 3). Cosmetic ones
+    (comments, index names) are listed and do not block.
+
+    Example:
+
+        \b
+        tdbctl migrate baseline            # at head
+        tdbctl migrate check               # then: no drift
+    """
+    from tdbctl.errors import ExitCode
+    from tdbctl.migrate import commands
+
+    out = Output(json)
+    config = settings()
+    result = commands.baseline(config, revision, force=force, lock_wait=_waits(config, lock_wait, None)["lock_wait"])
+    if out.json:
+        out.data({"revision": result.revision, "baselined": not result.refused, "forced": result.forced,
+                  "recorded": result.recorded, "created": result.created,
+                  "differences": [d.document() for d in result.differences]})
+    elif result.differences:
+        out.table("Differences from the metadata (blocking first, by table)", ["severity", "table", "difference"],
+                  [(d.severity, d.table, d.what) for d in result.differences])
+    blocking = len(result.blocking)
+    if result.refused:
+        out.log(f"tdbctl: error: not baselined: {plural(blocking, 'blocking difference')} from the schema at "
+                f"{result.revision} (listed above); nothing was recorded; fix them, or --force to record anyway")
+        raise typer.Exit(ExitCode.CHECK_FAILED)
+    if result.forced and blocking:
+        out.log(f"WARNING: baselined at {result.revision} over {plural(blocking, 'blocking difference')} "
+                "(--force): commands may fail on them; the run history records it")
+    created = f"; created {', '.join(result.created)}" if result.created else ""
+    out.log(f"baselined at {result.revision}: {plural(len(result.recorded), 'revision')} recorded as baselined"
+            f"{created}; {plural(len(result.differences) - blocking, 'cosmetic difference')} left")
 
 
 def show_drift(out: Output, report) -> None:

@@ -7,6 +7,7 @@ returns a plain result for the CLI to render. None of them holds SQL of its own.
 from __future__ import annotations
 
 import io
+import os
 import re
 import time
 from contextlib import contextmanager
@@ -31,6 +32,8 @@ class Revision:
     applied_at: object = None
     applied_by: str | None = None
     execution_ms: int | None = None
+    how: str | None = None
+    """applied or baselined."""
 
 
 @dataclass
@@ -181,8 +184,8 @@ def history(settings: Settings) -> list[Revision]:
     for rev in revisions:
         if rev.revision in applied:
             entry = applied[rev.revision]
-            rev.applied, rev.applied_at, rev.applied_by, rev.execution_ms = (
-                True, entry.applied_at, entry.applied_by, entry.execution_ms)
+            rev.applied, rev.applied_at, rev.applied_by, rev.execution_ms, rev.how = (
+                True, entry.applied_at, entry.applied_by, entry.execution_ms, entry.how)
     return revisions
 
 
@@ -399,3 +402,88 @@ def repair(settings: Settings) -> list[ChecksumProblem]:
 
 def _timeouts(lock_timeout: float | None) -> dict:
     return {} if lock_timeout is None else {"lock_timeout_seconds": lock_timeout}
+
+
+# -- baseline -------------------------------------------------------------------------------
+
+
+@dataclass
+class BaselineResult:
+    revision: str
+    differences: list = field(default_factory=list)
+    """What differs from the metadata at ``revision``: all of it cosmetic, unless ``forced``."""
+    recorded: list[str] = field(default_factory=list)
+    """The revisions written to the ledger as baselined; empty when refused."""
+    forced: bool = False
+    created: list[str] = field(default_factory=list)
+    """tdbctl's own tables that baseline created (run history, archive catalog, claims, ledger)."""
+
+    @property
+    def refused(self) -> bool:
+        return not self.recorded
+
+    @property
+    def blocking(self) -> list:
+        return [d for d in self.differences if d.blocking]
+
+
+def baseline(settings: Settings, revision: str = "head", *, force: bool = False,
+             lock_wait: float = DEFAULT_LOCK_WAIT_SECONDS) -> BaselineResult:
+    """Take over a database whose schema was built otherwise (from the seeds' SQL, by hand): if it
+    agrees with the metadata at ``revision`` on everything that matters, record that revision
+    (Alembic's stamp, Flyway's baseline) with every revision up to it in the ledger as baselined.
+
+    In one transaction: tdbctl's own bookkeeping tables are created where missing, the schema is
+    compared, and either the revision is recorded or nothing stays. ``force`` records over blocking
+    differences, and the run history says so. Only head can be compared: the metadata is head's.
+    """
+    import sqlalchemy as sa
+
+    from tdbctl.migrate.drift import compare
+    from tdbctl.runtime import EXISTS
+    from tdbctl.schema import TOOL_SCHEMA, metadata
+    from tdbctl.schema.bookkeeping import runs
+
+    script = script_directory(settings)
+    head = single_head(script)
+    target = head if revision == "head" else resolve_revision(script, revision)
+    if target != head:
+        raise UsageError(f"baseline compares the database with the metadata, which is head's ({head}); "
+                         f"{target} is older: bring the schema to head's and baseline at head, or run the "
+                         "migrations from an empty database")
+    with open_database(settings, EXISTS) as db, exclusive(db, lock_wait), db.connect() as conn:
+        db.dialect.transaction_lock(conn, MIGRATE_LOCK)
+        current = current_revision(conn)
+        if current is not None:
+            raise UsageError(f"the database is already at revision {current}: tdbctl manages it; "
+                             "`tdbctl migrate` takes it to head, `tdbctl migrate check` shows any drift")
+        result = BaselineResult(target, forced=force)
+        inspector = sa.inspect(conn)
+        if db.dialect.name == "postgresql":
+            conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{TOOL_SCHEMA}"')
+        ours = [t for t in metadata.sorted_tables if t.schema == TOOL_SCHEMA]
+        result.created = [t.fullname for t in ours if not inspector.has_table(t.name, schema=t.schema)]
+        metadata.create_all(conn, tables=ours, checkfirst=True)
+        result.differences = compare(conn, db.dialect)
+        if result.blocking and not force:
+            conn.rollback()
+            return result
+        from alembic.runtime.migration import MigrationContext
+
+        from tdbctl.migrate.environment import alembic_options
+
+        options = alembic_options(db.dialect.name)
+        options.pop("transactional_ddl")
+        MigrationContext.configure(conn, opts=options).stamp(script, target)
+        steps = steps_between(script, None, target)
+        ledger.record_baseline(conn, [script.get_revision(s.revision) for s in steps])
+        blocking = result.blocking
+        message = (f"baselined at {target} over {len(blocking)} blocking difference(s), with --force: "
+                   + "; ".join(str(d) for d in blocking[:5]) if blocking else f"baselined at {target}")
+        conn.execute(sa.insert(runs).values(
+            command="baseline", status="succeeded", finished_at=sa.func.now(), user_host=ledger.applied_by(),
+            pid=os.getpid(), options={"revision": target, "force": force},
+            message=message[:2000]))
+        conn.commit()
+        result.recorded = [s.revision for s in steps]
+    return result

@@ -177,31 +177,37 @@ def missing_expression_indexes(conn, dialect_name: str) -> list[Difference]:
 
 
 def check(settings: Settings) -> DriftReport:
-    from alembic.autogenerate import compare_metadata
-    from alembic.runtime.migration import MigrationContext
-
     from tdbctl.migrate.commands import current_revision, script_directory, single_head, steps_between
-    from tdbctl.migrate.environment import alembic_options
-    from tdbctl.schema import ALL_SCHEMAS, metadata
 
     script = script_directory(settings)
     head = single_head(script)
     with open_database(settings, CREATE) as db, db.connect() as conn:
         current = current_revision(conn)
         report = DriftReport(current, head, [r.revision for r in steps_between(script, current, head)])
-        options = alembic_options(db.dialect.name)
-        options.pop("transactional_ddl")
-        context = MigrationContext.configure(conn, opts=options)
-        with warnings.catch_warnings():
-            # Expression indexes (to_tsvector) cannot be reflected for comparison; their
-            # presence is what matters and PostgreSQL reports it through the index list.
-            warnings.filterwarnings("ignore", message=".*expression-based index.*")
-            diffs = compare_metadata(context, metadata)
-        report.differences = classify(diffs) + missing_expression_indexes(conn, db.dialect.name)
-        installed = {n for n, e in db.dialect.extensions(conn).items() if e.installed}
-        existing = db.dialect.existing_objects(conn, ALL_SCHEMAS)
-        for obj in expected_objects(db.dialect.name, installed):
-            if (obj.kind, obj.schema, obj.name) not in existing:
-                report.differences.append(Difference(obj.qualified_name, True, f"{obj.kind} missing"))
-    report.differences.sort(key=lambda d: (not d.blocking, d.table, d.what))
+        report.differences = compare(conn, db.dialect)
     return report
+
+
+def compare(conn, dialect) -> list[Difference]:
+    """What differs between the schema ``conn`` sees and the metadata: blocking first, by table."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from tdbctl.migrate.environment import alembic_options
+    from tdbctl.schema import ALL_SCHEMAS, metadata
+
+    options = alembic_options(dialect.name)
+    options.pop("transactional_ddl")
+    context = MigrationContext.configure(conn, opts=options)
+    with warnings.catch_warnings():
+        # Expression indexes (to_tsvector) cannot be reflected for comparison; their
+        # presence is what matters and PostgreSQL reports it through the index list.
+        warnings.filterwarnings("ignore", message=".*expression-based index.*")
+        diffs = compare_metadata(context, metadata)
+    differences = classify(diffs) + missing_expression_indexes(conn, dialect.name)
+    installed = {n for n, e in dialect.extensions(conn).items() if e.installed}
+    existing = dialect.existing_objects(conn, ALL_SCHEMAS)
+    for obj in expected_objects(dialect.name, installed):
+        if (obj.kind, obj.schema, obj.name) not in existing:
+            differences.append(Difference(obj.qualified_name, True, f"{obj.kind} missing"))
+    return sorted(differences, key=lambda d: (not d.blocking, d.table, d.what))

@@ -39,16 +39,28 @@ class LedgerEntry:
     applied_at: object
     applied_by: str | None
     execution_ms: int | None = None
+    how: str = "applied"
+    """applied (by tdbctl migrate) or baselined (by tdbctl migrate baseline)."""
 
 
 def read(conn) -> list[LedgerEntry]:
     if not sa.inspect(conn).has_table(migration_ledger.name, schema=migration_ledger.schema):
         return []
     t = migration_ledger.c
-    rows = conn.execute(
-        sa.select(t.version, t.script, t.checksum, t.applied_at, t.applied_by, t.execution_ms).order_by(t.id)
-    ).all()
-    return [LedgerEntry(*row) for row in rows]
+    columns = [t.version, t.script, t.checksum, t.applied_at, t.applied_by, t.execution_ms]
+    # `how` arrived with revision 0009: a database below it has no such column yet.
+    present = {c["name"] for c in sa.inspect(conn).get_columns(migration_ledger.name, schema=migration_ledger.schema)}
+    if "how" in present:
+        columns.append(t.how)
+    return [LedgerEntry(*row) for row in conn.execute(sa.select(*columns).order_by(t.id)).all()]
+
+
+def record_baseline(conn, scripts) -> None:
+    """Ledger rows for revisions whose schema was built otherwise: ``how`` says so."""
+    conn.execute(migration_ledger.insert(), [
+        {"version": s.revision, "script": Path(s.path).name, "description": (s.doc or "").strip()[:500],
+         "checksum": script_checksum(s.path), "applied_by": applied_by(), "execution_ms": None, "how": "baselined"}
+        for s in scripts])
 
 
 class Recorder:

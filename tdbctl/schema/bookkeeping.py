@@ -21,6 +21,9 @@ migration_ledger = sa.Table(
     sa.Column("applied_at", TIMESTAMPTZ, nullable=False, server_default=now()),
     sa.Column("applied_by", sa.String(255)),
     sa.Column("execution_ms", sa.Integer),
+    sa.Column("how", sa.String(16), nullable=False, server_default="applied",
+              comment="applied: run by tdbctl migrate; baselined: recorded by tdbctl migrate baseline over a "
+                      "schema built otherwise."),
     schema=TOOL_SCHEMA,
     comment="Applied migrations with the checksum of each script as applied.",
 )
