@@ -319,9 +319,11 @@ def _signal_state(pid: int) -> str:
 def test_watch_refreshes_on_a_terminal(sqlite_url, tmp_path):
     migrate(sqlite_url)
     env = {k: v for k, v in os.environ.items() if k not in ("TDB_DATABASE_URL", "DATABASE_URL")}
-    env.update(TDB_DATABASE_URL=url_text(sqlite_url), COLUMNS="160", LINES="50", TERM="xterm")
+    # A small terminal and the full page: far taller than the screen.
+    env.update(TDB_DATABASE_URL=url_text(sqlite_url), COLUMNS="80", LINES="16", TERM="xterm")
     controller, terminal = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "tdbctl", "stats", "--watch", "0.3"], cwd=tmp_path, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "tdbctl", "stats", "--watch", "0.3", "--full"], cwd=tmp_path,
+                               env=env,
                                stdin=terminal, stdout=terminal, stderr=terminal, close_fds=True,
                                preexec_fn=_interruptible)
     os.close(terminal)
@@ -360,9 +362,10 @@ def test_watch_refreshes_on_a_terminal(sqlite_url, tmp_path):
     # top's way: the alternate screen, redrawn in place from the top-left corner, left on exit.
     assert screen.startswith(b"\x1b[?1049h") and screen.count(b"\x1b[H") >= 3 and b"\x1b[?1049l" in screen
     last = screen[screen.rindex(b"\x1b[H"):screen.rindex(b"\x1b[?1049l")].decode(errors="replace")
-    shown = terminal_screen(last, 160, 50)
-    assert shown[0].split()[:2] == ["status", "OK:"] and any("every 0.3s; Ctrl-C to stop" in line for line in shown)
-    assert any(line.split()[:1] == ["voice"] and "tables" in line for line in shown)
+    shown = terminal_screen(last, 80, 16)
+    # The status stays on the first line; the rest is cut to the screen, saying how much more.
+    assert shown[0].split()[:2] == ["status", "OK:"] and "every 0.3s; Ctrl-C to stop" in shown[-1]
+    assert "more lines: tdbctl stats --full" in shown[-2]
 
     not_a_terminal = run_cli("stats", "--watch", "1", cwd=tmp_path, env={"TDB_DATABASE_URL": url_text(sqlite_url)})
     assert not_a_terminal.returncode == 2 and "needs a terminal" in not_a_terminal.stderr
