@@ -450,3 +450,11 @@ def test_baseline_on_sqlite_and_force(sqlite_url, tmp_path):
     engine.dispose()
     assert run[:2] == ("baseline", "succeeded") and "with --force" in run[2] and "idx_errors_type" in run[2]
     assert migrate(sqlite_url, "check", cwd=tmp_path).returncode == 3  # the drift is still there, and said
+
+
+def test_reading_commands_create_no_database(tmp_path):
+    for args in (["current"], ["history"], ["check"], ["validate"]):
+        result = run_cli("migrate", *args, cwd=tmp_path)
+        assert result.returncode == 7, (args, result.stderr)
+        assert "run `tdbctl migrate` to create it" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

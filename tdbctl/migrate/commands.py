@@ -17,7 +17,7 @@ from pathlib import Path
 from tdbctl.config import Settings
 from tdbctl.errors import DatabaseError, PrerequisiteError, UsageError, ValidationFailed
 from tdbctl.migrate import ledger
-from tdbctl.runtime import CREATE, Database, open_database
+from tdbctl.runtime import CREATE, EXISTS, Database, open_database
 
 MIGRATE_LOCK = "migrate"
 DEFAULT_LOCK_WAIT_SECONDS = 60.0
@@ -171,14 +171,14 @@ def exclusive(db: Database, lock_wait: float):
 def state(settings: Settings) -> MigrationState:
     script = script_directory(settings)
     head = single_head(script)
-    with open_database(settings, CREATE) as db, db.connect() as conn:
+    with open_database(settings, EXISTS) as db, db.connect() as conn:
         current = current_revision(conn)
     return MigrationState(current, head, steps_between(script, current, head))
 
 
 def history(settings: Settings) -> list[Revision]:
     script = script_directory(settings)
-    with open_database(settings, CREATE) as db, db.connect() as conn:
+    with open_database(settings, EXISTS) as db, db.connect() as conn:
         applied = {e.version: e for e in ledger.read(conn)}
     revisions = [as_revision(s) for s in reversed(list(script.walk_revisions()))]
     for rev in revisions:
@@ -220,7 +220,7 @@ def _find_script(script, revision: str):
 
 def validate(settings: Settings) -> list[ChecksumProblem]:
     script = script_directory(settings)
-    with open_database(settings, CREATE) as db, db.connect() as conn:
+    with open_database(settings, EXISTS) as db, db.connect() as conn:
         return checksum_problems(conn, script)
 
 
@@ -440,7 +440,6 @@ def baseline(settings: Settings, revision: str = "head", *, force: bool = False,
     import sqlalchemy as sa
 
     from tdbctl.migrate.drift import compare
-    from tdbctl.runtime import EXISTS
     from tdbctl.schema import TOOL_SCHEMA, metadata
     from tdbctl.schema.bookkeeping import runs
 

@@ -6,7 +6,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from tdbctl.config import Settings
-from tdbctl.runtime import CREATE, open_database
+from tdbctl.runtime import EXISTS, open_database
 
 
 @dataclass
@@ -181,7 +181,7 @@ def check(settings: Settings) -> DriftReport:
 
     script = script_directory(settings)
     head = single_head(script)
-    with open_database(settings, CREATE) as db, db.connect() as conn:
+    with open_database(settings, EXISTS) as db, db.connect() as conn:
         current = current_revision(conn)
         report = DriftReport(current, head, [r.revision for r in steps_between(script, current, head)])
         report.differences = compare(conn, db.dialect)
