@@ -248,8 +248,8 @@ def _summary(out: Output, r: dict) -> None:
     pairs = [(schema, f"{plural(len(tables), 'table')}, {sum(t['rows'] for t in tables):,} rows, "
                       f"{_size(sum(total(t) for t in tables))}") for schema, tables in by_schema.items()]
     largest = sorted(r["tables"], key=total, reverse=True)[:3]
-    if largest and total(largest[0]):
-        pairs.append(("largest", ", ".join(f"{t['schema']}.{t['table']} {_size(total(t))}" for t in largest)))
+    for i, t in enumerate(t for t in largest if total(t)):  # a line each: a size never splits
+        pairs.append(("largest" if i == 0 else "", f"{t['schema']}.{t['table']} {_size(total(t))}"))
     platform = r["platform"]
     if platform and platform["figures"]:
         pairs += [(name, text) for name, text in _platform_pairs(platform["figures"])]
