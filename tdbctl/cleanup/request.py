@@ -5,7 +5,7 @@ Every refusal here is a UsageError (exit 2): a cron line with a typo must change
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Sequence
 
@@ -123,6 +123,8 @@ class Target:
     """How the cutoff came about, for people: '90d (--older-than)', '7d (policy)', 'no age'."""
     declared: str | None = None
     """The policy's own age where an option replaced it with another: '180d'."""
+    used: str | None = None
+    """What replaced it, as typed: '90d', 'before 2025-01-01T00:00:00+00:00'."""
 
     @property
     def name(self) -> str:
@@ -173,7 +175,7 @@ def select_targets(policies: Iterable, request: CleanupRequest, now: datetime, m
         return targets
     from tdbctl.ops.selection import in_column_time  # SQLAlchemy: only once a database is involved
 
-    return [Target(t.policy, in_column_time(t.policy, metadata, t.cutoff), t.age, t.declared) for t in targets]
+    return [replace(t, cutoff=in_column_time(t.policy, metadata, t.cutoff)) for t in targets]
 
 
 def _instead(declared: str | None) -> str:
@@ -182,7 +184,7 @@ def _instead(declared: str | None) -> str:
 
 def age_overrides(targets: Iterable[Target]) -> list[dict]:
     """The policies whose declared age an option replaces: what the cron line's --older-than does."""
-    return [{"policy": t.name, "table": t.policy.table, "declared": t.declared, "used": t.age.split(" (")[0]}
+    return [{"policy": t.name, "table": t.policy.table, "declared": t.declared, "used": t.used}
             for t in targets if t.declared and t.deletes]
 
 
@@ -205,13 +207,14 @@ def _target(policy, request: CleanupRequest, now: datetime) -> Target:
         if cutoff > now:
             raise UsageError(f"--before {request.typed.get('before') or cutoff.isoformat()} is in the future")
         declared = policy.default_age
-        return Target(policy, cutoff, f"before {cutoff.isoformat()} (--before{_instead(declared)})", declared)
+        used = f"before {cutoff.isoformat()}"
+        return Target(policy, cutoff, f"{used} (--before{_instead(declared)})", declared, used)
     if request.older_than is not None:
         typed = request.typed.get("older_than") or _text(request.older_than)
         declared = policy.default_age
         if declared and parse_duration(declared, option=f"policy {policy.name}", allow_zero=True) == request.older_than:
             declared = None
-        return Target(policy, now - request.older_than, f"{typed} (--older-than{_instead(declared)})", declared)
+        return Target(policy, now - request.older_than, f"{typed} (--older-than{_instead(declared)})", declared, typed)
     if not policy.default_age:
         raise TdbError(f"policy {policy.name} has an age column but no default age: fix its declaration")
     age = parse_duration(policy.default_age, option=f"policy {policy.name}", allow_zero=True)

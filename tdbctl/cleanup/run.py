@@ -125,28 +125,28 @@ def cleanup(
             _dry_run(db, metadata, targets, request, report, observer)
         else:
             with ExitStack() as stack:
-                vacuum_db = _vacuum_connection(stack, db, request)
+                vacuum_db, not_vacuumed = _vacuum_connection(stack, db, request)
                 claim = stack.enter_context(claimed(db, COMMAND))
                 mark_killed(db.engine, COMMAND)
                 _delete(db, metadata, targets, request, report, observer, should_stop or (lambda: False), started,
-                        claim, vacuum_db)
+                        claim, vacuum_db, not_vacuumed)
     finally:
         report.seconds = time.monotonic() - started
     return report
 
 
-def _vacuum_connection(stack: ExitStack, db, request):
-    """VACUUM goes to the server directly (it runs outside a transaction): found now, before any
-    delete. Asked for with --vacuum, a pooler without a direct URL is an error; by default the
-    run goes on, and the reason it cannot vacuum comes back instead (said if it deleted anything)."""
+def _vacuum_connection(stack: ExitStack, db, request) -> tuple:
+    """(the database to VACUUM through, or None; why not). VACUUM goes to the server directly (it
+    runs outside a transaction): found now, before any delete. Asked for with --vacuum, a pooler
+    without a direct URL is an error; by default the run goes on, and says why if it deleted anything."""
     if request.vacuum is False:
-        return None
+        return None, None
     try:
-        return stack.enter_context(open_direct(db.settings, "cleanup --vacuum"))
+        return stack.enter_context(open_direct(db.settings, "cleanup --vacuum")), None
     except UsageError as exc:
         if request.vacuum:
             raise
-        return exc.message.replace("cleanup --vacuum needs", "VACUUM needs")
+        return None, exc.message.replace("cleanup --vacuum needs", "VACUUM needs")
 
 
 def _say_overrides(report: CleanupReport, observer: Observer) -> None:
@@ -196,7 +196,8 @@ def _dry_run(db, metadata, targets, request, report, observer) -> None:
                 observer.policy_finished(outcome)
 
 
-def _delete(db, metadata, targets, request, report, observer, external_stop, started, claim, vacuum_db) -> None:
+def _delete(db, metadata, targets, request, report, observer, external_stop, started, claim, vacuum_db,
+            not_vacuumed) -> None:
     deadline = started + request.max_runtime.total_seconds() if request.max_runtime else None
     reason: list[str] = []
 
@@ -261,9 +262,9 @@ def _delete(db, metadata, targets, request, report, observer, external_stop, sta
             observer.policy_finished(outcome)
 
         touched = sorted({t for o in report.outcomes for t, n in (*o.rows.items(), *o.cleared.items()) if n})
-        if isinstance(vacuum_db, str):
-            report.not_vacuumed = vacuum_db if touched else None
-        elif vacuum_db is not None and touched and not reason:
+        if not_vacuumed and touched:
+            report.not_vacuumed = not_vacuumed
+        if vacuum_db is not None and touched and not reason:
             report.vacuumed = db.dialect.vacuum(vacuum_db.engine, touched)
         record.rows = _merged(report.outcomes)
         if report.failures:

@@ -71,10 +71,9 @@ def _default(value: Any):
     """JSON for what json does not know. A moment is ISO 8601 in UTC with its offset on both
     dialects (SQLite hands back naive UTC datetimes, PostgreSQL aware ones)."""
     if isinstance(value, datetime):
-        from datetime import timezone
+        from tdbctl.ops.humanize import as_utc
 
-        aware = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-        return aware.isoformat()
+        return as_utc(value).isoformat()
     if isinstance(value, date):
         return value.isoformat()
     return str(value)
@@ -101,9 +100,10 @@ def _cell(value: Any, terminal: bool) -> str:
     return str(value)
 
 
-def _fits(widths: list[int], width: int) -> bool:
-    # SIMPLE_HEAD without edges: a space of padding each side of a column, one between columns.
-    return sum(w + 2 for w in widths) + len(widths) - 1 <= width
+def _room(columns: int, width: int) -> int:
+    """What a SIMPLE_HEAD table without edges leaves for text: each column has a space of padding
+    on either side, and one space stands between columns."""
+    return width - 2 * columns - (columns - 1)
 
 
 def _widths(columns: Sequence[str], cells: list[list[str]], words: list[int], width: int) -> list[int]:
@@ -111,14 +111,11 @@ def _widths(columns: Sequence[str], cells: list[list[str]], words: list[int], wi
     longest word, then crops what still does not fit): at least the longest word, and the room
     left over shared in proportion to what each column would need to hold its cells unwrapped."""
     natural = [max([len(column)] + [len(row[i]) for row in cells]) for i, column in enumerate(columns)]
-    room = width - sum(2 for _ in columns) - (len(columns) - 1)
+    room = _room(len(columns), width)
     if sum(natural) <= room:
         return natural
-    spare = room - sum(words)
     wants = [n - w for n, w in zip(natural, words)]
-    total = sum(wants) or 1
-    shares = [w + spare * want // total for w, want in zip(words, wants)]
-    return shares
+    return [w + (room - sum(words)) * want // (sum(wants) or 1) for w, want in zip(words, wants)]
 
 
 class Output:
@@ -200,7 +197,7 @@ class Output:
         cells = [[row[i] for i in shown] for row in cells]
         words = [max([len(w) for w in column.split()] + [len(w) for row in cells for w in row[i].split()])
                  for i, column in enumerate(columns)]
-        if not _fits(words, console.width):
+        if sum(words) > _room(len(words), console.width):
             self._records(console, title, columns, cells)
             return
         table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, show_edge=False)

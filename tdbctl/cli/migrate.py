@@ -232,9 +232,8 @@ def baseline(
         out.data({"revision": result.revision, "baselined": not result.refused, "forced": result.forced,
                   "recorded": result.recorded, "created": result.created,
                   "differences": [d.document() for d in result.differences]})
-    elif result.differences:
-        out.table("Differences from the metadata (blocking first, by table)", ["severity", "table", "difference"],
-                  [(d.severity, d.table, d.what) for d in result.differences])
+    else:
+        _differences(out, result.differences)
     blocking = len(result.blocking)
     if result.refused:
         out.log(f"tdbctl: error: not baselined: {plural(blocking, 'blocking difference')} from the schema at "
@@ -248,16 +247,18 @@ def baseline(
             f"{created}; {plural(len(result.differences) - blocking, 'cosmetic difference')} left")
 
 
+def _differences(out: Output, differences) -> None:
+    """One table for check and baseline: already sorted blocking first, then by table."""
+    if differences:
+        out.table("Differences from the metadata (blocking first, by table)", ["severity", "table", "difference"],
+                  [(d.severity, d.table, d.what) for d in differences])
+
+
 def show_drift(out: Output, report) -> None:
     """Pending migrations, then the differences grouped by table, blocking first, in plain words."""
     for revision in report.pending:
         out.line(f"pending migration {revision}")
-    if report.differences:
-        rows = []
-        for table, found in report.by_table().items():
-            rows += [(d.severity, table, d.what) for d in found]
-        out.table("Differences from the metadata (blocking first, by table)", ["severity", "table", "difference"],
-                  rows)
+    _differences(out, report.differences)
     blocking = len(report.blocking)
     out.log("no drift: database matches the metadata at head" if report.clean
             else f"drift: {plural(len(report.pending), 'pending migration')}, {blocking:,} blocking and "

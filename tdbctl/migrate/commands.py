@@ -439,7 +439,7 @@ def baseline(settings: Settings, revision: str = "head", *, force: bool = False,
     """
     import sqlalchemy as sa
 
-    from tdbctl.migrate.drift import compare
+    from tdbctl.migrate.drift import compare, migration_context
     from tdbctl.schema import TOOL_SCHEMA, metadata
     from tdbctl.schema.bookkeeping import runs
 
@@ -467,13 +467,7 @@ def baseline(settings: Settings, revision: str = "head", *, force: bool = False,
         if result.blocking and not force:
             conn.rollback()
             return result
-        from alembic.runtime.migration import MigrationContext
-
-        from tdbctl.migrate.environment import alembic_options
-
-        options = alembic_options(db.dialect.name)
-        options.pop("transactional_ddl")
-        MigrationContext.configure(conn, opts=options).stamp(script, target)
+        migration_context(conn, db.dialect.name).stamp(script, target)
         steps = steps_between(script, None, target)
         ledger.record_baseline(conn, [script.get_revision(s.revision) for s in steps])
         blocking = result.blocking

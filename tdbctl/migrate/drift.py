@@ -28,7 +28,7 @@ class DriftReport:
     def by_table(self) -> dict[str, list["Difference"]]:
         """Tables with a blocking difference first, each table's blocking differences first."""
         tables: dict[str, list[Difference]] = {}
-        for difference in sorted(self.differences, key=lambda d: (not d.blocking, d.table, d.what)):
+        for difference in self.differences:  # compare() sorts them so
             tables.setdefault(difference.table, []).append(difference)
         return tables
 
@@ -102,7 +102,7 @@ def classify(diffs) -> list[Difference]:
         if action in ("add_index", "remove_index") and (rest[0].table.fullname, _index_key(rest[0])) in renamed:
             continue
         found.append(_one(action, rest))
-    return sorted(found, key=lambda d: (not d.blocking, d.table, d.what))
+    return found
 
 
 def _index_key(index) -> tuple:
@@ -120,7 +120,7 @@ def _one(action: str, rest: list) -> Difference:
     if action == "remove_column":
         schema, table, column = rest[0], rest[1], rest[2]
         # An extra column only gets in the way of inserts when it must be given a value.
-        must = not column.nullable and column.server_default is None and not column.autoincrement is True
+        must = not column.nullable and column.server_default is None and column.autoincrement is not True
         return Difference(f"{schema}.{table}", must, f"column {column.name} in the database that the metadata does "
                           "not have" + (" (NOT NULL without a default: inserts fail)" if must else ""))
     if action.startswith("modify_"):
@@ -188,17 +188,24 @@ def check(settings: Settings) -> DriftReport:
     return report
 
 
-def compare(conn, dialect) -> list[Difference]:
-    """What differs between the schema ``conn`` sees and the metadata: blocking first, by table."""
-    from alembic.autogenerate import compare_metadata
+def migration_context(conn, dialect_name: str):
+    """Alembic's view of the database on ``conn``, configured as migrations run, for comparing and stamping."""
     from alembic.runtime.migration import MigrationContext
 
     from tdbctl.migrate.environment import alembic_options
+
+    options = alembic_options(dialect_name)
+    options.pop("transactional_ddl")
+    return MigrationContext.configure(conn, opts=options)
+
+
+def compare(conn, dialect) -> list[Difference]:
+    """What differs between the schema ``conn`` sees and the metadata: blocking first, by table."""
+    from alembic.autogenerate import compare_metadata
+
     from tdbctl.schema import ALL_SCHEMAS, metadata
 
-    options = alembic_options(dialect.name)
-    options.pop("transactional_ddl")
-    context = MigrationContext.configure(conn, opts=options)
+    context = migration_context(conn, dialect.name)
     with warnings.catch_warnings():
         # Expression indexes (to_tsvector) cannot be reflected for comparison; their
         # presence is what matters and PostgreSQL reports it through the index list.

@@ -183,6 +183,19 @@ def _check_acyclic(root: sa.Table, cascades: list[Link]) -> None:
     visit(root, [])
 
 
+def deleted_with(metadata: sa.MetaData, tables) -> set[str]:
+    """``tables`` and every table ON DELETE CASCADE reaches from them: what deleting their rows
+    touches. Unlike cascade_tree, it asks nothing of their keys (a table without one is fine)."""
+    cascades = [link for link in links_of(metadata) if link.ondelete == "CASCADE"]
+    reached, frontier = set(), list(tables)
+    while frontier:
+        name = frontier.pop()
+        if name not in reached:
+            reached.add(name)
+            frontier.extend(link.child.fullname for link in cascades if link.parent.fullname == name)
+    return reached
+
+
 def cascade_children(metadata: sa.MetaData, table: sa.Table | str) -> list[str]:
     """Names of the tables whose rows a delete from ``table`` takes along, parents first."""
     return [t.fullname for t in cascade_tree(metadata, table).children]

@@ -42,10 +42,17 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else many}"
 
 
+def as_utc(value):
+    """An aware UTC datetime: a naive one is UTC already (SQLite's, and ChatTrain's columns without
+    a zone), an aware one is converted."""
+    from datetime import timezone
+
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
 def moment(value) -> str:
-    """A point in time, the same on both dialects: '2026-12-06 19:49:12 UTC'. A naive datetime is
-    UTC (SQLite's, and ChatTrain's columns without a zone); an aware one is converted to UTC."""
-    from datetime import datetime, timezone
+    """A point in time, the same on both dialects: '2026-12-06 19:49:12 UTC'."""
+    from datetime import datetime
 
     if value is None:
         return ""
@@ -56,9 +63,7 @@ def moment(value) -> str:
             return value
     if not isinstance(value, datetime):
         return str(value)
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc)
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return as_utc(value).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def percent(ratio: float | None) -> str:

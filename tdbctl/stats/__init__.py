@@ -94,17 +94,10 @@ _EMPTY = {
 
 def _deleted_by_retention() -> set[str]:
     """Tables whose rows tdbctl's retention policies delete, with what ON DELETE CASCADE takes."""
-    from tdbctl.ops.cascade import links_of
+    from tdbctl.ops.cascade import deleted_with
     from tdbctl.schema import metadata, policies_of
 
-    cascades = [link for link in links_of(metadata) if link.ondelete == "CASCADE"]
-    reached, stack = set(), [policy.table for policy in policies_of(metadata)]
-    while stack:
-        table = stack.pop()
-        if table not in reached:
-            reached.add(table)
-            stack.extend(link.child.fullname for link in cascades if link.parent.fullname == table)
-    return reached
+    return deleted_with(metadata, [policy.table for policy in policies_of(metadata)])
 
 
 def _read(section: str, read, notes: list[str], settings, conn):
