@@ -35,7 +35,14 @@ class Dialect:
     """What differs between PostgreSQL and SQLite, for every command."""
 
     name: str
+    partitioned = False
+    """Whether the tables declared partitioned (tdbctl.schema.partitioning) are, here."""
     extensions_of_interest = ("vector", "pg_trgm", "pg_stat_statements", "timescaledb")
+
+    def partition_tables(self, conn, schemas) -> set[tuple[str, str]]:
+        """(schema, name) of the tables that are parts of a partitioned table: its partitions, and
+        a plain table whose rows are still moving into it."""
+        return set()
 
     def prepare_schemas(self, execute, schemas) -> None:
         """Make sure each schema exists (PostgreSQL) or is attached (SQLite)."""

@@ -71,6 +71,14 @@ def tid_sort_key(value: str) -> tuple[int, int]:
 
 class PostgresDialect(Dialect):
     name = "postgresql"
+    partitioned = True
+
+    def partition_tables(self, conn, schemas) -> set[tuple[str, str]]:
+        from tdbctl.partitions.catalog import partition_tables
+        from tdbctl.partitions.convert import pending
+
+        moving = {tuple(c.old_table.split(".", 1)) for c in pending(conn)}
+        return partition_tables(conn, schemas) | moving
 
     def prepare_schemas(self, execute, schemas) -> None:
         for schema in schemas:

@@ -49,6 +49,8 @@ class MigrationResult:
     after: str | None
     steps: list[Revision] = field(default_factory=list)
     sql: str | None = None
+    partitions: object | None = None
+    """What partition maintenance did after the migrations (tdbctl.partitions.MaintenanceReport)."""
 
 
 @dataclass
@@ -247,6 +249,7 @@ def upgrade(
     *,
     lock_wait: float = DEFAULT_LOCK_WAIT_SECONDS,
     lock_timeout: float | None = None,
+    on_progress=None,
 ) -> MigrationResult:
     from alembic import command
 
@@ -273,10 +276,23 @@ def upgrade(
         command.upgrade(config, target)
         conn.commit()
         after = current_revision(conn)
+        partitions = _maintain_partitions(db, after, head, on_progress)
     if config.attributes.get("started_from", before) != before:  # another migrate got there first
         before = config.attributes["started_from"]
         steps = steps_between(script, before, after) if after and before != after else []
-    return MigrationResult(before, after, steps)
+    return MigrationResult(before, after, steps, partitions=partitions)
+
+
+def _maintain_partitions(db, revision: str | None, head: str, on_progress):
+    """At head, under migrate's claim: finish the row moves a partitioning migration started
+    (a killed migrate continues here), and keep each partitioned table's partitions ahead."""
+    if revision != head or not db.dialect.partitioned:
+        return None
+    from tdbctl.ops.durations import utcnow
+    from tdbctl.partitions import maintain
+    from tdbctl.schema import metadata
+
+    return maintain(db, metadata, utcnow(), claim=db.claim, on_progress=on_progress)
 
 
 def upgrade_sql(

@@ -199,6 +199,27 @@ def migration_context(conn, dialect_name: str):
     return MigrationContext.configure(conn, opts=options)
 
 
+def _without_partitioning(diffs, conn, dialect, metadata) -> list:
+    """Leave out what declared partitioning makes differ by design: the partitions (and a plain
+    table still emptying into its partitioned successor) are parts of their table, not tables
+    the metadata lacks; the partition column, in the primary key, is NOT NULL."""
+    from tdbctl.schema import ALL_SCHEMAS, partitioning_of
+
+    if not dialect.partitioned:
+        return diffs
+    parts = dialect.partition_tables(conn, ALL_SCHEMAS)
+    keyed = {(d.schema, d.name, d.column) for d in partitioning_of(metadata).values() if d.key(metadata)}
+
+    def kept(diff) -> bool:
+        if isinstance(diff, list):  # a column's modifications
+            return not all(d[0] == "modify_nullable" and (d[1], d[2], d[3]) in keyed for d in diff)
+        obj = diff[1]
+        table = obj if diff[0].endswith("_table") else getattr(obj, "table", None)
+        return table is None or (table.schema, table.name) not in parts
+
+    return [d for d in diffs if kept(d)]
+
+
 def compare(conn, dialect) -> list[Difference]:
     """What differs between the schema ``conn`` sees and the metadata: blocking first, by table."""
     from alembic.autogenerate import compare_metadata
@@ -211,7 +232,7 @@ def compare(conn, dialect) -> list[Difference]:
         # presence is what matters and PostgreSQL reports it through the index list.
         warnings.filterwarnings("ignore", message=".*expression-based index.*")
         diffs = compare_metadata(context, metadata)
-    differences = classify(diffs) + missing_expression_indexes(conn, dialect.name)
+    differences = classify(_without_partitioning(diffs, conn, dialect, metadata)) + missing_expression_indexes(conn, dialect.name)
     installed = {n for n, e in dialect.extensions(conn).items() if e.installed}
     existing = dialect.existing_objects(conn, ALL_SCHEMAS)
     for obj in expected_objects(dialect.name, installed):

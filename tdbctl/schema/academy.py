@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from tdbctl.schema.base import metadata, postgresql_only
 from tdbctl.schema.objects import redundant_seed_indexes
+from tdbctl.schema.partitioning import Partitioning, partition_by
 from tdbctl.schema.policies import RetentionPolicy, register_policy
 from tdbctl.schema.types import BYTEA, JSONB, TIMESTAMPTZ, now, vector
 
@@ -587,4 +588,10 @@ redundant_seed_indexes(
     idx_user_progress_scenario="idx_user_progress_scenario_id",
     idx_conversation_logs_progress="idx_conversation_logs_user_progress_id",
     idx_conversation_logs_scene="idx_conversation_logs_scene_id",
+)
+
+partition_by(
+    metadata,
+    Partitioning("academy.conversation_logs", "created_at",
+                 source="seed 004: large tables partitioned by date (conversation_logs)"),
 )

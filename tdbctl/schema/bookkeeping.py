@@ -106,3 +106,23 @@ archive_batches = sa.Table(
     schema=TOOL_SCHEMA,
     comment="Catalog of archive batches and their verification state.",
 )
+
+# Tables being converted to partitioned ones (tdbctl/partitions/convert.py): after the swap, the
+# old table's rows move over in batches, each committed with the running count and checksum here,
+# so that a killed run continues and the old table goes only when every row arrived unchanged.
+partition_conversions = sa.Table(
+    "partition_conversions",
+    metadata,
+    sa.Column("table_name", sa.String(255), primary_key=True, comment="Schema-qualified partitioned table."),
+    sa.Column("old_table", sa.String(255), nullable=False, comment="The plain table its rows come from."),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("rows_total", sa.BigInteger),
+    sa.Column("checksum_total", sa.Numeric(40, 0)),
+    sa.Column("rows_moved", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("checksum_moved", sa.Numeric(40, 0), nullable=False, server_default="0"),
+    sa.Column("started_at", TIMESTAMPTZ, nullable=False, server_default=now()),
+    sa.Column("finished_at", TIMESTAMPTZ),
+    sa.CheckConstraint("status IN ('swapped', 'moving', 'done', 'mismatch')", name="partition_conversions_status_check"),
+    schema=TOOL_SCHEMA,
+    comment="Plain tables converted to partitioned ones: progress and verification of the row move.",
+)

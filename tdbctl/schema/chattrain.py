@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from tdbctl.schema.base import metadata, postgresql_only
 from tdbctl.schema.objects import SchemaObject, register
+from tdbctl.schema.partitioning import Partitioning, partition_by
 from tdbctl.schema.policies import RetentionPolicy, register_policy
 from tdbctl.schema.types import INET, JSONB, TEXT_ARRAY, TIMESTAMP, UUID, now, uuid_pk, vector
 
@@ -472,4 +473,10 @@ register_policy(
         description="Completed sessions older than two years, archived in place (status 'archived')",
         source="seed 003: archive completed sessions older than 2 years",
     ),
+)
+
+partition_by(
+    metadata,
+    Partitioning("chattrain.user_activity_logs", "timestamp",
+                 source="decision: an append-only log retained by age (seed 003: clean up logs older than 90 days)"),
 )

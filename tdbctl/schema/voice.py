@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from tdbctl.schema.base import metadata, postgresql_only
 from tdbctl.schema.objects import SchemaObject, redundant_seed_indexes, register
+from tdbctl.schema.partitioning import Partitioning, partition_by
 from tdbctl.schema.policies import RetentionPolicy, register_policy
 from tdbctl.schema.types import JSONB, TIMESTAMPTZ, UUID, now, uuid_pk
 
@@ -341,4 +342,12 @@ redundant_seed_indexes(
     idx_conversations_session_id="conversations_session_id_key",
     idx_appointments_confirmation_code="appointments_confirmation_code_key",
     conversations_archive_session_id_idx="conversations_archive_session_id_key",
+)
+
+# Seed 001 makes system_metrics a TimescaleDB hypertable, and error logs grow with the calls: both
+# go by age, a month at a time (docs/schema.md, Partitioned tables).
+partition_by(
+    metadata,
+    Partitioning("voice.system_metrics", "time", source="seed 001: system_metrics is a time-series hypertable"),
+    Partitioning("voice.error_logs", "created_at", source="decision: an append-only log retained by age"),
 )

@@ -1,0 +1,229 @@
+"""Time partitions: list them, keep future ones ready, empty the DEFAULT partition, finish conversions.
+
+The tables and their intervals are declared beside the tables (tdbctl.schema.partitioning); this
+package reads the catalogs for the rest. Only dialects with ``partitioned = True`` (PostgreSQL)
+have partitions; elsewhere every function here reports plain tables and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+import sqlalchemy as sa
+
+from tdbctl.partitions import ranges
+from tdbctl.partitions.catalog import Partition, kind, partitions, quoted
+
+
+@dataclass
+class TableState:
+    table: str
+    column: str
+    interval: str
+    partitioned: bool
+    cutoff: datetime | None
+    """Where retention starts (the table's age policy), if it has one."""
+    partitions: list[Partition] = field(default_factory=list)
+    conversion: dict | None = None
+    ahead: int = 0
+    """Partitions after the current one."""
+
+    @property
+    def default_rows(self) -> int:
+        return sum(p.rows or 0 for p in self.partitions if p.default)
+
+    def to_json(self, now: datetime) -> dict:
+        return {
+            "table": self.table, "column": self.column, "interval": self.interval, "partitioned": self.partitioned,
+            "retention_cutoff": self.cutoff.isoformat() if self.cutoff else None, "ahead": self.ahead,
+            "conversion": self.conversion,
+            "partitions": [{"name": p.name, "from": p.lower.isoformat() if p.lower else None,
+                            "to": p.upper.isoformat() if p.upper else None, "rows_estimate": p.rows, "bytes": p.bytes,
+                            "state": p.state(now, self.cutoff)} for p in self.partitions],
+        }
+
+
+def retention_cutoff(metadata: sa.MetaData, declaration, now: datetime) -> datetime | None:
+    """The earliest cutoff of the table's age policies on its partition column: partitions that
+    end before it are past retention (never created ahead, dropped by cleanup)."""
+    from tdbctl.ops.durations import parse_duration
+    from tdbctl.schema import policies_of
+
+    ages = [parse_duration(p.default_age, allow_zero=True) for p in policies_of(metadata)
+            if p.table == declaration.table and p.age_column == declaration.column and p.default_age
+            and p.condition is None]
+    return now - min(ages) if ages else None
+
+
+def state(conn, metadata: sa.MetaData, declaration, now: datetime) -> TableState:
+    from tdbctl.partitions.convert import CONVERSIONS
+
+    partitioned = kind(conn, declaration.schema, declaration.name) == "p"
+    found = partitions(conn, declaration.schema, declaration.name) if partitioned else []
+    current = ranges.floor(now, declaration.interval)
+    conversion = None
+    if conn.exec_driver_sql("SELECT to_regclass(%(t)s)", {"t": CONVERSIONS}).scalar() is not None:
+        row = conn.exec_driver_sql(
+            f"SELECT status, rows_total, rows_moved FROM {CONVERSIONS} WHERE table_name = %(t)s AND status <> 'done'",
+            {"t": declaration.table}).first()
+        if row is not None:
+            conversion = {"status": row[0], "rows_total": row[1], "rows_moved": row[2]}
+    return TableState(declaration.table, declaration.column, declaration.interval, partitioned,
+                      retention_cutoff(metadata, declaration, now), found, conversion,
+                      sum(1 for p in found if p.lower is not None and p.lower > current))
+
+
+def inspect(db, metadata: sa.MetaData, now: datetime) -> list[TableState]:
+    from tdbctl.schema import partitioning_of
+
+    declarations = partitioning_of(metadata).values()
+    if not db.dialect.partitioned:
+        return [TableState(d.table, d.column, d.interval, False, retention_cutoff(metadata, d, now)) for d in declarations]
+    with db.connect() as conn:
+        out = [state(conn, metadata, d, now) for d in declarations]
+        conn.rollback()
+    return out
+
+
+@dataclass
+class MaintenanceReport:
+    created: list[str] = field(default_factory=list)
+    moved_from_default: dict[str, int] = field(default_factory=dict)
+    """Rows moved out of a table's DEFAULT partition into the partitions made for them."""
+    left_in_default: dict[str, int] = field(default_factory=dict)
+    """Rows past retention left in the DEFAULT partition: cleanup takes them row by row."""
+    conversions: list[dict] = field(default_factory=list)
+    dry_run: bool = False
+
+    def to_json(self) -> dict:
+        return {"dry_run": self.dry_run, "created": self.created, "moved_from_default": self.moved_from_default,
+                "left_in_default": self.left_in_default, "conversions": self.conversions}
+
+
+LOCK_TIMEOUT = "2s"
+ATTEMPTS = 10
+
+
+def maintain(db, metadata: sa.MetaData, now: datetime, *, premake: int | None = None, dry_run: bool = False,
+             claim=None, on_progress: Callable | None = None) -> MaintenanceReport:
+    """Finish conversions a migration started, create the partitions each table needs ahead
+    (never one already past retention), and move rows out of the DEFAULT partition into
+    partitions of their own. Each change is a short transaction under lock_timeout, retried."""
+    from tdbctl.schema import partitioning_of
+
+    report = MaintenanceReport(dry_run=dry_run)
+    if not db.dialect.partitioned:
+        return report
+    if not dry_run:
+        from tdbctl.partitions.convert import move_rows
+
+        report.conversions = [c.to_json() for c in move_rows(db.engine, claim=claim, on_progress=on_progress)]
+    for declaration in partitioning_of(metadata).values():
+        _maintain_table(db, metadata, declaration, now, premake, dry_run, claim, report)
+    return report
+
+
+def _maintain_table(db, metadata, declaration, now, premake, dry_run, claim, report) -> None:
+    from tdbctl.partitions.convert import Spec
+
+    with db.connect() as conn:
+        table = state(conn, metadata, declaration, now)
+        with_time_zone = _with_time_zone(conn, declaration)
+        default = next((p for p in table.partitions if p.default), None)
+        in_default = _default_intervals(conn, declaration, default, with_time_zone) if default else {}
+        conn.rollback()
+    if not table.partitioned:
+        return
+    spec = Spec(declaration.schema, declaration.name, declaration.column, declaration.interval, (), False)
+    covered = {p.lower for p in table.partitions if not p.default}
+    wanted = [ranges.floor(now, declaration.interval)]
+    for _ in range(declaration.premake if premake is None else premake):
+        wanted.append(ranges.following(wanted[-1], declaration.interval))
+    for start, rows in in_default.items():
+        end = ranges.following(start, declaration.interval)
+        if table.cutoff is not None and end <= table.cutoff:
+            report.left_in_default[declaration.table] = report.left_in_default.get(declaration.table, 0) + rows
+        elif start not in wanted:
+            wanted.append(start)
+    for start in sorted(set(wanted)):
+        end = ranges.following(start, declaration.interval)
+        if start in covered or (table.cutoff is not None and end <= table.cutoff):
+            continue
+        name = ranges.name_for(declaration.name, start, declaration.interval)
+        moving = in_default.get(start, 0)
+        if dry_run:
+            report.created.append(f"{declaration.schema}.{name}")
+            if moving:
+                report.moved_from_default[declaration.table] = report.moved_from_default.get(declaration.table, 0) + moving
+            continue
+        moved = _with_retries(db, claim, lambda conn: _create(conn, spec, default, start, end, with_time_zone))
+        report.created.append(f"{declaration.schema}.{name}")
+        if moved:
+            report.moved_from_default[declaration.table] = report.moved_from_default.get(declaration.table, 0) + moved
+
+
+def _with_time_zone(conn, declaration) -> bool:
+    return conn.exec_driver_sql(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = to_regclass(%(t)s) AND attname = %(c)s",
+        {"t": quoted(declaration.schema, declaration.name), "c": declaration.column}).scalar() == "timestamp with time zone"
+
+
+def _default_intervals(conn, declaration, default: Partition, with_time_zone: bool) -> dict[datetime, int]:
+    column = quoted(declaration.column)
+    moment = f"{column} AT TIME ZONE 'UTC'" if with_time_zone else column
+    rows = conn.exec_driver_sql(
+        f"SELECT date_trunc('{declaration.interval}', {moment}), count(*) FROM {default.qualified} "
+        f"WHERE {column} IS NOT NULL GROUP BY 1").all()
+    return {ranges.floor(start, declaration.interval): n for start, n in rows}
+
+
+def _create(conn, spec, default: Partition | None, start, end, with_time_zone: bool) -> int:
+    """One transaction: the DEFAULT partition's rows of this range aside (a temporary table that
+    goes at commit), the partition created (PostgreSQL checks the DEFAULT holds none of its
+    range), the rows into it."""
+    from tdbctl.partitions.convert import create_partition
+
+    moved = 0
+    column = quoted(spec.column)
+    bounds = (f"{column} >= {ranges.bound_literal(start, with_time_zone)} AND "
+              f"{column} < {ranges.bound_literal(end, with_time_zone)}")
+    if default is not None:
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE tdbctl_moving ON COMMIT DROP AS "
+                             f"WITH moved AS (DELETE FROM {default.qualified} WHERE {bounds} RETURNING *) "
+                             f"SELECT * FROM moved")
+        moved = conn.exec_driver_sql("SELECT count(*) FROM tdbctl_moving").scalar()
+    name = create_partition(conn, spec, start, with_time_zone)
+    if moved:
+        conn.exec_driver_sql(f"INSERT INTO {quoted(spec.schema, name)} SELECT * FROM tdbctl_moving")
+    return moved
+
+
+def _with_retries(db, claim, work):
+    import time
+
+    import sqlalchemy.exc as sa_exc
+
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with db.connect() as conn, conn.begin():
+                conn.exec_driver_sql("SELECT set_config('lock_timeout', %(l)s, true)", {"l": LOCK_TIMEOUT})
+                if claim is not None:
+                    claim.check(conn)
+                return work(conn)
+        except sa_exc.OperationalError:
+            if attempt == ATTEMPTS:
+                raise
+            time.sleep(min(0.25 * 2 ** attempt, 5.0))
+
+
+def drop(db, partition: Partition, claim=None) -> None:
+    """Drop one partition: a single short transaction (its ACCESS EXCLUSIVE lock on the parent
+    lasts as long as unlinking its files), retried under lock_timeout. With a DEFAULT partition
+    present PostgreSQL refuses DETACH ... CONCURRENTLY, and one transaction leaves no partition
+    detached but not dropped to keep track of (docs/schema.md)."""
+    _with_retries(db, claim, lambda conn: conn.exec_driver_sql(f"DROP TABLE {partition.qualified}"))
+
+
+__all__ = ["MaintenanceReport", "Partition", "TableState", "drop", "inspect", "maintain", "retention_cutoff", "state"]

@@ -1,0 +1,86 @@
+"""What PostgreSQL's catalogs say about a partitioned table: its partitions and their ranges."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+_RANGE = re.compile(r"FOR VALUES FROM \((.+?)\) TO \((.+?)\)$")
+
+
+def quoted(*names: str) -> str:
+    return ".".join('"' + n.replace('"', '""') + '"' for n in names)
+
+
+@dataclass
+class Partition:
+    schema: str
+    name: str
+    lower: datetime | None
+    """None: MINVALUE, or the DEFAULT partition."""
+    upper: datetime | None
+    """None: MAXVALUE, or the DEFAULT partition."""
+    default: bool
+    rows: int | None
+    """The planner's estimate (None: never analyzed)."""
+    bytes: int
+
+    @property
+    def qualified(self) -> str:
+        return quoted(self.schema, self.name)
+
+    def state(self, now: datetime, cutoff: datetime | None) -> str:
+        if self.default:
+            return "default"
+        if cutoff is not None and self.upper is not None and self.upper <= cutoff:
+            return "expired"
+        if cutoff is not None and self.lower is not None and self.lower < cutoff:
+            return "straddles cutoff"
+        if self.lower is not None and self.lower > now:
+            return "future"
+        if self.upper is not None and self.upper <= now:
+            return "past"
+        return "current"
+
+
+def _moment(text: str) -> datetime | None:
+    text = text.strip()
+    if text in ("MINVALUE", "MAXVALUE"):
+        return None
+    value = datetime.fromisoformat(text.strip("'"))
+    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def kind(conn, schema: str, table: str) -> str | None:
+    """'p' partitioned, 'r' plain, None missing."""
+    return conn.exec_driver_sql("SELECT relkind::text FROM pg_class WHERE oid = to_regclass(%(t)s)",
+                                {"t": quoted(schema, table)}).scalar()
+
+
+def partitions(conn, schema: str, table: str) -> list[Partition]:
+    """Oldest first, the DEFAULT partition last. Bounds are read in UTC whatever the session's
+    TimeZone (SET LOCAL: nothing stays on a pooled connection)."""
+    conn.exec_driver_sql("SELECT set_config('TimeZone', 'UTC', true)")
+    rows = conn.exec_driver_sql(
+        "SELECT n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid), c.reltuples, pg_total_relation_size(c.oid) "
+        "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE i.inhparent = to_regclass(%(t)s)",
+        {"t": quoted(schema, table)},
+    ).all()
+    out = []
+    for part_schema, name, bound, reltuples, size in rows:
+        match = _RANGE.search(bound or "")
+        lower, upper = (_moment(match.group(1)), _moment(match.group(2))) if match else (None, None)
+        out.append(Partition(part_schema, name, lower, upper, bound == "DEFAULT",
+                             int(reltuples) if reltuples is not None and reltuples >= 0 else None, int(size)))
+    far = datetime.max.replace(tzinfo=timezone.utc)
+    return sorted(out, key=lambda p: (p.default, p.lower or (far if p.default else datetime.min.replace(tzinfo=timezone.utc))))
+
+
+def partition_tables(conn, schemas) -> set[tuple[str, str]]:
+    """Every partition in these schemas: they are part of their parent, not tables of their own."""
+    rows = conn.exec_driver_sql(
+        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relispartition AND n.nspname = ANY(%(s)s)", {"s": list(schemas)}).all()
+    return {(s, t) for s, t in rows}
