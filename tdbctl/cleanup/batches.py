@@ -57,6 +57,8 @@ class PolicyOutcome:
     seconds: float = 0.0
     longest_batch: float = 0.0
     message: str | None = None
+    partitions: list[dict] = field(default_factory=list)
+    """Partitions dropped whole (would be, in a dry run): name, from, to, rows_estimate."""
 
     def add(self, rows: dict[str, int], cleared: dict[str, int]) -> None:
         for target, counts in ((self.rows, rows), (self.cleared, cleared)):
@@ -75,7 +77,7 @@ class PolicyOutcome:
             "rows": self.rows, "set_null": self.cleared, "kept_referenced": self.kept_referenced,
             "blocked_by": self.blocked_by, "batches": self.batches, "retries": self.retries,
             "seconds": round(self.seconds, 3), "longest_batch_seconds": round(self.longest_batch, 4),
-            "message": self.message,
+            "partitions_dropped": self.partitions, "message": self.message,
         }
 
 
@@ -152,10 +154,14 @@ class PolicyDeleter:
     """Runs the batches of one delete policy; ``should_stop`` is asked between batches."""
 
     def __init__(self, db, metadata, target, where, request, outcome: PolicyOutcome, claim, *,
-                 on_batch: Callable[[int], None] | None = None, should_stop: Callable[[], bool] = lambda: False):
+                 on_batch: Callable[[int], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
+                 table: sa.Table | None = None):
+        """``table``: one partition of the policy's table (``where`` then written over it); its
+        rows count as the policy table's."""
         self.db, self.metadata, self.target, self.request = db, metadata, target, request
         self.claim = claim
-        self.table = metadata.tables[target.policy.table]
+        self.table = metadata.tables[target.policy.table] if table is None else table
+        self.counted_as = target.policy.table
         self.where = where
         self.outcome = outcome
         self.on_batch = on_batch or (lambda n: None)
@@ -200,8 +206,8 @@ class PolicyDeleter:
                     break
         finally:
             self.conn.close()
-            self.outcome.seconds = time.monotonic() - started
-        if not self.outcome.rows.get(self.table.fullname):
+            self.outcome.seconds += time.monotonic() - started
+        if not self.outcome.rows.get(self.counted_as):
             self.outcome.status = "nothing"
         return self.outcome
 
@@ -290,7 +296,7 @@ class PolicyDeleter:
             if dialect.transient_error(exc) != "lock_timeout":
                 raise
             deleted = self._range(first, end, skip_locked=True)
-        return deleted, None, {self.table.fullname: deleted} if deleted else {}, {}
+        return deleted, None, {self.counted_as: deleted} if deleted else {}, {}
 
     def _range(self, first: int, end: int, *, skip_locked: bool) -> int:
         lock_timeout = self.request.lock_timeout if skip_locked else min(PROBE_LOCK_TIMEOUT, self.request.lock_timeout)
@@ -313,7 +319,7 @@ class PolicyDeleter:
             .limit(self.batch_size)
             .with_for_update(skip_locked=True)
         )
-        name = table.fullname
+        name = self.counted_as
         if not self.has_dependents:
             one = dialect.delete_batch_in_one_statement(conn, table, batch, keyset.names, self.where)
             if one is not None:

@@ -190,6 +190,11 @@ def _dry_run(db, metadata, targets, request, report, observer) -> None:
                         sa.select(sa.func.count()).select_from(table).where(everything, sa.not_(where))
                     ).scalar_one()
                 outcome.status = "would_delete" if outcome.rows else "nothing"
+                from tdbctl.cleanup import partitioned
+
+                plan = partitioned.plan(db, metadata, target)
+                if plan is not None:
+                    outcome.partitions = plan.describe()
                 for name, clauses in reached.deleted.items():
                     gone.setdefault(name, []).extend(clauses)
                 record.rows = dict(report.rows)
@@ -239,10 +244,17 @@ def _delete(db, metadata, targets, request, report, observer, external_stop, sta
                     table = metadata.tables[target.policy.table]
                     total = conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one()
             observer.policy_started(outcome, total)
-            deleter = PolicyDeleter(db, metadata, target, where, request, outcome, claim,
-                                    on_batch=lambda n, o=outcome: on_batch(o, n), should_stop=should_stop)
             try:
-                deleter.run()
+                for table in _drop_partitions(db, metadata, target, outcome, claim, on_batch, should_stop):
+                    deleter = PolicyDeleter(db, metadata, target, where if table is None else
+                                            target.policy.where(metadata, target.cutoff, table),
+                                            request, outcome, claim, on_batch=lambda n, o=outcome: on_batch(o, n),
+                                            should_stop=should_stop, table=table)
+                    deleter.run()
+                    if outcome.status == "stopped":
+                        break
+                if outcome.status != "stopped":
+                    outcome.status = "done" if outcome.deleted else "nothing"
             except ClaimLost:
                 outcome.status = "failed"
                 record.rows = _merged(report.outcomes)
@@ -274,6 +286,27 @@ def _delete(db, metadata, targets, request, report, observer, external_stop, sta
             report.status = record.status = "stopped"
             report.message = f"{reason[0]}; the next run continues where this one stopped"
         record.message = report.message
+
+
+def _drop_partitions(db, metadata, target, outcome, claim, on_batch, should_stop) -> list:
+    """Drop the partitions wholly past the cutoff; the tables left to delete from row by row
+    (None: the policy's table itself, not partitioned here)."""
+    from tdbctl.cleanup import partitioned
+    from tdbctl.partitions import drop
+
+    plan = partitioned.plan(db, metadata, target)
+    if plan is None:
+        return [None]
+    for partition, described in zip(plan.whole, plan.describe()):
+        if should_stop():
+            outcome.status = "stopped"
+            return []
+        drop(db, partition, claim)
+        outcome.partitions.append(described)
+        outcome.add({target.policy.table: partition.rows or 0}, {})
+        outcome.batches += 1
+        on_batch(outcome, partition.rows or 0)
+    return plan.by_rows
 
 
 def _merged(outcomes) -> dict[str, int]:

@@ -242,12 +242,12 @@ def _status(out: Output, r: dict) -> None:
 def _summary(out: Output, r: dict) -> None:
     """The rest in a few lines: tables per schema, the largest, the platform's figures."""
     by_schema: dict[str, list] = {}
-    for t in r["tables"]:
+    for t in _whole_tables(r):
         by_schema.setdefault(t["schema"], []).append(t)
     total = lambda t: (t["table_bytes"] or 0) + (t["index_bytes"] or 0) + (t["toast_bytes"] or 0)  # noqa: E731
     pairs = [(schema, f"{plural(len(tables), 'table')}, {sum(t['rows'] for t in tables):,} rows, "
                       f"{_size(sum(total(t) for t in tables))}") for schema, tables in by_schema.items()]
-    largest = sorted(r["tables"], key=total, reverse=True)[:3]
+    largest = sorted(_whole_tables(r), key=total, reverse=True)[:3]
     for i, t in enumerate(t for t in largest if total(t)):  # a line each: a size never splits
         pairs.append(("largest" if i == 0 else "", f"{t['schema']}.{t['table']} {_size(total(t))}"))
     platform = r["platform"]
@@ -261,9 +261,14 @@ def _summary(out: Output, r: dict) -> None:
         out.line("every table, index and query: tdbctl stats --full")
 
 
+def _whole_tables(r: dict) -> list[dict]:
+    """Tables, a partitioned one once with its partitions' sums (`tdbctl partitions` lists them)."""
+    return [t for t in r["tables"] if not t.get("partition_of")]
+
+
 def _render_tables(out: Output, r: dict) -> None:
     by_schema: dict[str, list] = {}
-    for t in r["tables"]:
+    for t in _whole_tables(r):
         by_schema.setdefault(t["schema"], []).append(t)
     # SQLite has no TOAST, dead tuples, vacuum times or scan counters: no empty columns for them.
     counters = any(t["dead_tuples"] is not None for t in r["tables"])
@@ -273,7 +278,7 @@ def _render_tables(out: Output, r: dict) -> None:
     for schema, tables in by_schema.items():
         rows = []
         for t in tables:
-            row = [t["table"], t["rows"], _size(t["table_bytes"]), _size(t["index_bytes"])]
+            row = [t["table"] + (f" ({plural(t['partitions'], 'partition')})" if t.get("partitions") else ""), t["rows"], _size(t["table_bytes"]), _size(t["index_bytes"])]
             if counters:
                 row += [_size(t["toast_bytes"]), percent(t["dead_tuple_ratio"]), _when(t["last_vacuum"], t["last_autovacuum"]),
                         _when(t["last_analyze"], t["last_autoanalyze"]),

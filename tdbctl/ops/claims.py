@@ -39,7 +39,7 @@ TAKE_LOCK_TIMEOUT = 2.0
 
 SCOPES = {
     "migrate": "schema", "restore": "schema",
-    "cleanup": "data", "archive": "data", "archive restore": "data", "seed": "data",
+    "cleanup": "data", "archive": "data", "partitions": "data", "archive restore": "data", "seed": "data",
     "reindex": "reindex",
 }
 EXCLUDES = {"schema": ("schema", "data", "reindex"), "data": ("schema", "data"), "reindex": ("schema", "reindex")}

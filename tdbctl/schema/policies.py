@@ -42,9 +42,10 @@ class RetentionPolicy:
     def table_object(self, metadata: sa.MetaData) -> sa.Table:
         return metadata.tables[self.table]
 
-    def where(self, metadata: sa.MetaData, cutoff) -> sa.ColumnElement[bool]:
-        """Rows this policy takes, given the cutoff time (older than cutoff)."""
-        table = self.table_object(metadata)
+    def where(self, metadata: sa.MetaData, cutoff, table: sa.Table | None = None) -> sa.ColumnElement[bool]:
+        """Rows this policy takes, given the cutoff time (older than cutoff); ``table``: one
+        partition of the policy's table, with the same columns."""
+        table = self.table_object(metadata) if table is None else table
         clauses = []
         if self.age_column is not None:
             clauses.append(table.c[self.age_column] < cutoff)

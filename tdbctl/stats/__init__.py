@@ -54,6 +54,7 @@ def collect(settings, *, since: timedelta = timedelta(days=7), since_text: str =
                 ("replication", collector.replication), ("tables", collector.tables),
                 ("indexes", collector.indexes), ("top_queries", lambda: collector.top_queries(top)),
                 ("files", collector.files), ("unindexed_foreign_keys", collector.unindexed_foreign_keys),
+                ("partitions", lambda: _partitions(db, conn, now)),
             ):
                 report[section] = _read(section, read, collector.notes, settings, conn)
             report["integrity"] = (_read("integrity", collector.integrity, collector.notes, settings, conn)
@@ -87,9 +88,34 @@ _EMPTY = {
     "activity": {"visible": None, "hidden_sessions": None, "long_running": [],
                                "idle_in_transaction": [], "blocking": []},
     "replication": {"role": None, "replay_lag_seconds": None, "replicas": []},
-    "tables": [], "indexes": [], "files": [], "unindexed_foreign_keys": [], "integrity": None, "platform": None,
+    "tables": [], "indexes": [], "files": [], "unindexed_foreign_keys": [], "partitions": [], "integrity": None,
+    "platform": None,
     "top_queries": {"available": False, "hint": None, "queries": []},
 }
+
+
+def _partitions(db, conn, now) -> list[dict]:
+    """Each partitioned table: partitions ahead of the current one, whether the current one
+    exists, rows in its DEFAULT partition, a conversion still moving rows."""
+    from tdbctl.partitions import ranges, state
+    from tdbctl.schema import metadata, partitioning_of
+
+    if not db.dialect.partitioned:
+        return []
+    out = []
+    for declaration in partitioning_of(metadata).values():
+        table = state(conn, metadata, declaration, now)
+        if not table.partitioned:
+            continue
+        current = ranges.floor(now, declaration.interval)
+        default = next((p for p in table.partitions if p.default), None)
+        default_rows = conn.exec_driver_sql(f"SELECT count(*) FROM (SELECT 1 FROM {default.qualified} LIMIT 1000000) d"
+                                            ).scalar() if default is not None else 0
+        out.append({"table": declaration.table, "partitions": sum(1 for p in table.partitions if not p.default),
+                    "ahead": table.ahead, "premake": declaration.premake,
+                    "current": any(p.lower == current for p in table.partitions if not p.default),
+                    "default_rows": default_rows, "conversion": table.conversion})
+    return out
 
 
 def _deleted_by_retention() -> set[str]:

@@ -88,7 +88,8 @@ def evaluate(report: dict, t: dict) -> list[dict]:
               f"replica {replica['name'] or replica['client']} replays {replica['replay_lag_seconds']}s behind")
 
     for tb in report["tables"]:
-        if tb["dead_tuples"] and tb["dead_tuples"] >= t["dead_tuples_min"]:
+        # A partitioned table's figures are its partitions' sums: each partition is judged itself.
+        if tb["dead_tuples"] and tb["dead_tuples"] >= t["dead_tuples_min"] and not tb.get("partitions"):
             judge("dead_tuples", f"{tb['schema']}.{tb['table']}", tb["dead_tuple_ratio"], "dead_tuple_ratio_warning",
                   "dead_tuple_ratio_critical",
                   f"{tb['dead_tuples']:,} dead tuples ({tb['dead_tuple_ratio']:.0%}): VACUUM it, or check autovacuum")
@@ -125,6 +126,23 @@ def evaluate(report: dict, t: dict) -> list[dict]:
                                   None, f"no index leads with the foreign key to {fk['parent']} ({why}): each "
                                   f"deleted parent row scans the whole table; CREATE INDEX ON "
                                   f"{fk['schema']}.{fk['table']} ({columns})"))
+
+    for p in report.get("partitions") or []:
+        if not p["current"] or p["ahead"] < 1:
+            found.append(_finding(
+                "critical" if not p["current"] else "warning", "partitions_ahead", p["table"], p["ahead"], 1,
+                ("no partition for the current interval: new rows land in the DEFAULT partition"
+                 if not p["current"] else "no partition made ahead for the next interval")
+                + "; tdbctl partitions create (run it from cron)"))
+        if p["default_rows"]:
+            found.append(_finding("warning", "default_partition_rows", p["table"], p["default_rows"], 0,
+                                  f"{p['default_rows']:,} rows in the DEFAULT partition (outside every range): "
+                                  "tdbctl partitions create moves them into partitions of their own"))
+        if p["conversion"]:
+            c = p["conversion"]
+            found.append(_finding("warning", "partition_conversion", p["table"], c["rows_moved"], c["rows_total"],
+                                  f"conversion to a partitioned table {c['status']}: {c['rows_moved']:,} old rows "
+                                  "moved so far; tdbctl migrate finishes it"))
 
     for f in report["files"]:
         if f["page_count"] and f["freelist_count"] >= t["freelist_min_pages"]:

@@ -45,7 +45,9 @@ SELECT r.nspname, r.relname, r.reltuples::bigint, s.n_live_tup, s.n_dead_tup,
        (SELECT coalesce(sum(ic.relpages), 0)::bigint * current_setting('block_size')::bigint
           FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = r.oid),
        (SELECT coalesce(sum(tc.relpages), 0)::bigint * current_setting('block_size')::bigint
-          FROM pg_class tc WHERE tc.oid = r.reltoastrelid)
+          FROM pg_class tc WHERE tc.oid = r.reltoastrelid),
+       (SELECT pn.nspname || '.' || pc.relname FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent
+          JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE r.relispartition AND i.inhrelid = r.oid)
   FROM rel r
   LEFT JOIN pg_stat_user_tables s ON s.relid = r.oid
   LEFT JOIN pg_statio_user_tables io ON io.relid = r.oid
@@ -139,6 +141,26 @@ WAITING_LOCK_SQL = """
 SELECT l.pid, l.locktype, l.mode, CASE WHEN l.relation IS NOT NULL THEN l.relation::regclass::text END
   FROM pg_locks l WHERE NOT l.granted AND l.pid = ANY(%(pids)s)
 """
+
+
+def _sum_partitions(tables: list[dict]) -> None:
+    """A partitioned table holds nothing itself: its figures are its partitions' (which stay in
+    the list, marked partition_of, for what is judged per partition: dead tuples, vacuum)."""
+    parents = {f"{t['schema']}.{t['table']}": t for t in tables}
+    for t in tables:
+        parent = parents.get(t["partition_of"]) if t["partition_of"] else None
+        if parent is None:
+            continue
+        if not parent.get("partitions"):
+            parent.update(rows=0, table_bytes=0, index_bytes=0, toast_bytes=0, dead_tuples=0, partitions=0,
+                          rows_source="sum of its partitions")
+        parent["partitions"] += 1
+        for key in ("rows", "table_bytes", "index_bytes", "toast_bytes", "dead_tuples"):
+            parent[key] += t[key] or 0
+    for parent in parents.values():
+        if parent.get("partitions"):
+            live_dead = parent["rows"] + parent["dead_tuples"]
+            parent["dead_tuple_ratio"] = round(parent["dead_tuples"] / live_dead, 4) if live_dead else 0.0
 
 
 class PostgresCollector:
@@ -280,7 +302,7 @@ class PostgresCollector:
         read = lambda: self._all(TABLES_SQL, {"schemas": self.schemas, "catalog_only": self.catalog_only})  # noqa
         for row in self._sized(read):
             (schema, name, reltuples, live, dead, vac, autovac, an, autoan, seq, idx, hit, read, locked,
-             t_bytes, i_bytes, toast, t_pages, i_pages, toast_pages) = row
+             t_bytes, i_bytes, toast, t_pages, i_pages, toast_pages, partition_of) = row
             live, dead = live or 0, dead or 0
             # n_live_tup follows every write; reltuples only the last VACUUM/ANALYZE. After a stats
             # reset both counters read 0, and reltuples is the better figure.
@@ -300,7 +322,9 @@ class PostgresCollector:
                 "last_vacuum": vac, "last_autovacuum": autovac, "last_analyze": an, "last_autoanalyze": autoan,
                 "seq_scans": seq, "index_scans": idx,
                 "cache_hit_ratio": round(hit / (hit + read), 4) if hit is not None and hit + read else None,
+                "partition_of": partition_of,
             })
+        _sum_partitions(tables)
         return sorted(tables, key=lambda t: self.schemas.index(t["schema"]))  # stable: names stay sorted
 
     def indexes(self) -> list[dict]:

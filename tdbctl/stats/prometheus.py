@@ -87,6 +87,8 @@ def render(report: dict) -> str:
               {"replica": replica["name"], "client": replica["client"]})
 
     for t in report["tables"]:
+        if t.get("partition_of"):  # its figures are in its table's
+            continue
         labels = {"schema": t["schema"], "table": t["table"]}
         m.add("table_rows", "gauge", "Estimated live rows (exact on SQLite).", t["rows"], labels)
         for part in ("table", "index", "toast"):
