@@ -11,7 +11,7 @@ from conftest import run_cli
 
 COMMANDS = ["migrate", "migrate down", "migrate history", "migrate current", "migrate check", "migrate validate",
             "migrate repair", "seed", "info", "stats", "cleanup", "archive", "archive list", "archive verify",
-            "archive restore", "archive discard", "backup", "backup list", "backup verify", "restore", "reindex"]
+            "archive restore", "archive discard", "partitions", "partitions create", "backup", "backup list", "backup verify", "restore", "reindex"]
 
 
 def _help(*args) -> str:
@@ -23,7 +23,8 @@ def _help(*args) -> str:
 def test_top_level_help_in_lifecycle_order_with_examples_and_exit_codes(tmp_path):
     text = _help()
     listed = re.findall(r"^  (\w+)  ", text.split("Commands:")[1].split("Examples:")[0], re.M)
-    assert listed == ["migrate", "seed", "info", "stats", "cleanup", "archive", "backup", "restore", "reindex"]
+    assert listed == ["migrate", "seed", "info", "stats", "cleanup", "archive", "partitions", "backup", "restore",
+                      "reindex"]
     assert "Examples:" in text and "Exit codes:" in text
     for code in ("0", "1", "2", "3", "4", "5", "6", "7", "130"):
         assert re.search(rf"^\s+{code}\s+\w|\s{code}\s+\w", text, re.M), code

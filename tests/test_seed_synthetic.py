@@ -519,14 +519,15 @@ def test_bad_synthetic_options_are_refused_before_anything_changes(sqlite_url, t
 
 
 def _indexes(url) -> dict[str, tuple[int, str, str | None]]:
-    """Every index of the four domains: name -> (oid, definition, comment). A rebuilt index has a new oid."""
+    """Every index of the four domains (a partitioned table's too): name -> (oid, definition, comment). A
+    rebuilt index has a new oid."""
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
             rows = conn.exec_driver_sql(
                 "SELECT n.nspname || '.' || c.relname, c.oid::int, pg_get_indexdef(c.oid), "
                 "obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.relkind = 'i' AND n.nspname = ANY(%(s)s)", {"s": list(DOMAINS)}).all()
+                "WHERE c.relkind IN ('i', 'I') AND n.nspname = ANY(%(s)s)", {"s": list(DOMAINS)}).all()
     finally:
         engine.dispose()
     return {name: (oid, definition, comment) for name, oid, definition, comment in rows}
@@ -560,4 +561,6 @@ def test_an_empty_tables_indexes_are_built_after_the_load_and_come_back_the_same
     assert not {n for n in rebuilt if n.startswith("voice.") and "conversation_turns" in before[n][1]}
     assert not {n for n in rebuilt if "UNIQUE" in before[n][1] or n.endswith("_pkey")}
     populate(pg_url, sessions=10, random_seed=8)
-    assert _indexes(pg_url) == after
+    # Its migrate moved the first run's rows out of the DEFAULT partitions into partitions of their
+    # own, with their indexes; every index there before is the same one.
+    assert {n: v for n, v in _indexes(pg_url).items() if n in after} == after

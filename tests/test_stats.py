@@ -26,14 +26,14 @@ from stats_support import engine, migrate, settings_for, write_toml
 # The report's layout: a change here is a change for every script and dashboard reading --json.
 TOP_KEYS = {"schema_version", "generated_at", "elapsed_seconds", "database", "dialect", "status", "health",
             "activity", "replication", "tables", "indexes", "top_queries", "files", "integrity", "platform",
-            "notes", "findings", "unindexed_foreign_keys"}
+            "notes", "findings", "unindexed_foreign_keys", "partitions"}
 HEALTH_KEYS = {"server_version", "uptime_seconds", "database_bytes", "connections_used", "max_connections",
                "cache_hit_ratio", "cache_blocks", "xid_age", "xid_age_database", "stats_reset"}
 ACTIVITY_KEYS = {"visible", "hidden_sessions", "long_running", "idle_in_transaction", "blocking"}
 REPLICATION_KEYS = {"role", "replay_lag_seconds", "replicas"}
 TABLE_KEYS = {"schema", "table", "rows", "rows_source", "table_bytes", "index_bytes", "toast_bytes", "sizes_from",
               "dead_tuples", "dead_tuple_ratio", "last_vacuum", "last_autovacuum", "last_analyze",
-              "last_autoanalyze", "seq_scans", "index_scans", "cache_hit_ratio"}
+              "last_autoanalyze", "seq_scans", "index_scans", "cache_hit_ratio", "partition_of", "partitions"}
 INDEX_KEYS = {"schema", "table", "index", "method", "bytes", "scans", "unique", "primary", "valid", "leftover",
               "unused", "duplicate_of", "bloat_bytes", "bloat_ratio", "definition"}
 FOREIGN_KEY_KEYS = {"schema", "table", "constraint", "columns", "parent", "on_delete", "parent_deletes",
@@ -72,11 +72,16 @@ def test_json_layout_is_stable(migrated, tmp_path):
     from tdbctl.schema import metadata
 
     expected_tables = {(t.schema, t.name) for t in metadata.tables.values()} | {("tdbctl", "alembic_version")}
-    assert {(t["schema"], t["table"]) for t in report["tables"]} == expected_tables
+    assert {(t["schema"], t["table"]) for t in report["tables"] if not t["partition_of"]} == expected_tables
+    parts = {t["partition_of"] for t in report["tables"] if t["partition_of"]}
     if report["dialect"] == "sqlite":
+        assert parts == set()
         assert {frozenset(f) for f in report["files"]} == {frozenset(FILE_KEYS)}
         assert [r["ok"] for r in report["integrity"]] == [True] * 6
     else:
+        assert parts == {"voice.system_metrics", "voice.error_logs", "academy.conversation_logs",
+                         "chattrain.user_activity_logs"}
+        assert {p["table"]: p["ahead"] for p in report["partitions"]} == dict.fromkeys(parts, 3)
         assert report["files"] == [] and report["integrity"] is None
         assert report["health"]["max_connections"] > 0
 
@@ -166,6 +171,9 @@ def test_prometheus_output_parses(migrated, tmp_path):
         assert "tdbctl_table_seq_scans" not in families and "tdbctl_connections" not in families
     for table in report["tables"]:
         labels = (("schema", table["schema"]), ("table", table["table"]))
+        if table["partition_of"]:  # counted in its table's figures, not twice
+            assert ("tdbctl_table_rows", labels) not in samples
+            continue
         assert samples[("tdbctl_table_rows", labels)] == table["rows"]
     assert samples[("tdbctl_conversations", (("window", "7d"),))] == 4
     assert samples[("tdbctl_conversation_success_ratio", (("window", "7d"),))] == 0.75

@@ -34,6 +34,7 @@ from tdbctl.archive.rowio import keys_table
 from tdbctl.errors import ConnectionLost, TdbError
 from tdbctl.ops.files import fsync_dir
 from tdbctl.ops.cascade import CascadeTree, cascade_tree
+from tdbctl.partitions import partitioned_here
 
 PAUSE_ENV = "TDB_ARCHIVE_PAUSE_AT"
 """Test hook: a batch stops at that point and sleeps, so a test can SIGKILL the process there:
@@ -136,7 +137,10 @@ def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
     age = tree.root.c[policy.age_column] if policy.age_column else None
     # Batches follow the rows' physical order (ctid, rowid), not the key's: with random keys
     # (UUIDs) a key-ordered batch would touch nearly every page of the table and its children.
-    walk = ctx.dialect.locator_keyset(tree.root)
+    # A partitioned table's locators repeat in each partition: it goes in key order.
+    walk = (_key_walk(tree.key) if partitioned_here(ctx.conn, ctx.dialect, ctx.metadata, policy.table)
+            else ctx.dialect.locator_keyset(tree.root))
+    ctx.conn.rollback()
     per_transaction = ctx.io.keys_per_transaction
     keys = keys_table(tree.key, age, walk.column.type, per_transaction=per_transaction)
     if not per_transaction:
@@ -376,6 +380,13 @@ def _write_and_delete(ctx: Context, policy, tree, archive_table, keys, cutoff, a
     )
     pause("deleted")
     return batch_id, counts, size, max((row[2] for row in taken), key=walk.sort_key)
+
+
+def _key_walk(key: sa.Column):
+    from tdbctl.ddl.base import LocatorKeyset
+
+    return LocatorKeyset(column=key.label("loc"), after=lambda last: key > last, order_by=(key,),
+                         sort_key=lambda value: value)
 
 
 def _partial(link) -> sa.Table:

@@ -59,6 +59,13 @@ class PolicyOutcome:
     message: str | None = None
     partitions: list[dict] = field(default_factory=list)
     """Partitions dropped whole (would be, in a dry run): name, from, to, rows_estimate."""
+    deleted_from: set[str] = field(default_factory=set)
+    """The tables (partitions, for a partitioned one) rows were deleted from one by one."""
+
+    def vacuum_targets(self) -> set[str]:
+        """What a VACUUM after the run has dead tuples to find in: not a partition dropped whole."""
+        touched = {t for t, n in (*self.rows.items(), *self.cleared.items()) if n}
+        return (touched - {self.table}) | self.deleted_from
 
     def add(self, rows: dict[str, int], cleared: dict[str, int]) -> None:
         for target, counts in ((self.rows, rows), (self.cleared, cleared)):
@@ -262,12 +269,14 @@ class PolicyDeleter:
                     self.outcome.batches += 1
                     self.outcome.longest_batch = max(self.outcome.longest_batch, elapsed)
                     self.outcome.add(rows, cleared)
+                    self.outcome.deleted_from.add(self.table.fullname)
                     self.on_batch(selected)
                 return selected, None
             if selected:
                 self.outcome.batches += 1
                 self.outcome.longest_batch = max(self.outcome.longest_batch, elapsed)
                 self.outcome.add(rows, cleared)
+                self.outcome.deleted_from.add(self.table.fullname)
                 self.on_batch(selected)
             return selected, new_last
 

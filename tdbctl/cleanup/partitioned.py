@@ -31,20 +31,16 @@ def physical(parent: sa.Table, name: str) -> sa.Table:
                     schema=parent.schema)
 
 
-def plan(db, metadata: sa.MetaData, target) -> PartitionPlan | None:
-    """None for a table that is not partitioned here."""
-    from tdbctl.partitions.catalog import kind, partitions
+def plan(conn, dialect, metadata: sa.MetaData, target) -> PartitionPlan | None:
+    """None for a table that is not partitioned here. Reads on ``conn``, in its transaction."""
+    from tdbctl.partitions import partitioned_here
+    from tdbctl.partitions.catalog import partitions
     from tdbctl.schema import partitioning_of
 
-    declaration = partitioning_of(metadata).get(target.policy.table)
-    if declaration is None or not db.dialect.partitioned:
+    if not partitioned_here(conn, dialect, metadata, target.policy.table):
         return None
-    with db.connect() as conn:
-        if kind(conn, declaration.schema, declaration.name) != "p":
-            conn.rollback()
-            return None
-        found = partitions(conn, declaration.schema, declaration.name)
-        conn.rollback()
+    declaration = partitioning_of(metadata)[target.policy.table]
+    found = partitions(conn, declaration.schema, declaration.name)
     policy, cutoff = target.policy, target.cutoff
     if cutoff is not None and cutoff.tzinfo is None:  # UTC wall time, for a column without a zone
         cutoff = cutoff.replace(tzinfo=timezone.utc)

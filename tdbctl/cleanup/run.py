@@ -192,7 +192,7 @@ def _dry_run(db, metadata, targets, request, report, observer) -> None:
                 outcome.status = "would_delete" if outcome.rows else "nothing"
                 from tdbctl.cleanup import partitioned
 
-                plan = partitioned.plan(db, metadata, target)
+                plan = partitioned.plan(conn, db.dialect, metadata, target)
                 if plan is not None:
                     outcome.partitions = plan.describe()
                 for name, clauses in reached.deleted.items():
@@ -273,7 +273,7 @@ def _delete(db, metadata, targets, request, report, observer, external_stop, sta
             save_progress(db.engine, record)
             observer.policy_finished(outcome)
 
-        touched = sorted({t for o in report.outcomes for t, n in (*o.rows.items(), *o.cleared.items()) if n})
+        touched = sorted({t for o in report.outcomes for t in o.vacuum_targets()})
         if not_vacuumed and touched:
             report.not_vacuumed = not_vacuumed
         if vacuum_db is not None and touched and not reason:
@@ -294,7 +294,9 @@ def _drop_partitions(db, metadata, target, outcome, claim, on_batch, should_stop
     from tdbctl.cleanup import partitioned
     from tdbctl.partitions import drop
 
-    plan = partitioned.plan(db, metadata, target)
+    with db.engine.connect() as conn:
+        plan = partitioned.plan(conn, db.dialect, metadata, target)
+        conn.rollback()
     if plan is None:
         return [None]
     for partition, described in zip(plan.whole, plan.describe()):

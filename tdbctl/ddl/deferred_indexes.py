@@ -70,6 +70,7 @@ def drop_for_load(conn, table) -> list[DeferredIndex]:
 def rebuild(conn, dropped: list[DeferredIndex]) -> None:
     """Create the indexes again, as they were (name, definition, comment)."""
     for index in dropped:
-        conn.exec_driver_sql(index.definition)
+        # A partitioned table's index reads "ON ONLY": built so, its partitions would get none.
+        conn.exec_driver_sql(index.definition.replace(" ON ONLY ", " ON ", 1))
         if index.comment is not None:
             conn.exec_driver_sql(f'COMMENT ON INDEX "{index.schema}"."{index.name}" IS {sql_literal(index.comment)}')

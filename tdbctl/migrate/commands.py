@@ -276,6 +276,7 @@ def upgrade(
         command.upgrade(config, target)
         conn.commit()
         after = current_revision(conn)
+        conn.commit()  # through a pooler of one connection, maintenance needs it back
         partitions = _maintain_partitions(db, after, head, on_progress)
     if config.attributes.get("started_from", before) != before:  # another migrate got there first
         before = config.attributes["started_from"]

@@ -57,6 +57,15 @@ def retention_cutoff(metadata: sa.MetaData, declaration, now: datetime) -> datet
     return now - min(ages) if ages else None
 
 
+def partitioned_here(conn, dialect, metadata: sa.MetaData, table: str) -> bool:
+    """Whether ``table`` (schema-qualified) is a partitioned table in this database: its rows'
+    physical locators then repeat from partition to partition, and a walk must go by key."""
+    from tdbctl.schema import partitioning_of
+
+    declaration = partitioning_of(metadata).get(table)
+    return bool(declaration and dialect.partitioned and kind(conn, declaration.schema, declaration.name) == "p")
+
+
 def state(conn, metadata: sa.MetaData, declaration, now: datetime) -> TableState:
     from tdbctl.partitions.convert import CONVERSIONS
 
@@ -107,10 +116,12 @@ ATTEMPTS = 10
 
 
 def maintain(db, metadata: sa.MetaData, now: datetime, *, premake: int | None = None, dry_run: bool = False,
-             claim=None, on_progress: Callable | None = None) -> MaintenanceReport:
+             claim=None, on_progress: Callable | None = None,
+             cover: tuple[datetime, datetime] | None = None) -> MaintenanceReport:
     """Finish conversions a migration started, create the partitions each table needs ahead
     (never one already past retention), and move rows out of the DEFAULT partition into
-    partitions of their own. Each change is a short transaction under lock_timeout, retried."""
+    partitions of their own; ``cover``: also the partitions for the intervals of this range (a
+    bulk load's). Each change is a short transaction under lock_timeout, retried."""
     from tdbctl.schema import partitioning_of
 
     report = MaintenanceReport(dry_run=dry_run)
@@ -121,11 +132,11 @@ def maintain(db, metadata: sa.MetaData, now: datetime, *, premake: int | None = 
 
         report.conversions = [c.to_json() for c in move_rows(db.engine, claim=claim, on_progress=on_progress)]
     for declaration in partitioning_of(metadata).values():
-        _maintain_table(db, metadata, declaration, now, premake, dry_run, claim, report)
+        _maintain_table(db, metadata, declaration, now, premake, dry_run, claim, report, cover)
     return report
 
 
-def _maintain_table(db, metadata, declaration, now, premake, dry_run, claim, report) -> None:
+def _maintain_table(db, metadata, declaration, now, premake, dry_run, claim, report, cover) -> None:
     from tdbctl.partitions.convert import Spec
 
     with db.connect() as conn:
@@ -141,6 +152,8 @@ def _maintain_table(db, metadata, declaration, now, premake, dry_run, claim, rep
     wanted = [ranges.floor(now, declaration.interval)]
     for _ in range(declaration.premake if premake is None else premake):
         wanted.append(ranges.following(wanted[-1], declaration.interval))
+    if cover is not None:
+        wanted += ranges.starts(cover[0], cover[1], declaration.interval)
     for start, rows in in_default.items():
         end = ranges.following(start, declaration.interval)
         if table.cutoff is not None and end <= table.cutoff:
@@ -226,4 +239,4 @@ def drop(db, partition: Partition, claim=None) -> None:
     _with_retries(db, claim, lambda conn: conn.exec_driver_sql(f"DROP TABLE {partition.qualified}"))
 
 
-__all__ = ["MaintenanceReport", "Partition", "TableState", "drop", "inspect", "maintain", "retention_cutoff", "state"]
+__all__ = ["MaintenanceReport", "Partition", "TableState", "drop", "inspect", "maintain", "partitioned_here", "retention_cutoff", "state"]

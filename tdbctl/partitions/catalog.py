@@ -9,6 +9,11 @@ from datetime import datetime, timezone
 _RANGE = re.compile(r"FOR VALUES FROM \((.+?)\) TO \((.+?)\)$")
 
 
+LOCKED = ("EXISTS (SELECT 1 FROM pg_locks l WHERE l.relation = c.oid AND l.mode = 'AccessExclusiveLock' "
+          "AND l.granted)")
+"""A partition someone holds exclusively: measuring its files would wait for that lock."""
+
+
 def quoted(*names: str) -> str:
     return ".".join('"' + n.replace('"', '""') + '"' for n in names)
 
@@ -25,6 +30,8 @@ class Partition:
     rows: int | None
     """The planner's estimate (None: never analyzed)."""
     bytes: int
+    locked: bool = False
+    """Held ACCESS EXCLUSIVE by someone: reading it would wait."""
 
     @property
     def qualified(self) -> str:
@@ -52,6 +59,21 @@ def _moment(text: str) -> datetime | None:
     return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
+def _bound_from_name(name: str) -> str | None:
+    from tdbctl.partitions import ranges
+
+    if name.endswith("_default"):
+        return "DEFAULT"
+    match = re.search(r"_p(\d{6}|\d{8})$", name)
+    if not match:
+        return None
+    digits = match.group(1)
+    interval = "month" if len(digits) == 6 else "day"
+    start = datetime.strptime(digits + ("01" if interval == "month" else ""), "%Y%m%d").replace(tzinfo=timezone.utc)
+    end = ranges.following(start, interval)
+    return f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+
+
 def kind(conn, schema: str, table: str) -> str | None:
     """'p' partitioned, 'r' plain, None missing."""
     return conn.exec_driver_sql("SELECT relkind::text FROM pg_class WHERE oid = to_regclass(%(t)s)",
@@ -63,17 +85,23 @@ def partitions(conn, schema: str, table: str) -> list[Partition]:
     TimeZone (SET LOCAL: nothing stays on a pooled connection)."""
     conn.exec_driver_sql("SELECT set_config('TimeZone', 'UTC', true)")
     rows = conn.exec_driver_sql(
-        "SELECT n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid), c.reltuples, pg_total_relation_size(c.oid) "
+        f"SELECT n.nspname, c.relname, CASE WHEN {LOCKED} THEN NULL ELSE pg_get_expr(c.relpartbound, c.oid) END, "
+        "c.reltuples, "
+        f"CASE WHEN {LOCKED} THEN c.relpages::bigint * current_setting('block_size')::bigint "
+        f"ELSE pg_total_relation_size(c.oid) END, {LOCKED} "
         "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE i.inhparent = to_regclass(%(t)s)",
         {"t": quoted(schema, table)},
     ).all()
     out = []
-    for part_schema, name, bound, reltuples, size in rows:
+    for part_schema, name, bound, reltuples, size, locked in rows:
+        if bound is None:  # locked: pg_get_expr would wait; tdbctl's names say the range
+            bound = _bound_from_name(name)
         match = _RANGE.search(bound or "")
         lower, upper = (_moment(match.group(1)), _moment(match.group(2))) if match else (None, None)
         out.append(Partition(part_schema, name, lower, upper, bound == "DEFAULT",
-                             int(reltuples) if reltuples is not None and reltuples >= 0 else None, int(size)))
+                             int(reltuples) if reltuples is not None and reltuples >= 0 else None, int(size),
+                             bool(locked)))
     far = datetime.max.replace(tzinfo=timezone.utc)
     return sorted(out, key=lambda p: (p.default, p.lower or (far if p.default else datetime.min.replace(tzinfo=timezone.utc))))
 

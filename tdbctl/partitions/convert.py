@@ -173,10 +173,19 @@ def create_partition(conn, spec: Spec, start: datetime, with_time_zone: bool) ->
     return name
 
 
+def _hypertable(conn, spec: Spec) -> bool:
+    """TimescaleDB partitions a hypertable its own way (seed 001's system_metrics, where installed)."""
+    if not conn.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").first():
+        return False
+    return bool(conn.exec_driver_sql(
+        "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_schema = %(s)s AND hypertable_name = %(t)s",
+        {"s": spec.schema, "t": spec.table}).first())
+
+
 def swap(conn, spec: Spec, now: datetime) -> bool:
     """In the caller's transaction, under its lock_timeout: put a partitioned table in the plain
     one's place. False when there is nothing to do (already partitioned, or no such table)."""
-    if kind(conn, spec.schema, spec.table) != "r":
+    if kind(conn, spec.schema, spec.table) != "r" or _hypertable(conn, spec):
         return False
     table = spec.qualified
     column = quoted(spec.column)

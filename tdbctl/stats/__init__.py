@@ -109,13 +109,31 @@ def _partitions(db, conn, now) -> list[dict]:
             continue
         current = ranges.floor(now, declaration.interval)
         default = next((p for p in table.partitions if p.default), None)
-        default_rows = conn.exec_driver_sql(f"SELECT count(*) FROM (SELECT 1 FROM {default.qualified} LIMIT 1000000) d"
-                                            ).scalar() if default is not None else 0
+        if default is None:
+            default_rows = 0
+        elif default.locked:  # counting would wait for whoever holds it
+            default_rows = default.rows or 0
+        else:
+            # Rows already past retention wait there for cleanup or archive: not for `partitions create`.
+            recent = ""
+            if table.cutoff is not None:
+                from tdbctl.partitions.catalog import quoted
+
+                recent = f" WHERE {quoted(declaration.column)} >= %(cutoff)s"
+            cutoff = table.cutoff if _with_zone(metadata, declaration) else (
+                table.cutoff.replace(tzinfo=None) if table.cutoff else None)
+            default_rows = conn.exec_driver_sql(
+                f"SELECT count(*) FROM (SELECT 1 FROM {default.qualified}{recent} LIMIT 1000000) d",
+                {"cutoff": cutoff}).scalar()
         out.append({"table": declaration.table, "partitions": sum(1 for p in table.partitions if not p.default),
                     "ahead": table.ahead, "premake": declaration.premake,
                     "current": any(p.lower == current for p in table.partitions if not p.default),
                     "default_rows": default_rows, "conversion": table.conversion})
     return out
+
+
+def _with_zone(metadata, declaration) -> bool:
+    return bool(getattr(metadata.tables[declaration.table].c[declaration.column].type, "timezone", False))
 
 
 def _deleted_by_retention() -> set[str]:

@@ -322,7 +322,7 @@ class PostgresCollector:
                 "last_vacuum": vac, "last_autovacuum": autovac, "last_analyze": an, "last_autoanalyze": autoan,
                 "seq_scans": seq, "index_scans": idx,
                 "cache_hit_ratio": round(hit / (hit + read), 4) if hit is not None and hit + read else None,
-                "partition_of": partition_of,
+                "partition_of": partition_of, "partitions": None,
             })
         _sum_partitions(tables)
         return sorted(tables, key=lambda t: self.schemas.index(t["schema"]))  # stable: names stay sorted

@@ -82,6 +82,7 @@ class SqliteCollector:
                     "dead_tuples": None, "dead_tuple_ratio": None,
                     "last_vacuum": None, "last_autovacuum": None, "last_analyze": None, "last_autoanalyze": None,
                     "seq_scans": None, "index_scans": None, "cache_hit_ratio": None,
+                    "partition_of": None, "partitions": None,
                 })
         return tables
 
