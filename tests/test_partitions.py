@@ -354,3 +354,69 @@ def test_on_sqlite_the_logs_stay_plain_and_the_commands_work(sqlite_url):
     with open_database(resolve(url_text(sqlite_url))) as db, db.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT id FROM voice.error_logs").scalars().all() == ["b" * 32]
     assert cli(sqlite_url, "migrate", "check").returncode == 0
+
+
+def _paused_archive(url, to, point: str) -> subprocess.Popen:
+    import selectors
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TDB_DATABASE_URL", "DATABASE_URL")}
+    env.update(TDB_DATABASE_URL=url_text(url), TDB_ARCHIVE_PAUSE_AT=point)
+    proc = subprocess.Popen([sys.executable, "-m", "tdbctl", "archive", "--to", str(to), "--policy",
+                             "academy.conversation_logs", "--older-than", "300d"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stderr, selectors.EVENT_READ)
+    seen = b""
+    while b"paused at" not in seen:
+        assert selector.select(60), seen
+        chunk = os.read(proc.stderr.fileno(), 4096)
+        assert chunk, seen
+        seen += chunk
+    return proc
+
+
+def test_archive_takes_whole_partitions_as_verified_batches_killed_or_not_and_restore_round_trips(at_0009, tmp_path):
+    url, engine = at_0009
+    fill(engine, 20_000)
+    assert cli(url, "migrate").returncode == 0
+    whole = ("SELECT count(*), md5(string_agg(t::text, '|' ORDER BY id)) FROM academy.conversation_logs t")
+    with engine.connect() as conn:
+        before = tuple(conn.exec_driver_sql(whole).one())
+        keys = {r[0]: r[1] for r in conn.exec_driver_sql("SELECT id, created_at FROM academy.conversation_logs")}
+    parts = {p["name"]: p for p in next(t for t in json.loads(cli(url, "partitions", "--json").stdout)
+                                         if t["table"] == "academy.conversation_logs")["partitions"]}
+
+    # Killed with the files written and read back, before the DROP commits: nothing changed.
+    proc = _paused_archive(url, tmp_path / "archive", "verified")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    with engine.connect() as conn:
+        assert tuple(conn.exec_driver_sql(whole).one()) == before
+
+    result = cli(url, "archive", "--to", tmp_path / "archive", "--policy", "academy.conversation_logs",
+                 "--older-than", "300d", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert any(r["now"] == "discarded" for r in report["recovered"])
+    with engine.connect() as conn:
+        left = set(conn.exec_driver_sql("SELECT id FROM academy.conversation_logs").scalars())
+        manifests = conn.exec_driver_sql(
+            "SELECT manifest ->> 'partition', row_count, manifest ->> 'cutoff' FROM tdbctl.archive_batches "
+            "WHERE status = 'archived'").all()
+    cutoffs = {datetime.fromisoformat(c) for _p, _n, c in manifests}
+    assert len(cutoffs) == 1
+    cutoff = cutoffs.pop()
+    gone_parts = [n for n, p in parts.items() if p["to"] and datetime.fromisoformat(p["to"]) <= cutoff]
+    still = {n for n in gone_parts if relkind(engine, f"academy.{n}")}
+    assert left == {k for k, t in keys.items() if t >= cutoff}
+    assert len(gone_parts) >= 2 and not still
+    by_partition = {p: n for p, n, _c in manifests if p}
+    assert set(by_partition) == {f"academy.{n}" for n in gone_parts}
+    assert all(by_partition[f"academy.{n}"] == parts[n]["rows_estimate"] for n in gone_parts)
+    verify = cli(url, "archive", "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    for batch in report["policies"][0]["batches"]:
+        restored = cli(url, "archive", "restore", batch)
+        assert restored.returncode == 0, restored.stderr
+    with engine.connect() as conn:
+        assert tuple(conn.exec_driver_sql(whole).one()) == before

@@ -26,6 +26,7 @@ import sqlalchemy.exc as sa_exc
 from tdbctl import __version__
 from tdbctl.archive import catalog
 from tdbctl.archive.codec import describe_columns
+from tdbctl.archive.partition import whole_partitions, write_partition
 from tdbctl.archive.files import (
     FORMAT, FORMAT_VERSION, SUFFIX, ArchiveWriteError, BatchFile, batch_dir, new_batch_dir,
     read_manifest, remove_batch_dir, write_manifest,
@@ -147,6 +148,15 @@ def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
         keys.create(ctx.conn)
         ctx.conn.commit()
     try:
+        # Partitions wholly past the cutoff go first, each one batch; then the rest row by row.
+        for partition, table in whole_partitions(ctx.conn, ctx.dialect, ctx.metadata, policy, tree, cutoff):
+            if ctx.out_of_time():
+                result.stopped = True
+                break
+            outcome = _one_batch(ctx, policy, lambda *a, p=partition, t=table: write_partition(
+                ctx, policy, tree, cutoff, p, t, *a))
+            if outcome is not None:
+                _committed(ctx, result, outcome)
         after, swept, retries = None, False, 0
         while True:
             if ctx.out_of_time():
@@ -163,7 +173,8 @@ def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
                 after, swept = None, True
                 continue
             try:
-                outcome = _one_batch(ctx, policy, tree, archive_table, keys, cutoff, after, walk)
+                outcome = _one_batch(ctx, policy, lambda *a: _write_and_delete(
+                    ctx, policy, tree, archive_table, keys, cutoff, after, walk, *a))
             except Exception as exc:
                 # A concurrent change to the batch's rows: it was rolled back and discarded whole.
                 if not ctx.io.retryable(exc) or retries >= RETRIES:
@@ -174,12 +185,7 @@ def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
             retries = 0
             if outcome is None:
                 break
-            batch_id, counts, size, after = outcome
-            result.batches.append(batch_id)
-            result.add(counts)
-            ctx.committed(counts)
-            pause("committed")
-            result.bytes += size
+            after = _committed(ctx, result, outcome)
         result.blocked = _blocked(ctx, tree, policy, cutoff)
         result.held_by = tree.held_by if result.blocked else []
     except BaseException:
@@ -190,6 +196,17 @@ def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
         raise
     _drop_keys(ctx, keys)
     return result
+
+
+def _committed(ctx: Context, result: PolicyResult, outcome):
+    """Count a committed batch in; the key the next batch starts after."""
+    batch_id, counts, size, after = outcome
+    result.batches.append(batch_id)
+    result.add(counts)
+    ctx.committed(counts)
+    pause("committed")
+    result.bytes += size
+    return after
 
 
 def _drop_keys(ctx: Context, keys: sa.Table) -> None:
@@ -205,7 +222,9 @@ def _blocked(ctx: Context, tree: CascadeTree, policy, cutoff) -> int:
     return count
 
 
-def _one_batch(ctx: Context, policy, tree: CascadeTree, archive_table, keys: sa.Table, cutoff, after, walk):
+def _one_batch(ctx: Context, policy, write):
+    """A batch from its catalog entry to its commit; ``write(batch_id, directory, created, files)``
+    does its transaction's work (rows or a whole partition) and returns the outcome, or None."""
     conn = ctx.conn
     created = datetime.now(timezone.utc)
     with conn.begin():
@@ -218,8 +237,7 @@ def _one_batch(ctx: Context, policy, tree: CascadeTree, archive_table, keys: sa.
     try:
         new_batch_dir(directory)
         with conn.begin():
-            outcome = _write_and_delete(ctx, policy, tree, archive_table, keys, cutoff, after, walk, batch_id,
-                                        directory, created, files)
+            outcome = write(batch_id, directory, created, files)
             committing = True
         return outcome
     except BaseException as exc:

@@ -133,8 +133,9 @@ def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet, *, polic
                     raise TdbError("the database has no tdbctl schema yet: run `tdbctl migrate` first")
                 if options.dry_run:
                     with recorded_run(db.engine, COMMAND, options.recorded(), dry_run=True) as record:
-                        plans = [_plan(conn, metadata, p, policy_cutoff(p, metadata, options.older_than, now),
-                                       directory) for p in policies]
+                        plans = [_plan(conn, db.dialect, metadata, p,
+                                       policy_cutoff(p, metadata, options.older_than, now), directory)
+                                 for p in policies]
                         for plan in plans:
                             for table, count in plan["rows"].items():
                                 record.add_rows(table, count)
@@ -172,7 +173,7 @@ def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet, *, polic
                 return RunReport(record.id, status, False, [r.document() for r in results], recovered)
 
 
-def _plan(conn, metadata, policy, cutoff, directory: Path | None) -> dict:
+def _plan(conn, dialect, metadata, policy, cutoff, directory: Path | None) -> dict:
     """What a run would do for one policy, counted without changing anything."""
     mode = policy_mode(policy)
     table = metadata.tables[policy.table]
@@ -183,6 +184,11 @@ def _plan(conn, metadata, policy, cutoff, directory: Path | None) -> dict:
         return {"policy": policy.name, "table": policy.table, "mode": mode, "destination": in_place_destination(policy),
                 "cutoff": cutoff, "rows": {policy.table: count}, "blocked": 0, "held_by": []}
     tree = cascade_tree(metadata, policy.table)
+    from tdbctl.archive.partition import whole_partitions
+
+    whole = [{"name": f"{p.schema}.{p.name}", "from": p.lower.isoformat() if p.lower else None,
+              "to": p.upper.isoformat() if p.upper else None, "rows_estimate": p.rows}
+             for p, _t in whole_partitions(conn, dialect, metadata, policy, tree, cutoff)]
     roots = eligible(tree, policy, metadata, cutoff).with_only_columns(tree.key).order_by(None).subquery()
 
     def in_roots(column):
@@ -199,7 +205,7 @@ def _plan(conn, metadata, policy, cutoff, directory: Path | None) -> dict:
         where = f"{policy.archive_table} + {where}"
     return {"policy": policy.name, "table": policy.table, "mode": mode, "destination": where, "cutoff": cutoff,
             "rows": rows, "blocked": blocked, "held_by": tree.held_by if blocked else [],
-            "set_null": [link.describe() for link in tree.detached]}
+            "set_null": [link.describe() for link in tree.detached], "partitions": whole}
 
 
 def discard(settings: Settings, batch_id: int) -> catalog.Batch:

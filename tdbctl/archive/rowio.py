@@ -50,6 +50,10 @@ class RowIO:
         May delete them as it goes, in the open transaction: they are gone only at commit."""
         raise NotImplementedError
 
+    def copy_rows(self, conn, table: sa.Table, sink: Sink) -> int:
+        """Write every row of ``table`` (a whole partition) to ``sink``, leaving them in place."""
+        raise NotImplementedError
+
     def take_links(self, conn, link: Link, condition, sink: Sink) -> int:
         """Write key and foreign key of the rows of ``link.child`` meeting ``condition``, locked."""
         raise NotImplementedError

@@ -171,6 +171,9 @@ class PostgresRowIO(RowIO):
         query = f"{self._sql(sa.delete(table).where(condition))} RETURNING {self.line_expression(table)} AS line"
         return self._copy_chunks(conn, query, sink)
 
+    def copy_rows(self, conn, table: sa.Table, sink) -> int:
+        return self._copy_chunks(conn, f"SELECT {self.line_expression(table)} AS line FROM {self._table(table)}", sink)
+
     def take_links(self, conn, link: Link, condition, sink) -> int:
         columns = [*link.child.primary_key.columns, *link.columns]
         select = sa.select(sa.literal_column(self.line_expression(link.child, columns)))

@@ -94,6 +94,11 @@ def archive(
             if plan["blocked"]:
                 rows.append((plan["policy"], f"(held back: {_held_by(plan)})", plan["blocked"], ""))
         out.table("Would archive (dry run)", ["policy", "table", "rows", "destination"], rows)
+        whole = [(plan["policy"], p["name"], p["from"], p["to"], p["rows_estimate"])
+                 for plan in report.policies for p in plan.get("partitions", [])]
+        if whole:
+            out.table("Partitions it would archive whole, a batch each", ["policy", "partition", "from", "to",
+                                                                          "rows (estimate)"], whole)
         return
     rows = []
     for result in report.policies:

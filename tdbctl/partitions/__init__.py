@@ -177,6 +177,32 @@ def _maintain_table(db, metadata, declaration, now, premake, dry_run, claim, rep
             report.moved_from_default[declaration.table] = report.moved_from_default.get(declaration.table, 0) + moved
 
 
+def make_room(conn, dialect, metadata: sa.MetaData, tables, start: datetime, end: datetime, now: datetime) -> list[str]:
+    """In the caller's transaction (a bulk load's): the partitions these tables need for rows
+    from ``start`` to ``end``, none already past retention (those rows go to the DEFAULT
+    partition, for cleanup). A rollback takes them away with the load."""
+    from tdbctl.partitions.convert import Spec
+    from tdbctl.schema import partitioning_of
+
+    created = []
+    for table in tables:
+        declaration = partitioning_of(metadata).get(table.fullname)
+        if declaration is None or not partitioned_here(conn, dialect, metadata, table.fullname):
+            continue
+        current = state(conn, metadata, declaration, now)
+        covered = {p.lower for p in current.partitions if not p.default}
+        default = next((p for p in current.partitions if p.default), None)
+        with_time_zone = _with_time_zone(conn, declaration)
+        spec = Spec(declaration.schema, declaration.name, declaration.column, declaration.interval, (), False)
+        for begin in ranges.starts(start, end, declaration.interval):
+            finish = ranges.following(begin, declaration.interval)
+            if begin in covered or (current.cutoff is not None and finish <= current.cutoff):
+                continue
+            _create(conn, spec, default, begin, finish, with_time_zone)
+            created.append(f"{declaration.schema}.{ranges.name_for(declaration.name, begin, declaration.interval)}")
+    return created
+
+
 def _with_time_zone(conn, declaration) -> bool:
     return conn.exec_driver_sql(
         "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = to_regclass(%(t)s) AND attname = %(c)s",
@@ -210,6 +236,8 @@ def _create(conn, spec, default: Partition | None, start, end, with_time_zone: b
     name = create_partition(conn, spec, start, with_time_zone)
     if moved:
         conn.exec_driver_sql(f"INSERT INTO {quoted(spec.schema, name)} SELECT * FROM tdbctl_moving")
+    if default is not None:
+        conn.exec_driver_sql("DROP TABLE tdbctl_moving")
     return moved
 
 
@@ -239,4 +267,4 @@ def drop(db, partition: Partition, claim=None) -> None:
     _with_retries(db, claim, lambda conn: conn.exec_driver_sql(f"DROP TABLE {partition.qualified}"))
 
 
-__all__ = ["MaintenanceReport", "Partition", "TableState", "drop", "inspect", "maintain", "partitioned_here", "retention_cutoff", "state"]
+__all__ = ["MaintenanceReport", "Partition", "TableState", "drop", "inspect", "maintain", "make_room", "partitioned_here", "retention_cutoff", "state"]

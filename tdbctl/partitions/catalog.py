@@ -81,9 +81,8 @@ def kind(conn, schema: str, table: str) -> str | None:
 
 
 def partitions(conn, schema: str, table: str) -> list[Partition]:
-    """Oldest first, the DEFAULT partition last. Bounds are read in UTC whatever the session's
-    TimeZone (SET LOCAL: nothing stays on a pooled connection)."""
-    conn.exec_driver_sql("SELECT set_config('TimeZone', 'UTC', true)")
+    """Oldest first, the DEFAULT partition last; bounds as UTC (a timestamptz bound's text carries
+    the session's offset, which the parse honours)."""
     rows = conn.exec_driver_sql(
         f"SELECT n.nspname, c.relname, CASE WHEN {LOCKED} THEN NULL ELSE pg_get_expr(c.relpartbound, c.oid) END, "
         "c.reltuples, "

@@ -148,23 +148,11 @@ def generate_synthetic(
         if earlier is not None:
             run.message = f"nothing to do: run {earlier['id']} loaded synthetic rows with the same arguments"
             return synthetic.SyntheticResult(False, random_seed, sessions, plan.start, plan.end, loaded_by=earlier)
-        if not dry_run:
-            _partitions_for(db, plan, run)
         result = synthetic.generate(db, plan, selected, dry_run=dry_run, progress=progress, before=before)
         if not dry_run:
             for table, count in result.rows.items():
                 run.add_rows(table, count)
     return result
-
-
-def _partitions_for(db, plan, run) -> None:
-    """Partitions for the span's months, so the rows land in them and not in the DEFAULT
-    partition (a month already past retention gets none: its rows are for cleanup)."""
-    from tdbctl.ops.durations import utcnow
-    from tdbctl.partitions import maintain
-    from tdbctl.schema import metadata
-
-    maintain(db, metadata, utcnow(), cover=(plan.start, plan.end), claim=db.claim)
 
 
 def _loaded_before(db, arguments: dict, domains: list[str], this_run: int) -> dict | None:

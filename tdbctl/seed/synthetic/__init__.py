@@ -19,6 +19,8 @@ from typing import Iterator
 
 import sqlalchemy as sa
 
+from tdbctl.ops.durations import utcnow
+from tdbctl.partitions import make_room
 from tdbctl.schema import metadata
 from tdbctl.seed.progress import Progress
 from tdbctl.seed.synthetic import markers
@@ -154,6 +156,8 @@ def _generate_domain(db, plan, domain, progress, dry_run, chunk_sessions, before
             generator = generator_class(DomainContext(plan, domain, salt))
             generator.prepare(conn)
             tables = {name: metadata.tables[name] for name in generator.tables}
+            if not dry_run:  # rows in partitions of their months, not the DEFAULT one
+                make_room(conn, db.dialect, metadata, tables.values(), plan.start, plan.end, utcnow())
             progress.start(domain, plan.sessions)
             with nullcontext() if dry_run else db.dialect.bulk_load(conn, list(tables.values())):
                 batches, write = _batches(db, conn, generator, tables, plan.sessions, chunk_sessions, dry_run,
