@@ -127,7 +127,7 @@ def orm_classes(table_names) -> dict:
 
 
 def converter(column):
-    """The generator's values (tdbctl/ddl/bulkrows.py: milliseconds, UUID bytes, JSON text) as an ORM user holds them."""
+    """The generator's values (tdbctl/dialects/bulkrows.py: milliseconds, UUID bytes, JSON text) as an ORM user holds them."""
     kind = column.type
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
     if isinstance(kind, sa.DateTime):

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL
 
-from tdbctl.ddl.sqlite_files import MEMORY, all_files, domain_file
+from tdbctl.dialects.sqlite_files import MEMORY, all_files, domain_file
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 

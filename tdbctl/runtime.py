@@ -15,7 +15,7 @@ from tdbctl.errors import ConnectFailed, ConnectionLost, DatabaseError, TdbError
 class Database:
     settings: Settings
     engine: object  # sqlalchemy.Engine
-    dialect: object  # tdbctl.ddl.Dialect
+    dialect: object  # tdbctl.dialects.Dialect
     claim: object = None
     """The claim this run holds on the database (tdbctl.ops.claims.claimed), if any."""
 
@@ -37,7 +37,7 @@ HEAD = "head"
 def open_database(settings: Settings, purpose: str = EXISTS) -> Iterator[Database]:
     """The database, opened for a purpose (CREATE, EXISTS, TOOL, HEAD): a database that does not
     serve it is a NotSetUp error (exit 7) naming the fix, before anything is created or changed."""
-    from tdbctl.ddl import dialect_for
+    from tdbctl.dialects import dialect_for
     from tdbctl.engine import create_engine
 
     if settings.dialect == "sqlite" and purpose != CREATE:
@@ -56,7 +56,7 @@ def open_database(settings: Settings, purpose: str = EXISTS) -> Iterator[Databas
 def _sqlite_files_exist(settings: Settings) -> None:
     import os
 
-    from tdbctl.ddl.sqlite_files import all_files
+    from tdbctl.dialects.sqlite_files import all_files
     from tdbctl.errors import NotSetUp
     from tdbctl.schema import ALL_SCHEMAS
 

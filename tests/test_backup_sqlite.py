@@ -24,7 +24,7 @@ from tdbctl.backup import commands
 from tdbctl.backup.manifest import read_manifest, write_manifest
 from tdbctl.backup.sqlite import PLAN_SUFFIX, TEMP_SUFFIX
 from tdbctl.config import resolve
-from tdbctl.ddl.sqlite_files import all_files, domain_file
+from tdbctl.dialects.sqlite_files import all_files, domain_file
 from tdbctl.engine import create_engine
 from tdbctl.schema import ALL_SCHEMAS
 

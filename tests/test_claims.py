@@ -37,7 +37,7 @@ long as its process, which the other tests kill)."""
 
 
 def database(db) -> Database:
-    from tdbctl.ddl import dialect_for
+    from tdbctl.dialects import dialect_for
 
     return Database(db.settings, db.engine, dialect_for(db.dialect))
 

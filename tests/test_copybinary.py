@@ -1,4 +1,4 @@
-"""Binary COPY made without psycopg (tdbctl/ddl/copybinary.py): a real PostgreSQL stores exactly
+"""Binary COPY made without psycopg (tdbctl/dialects/copybinary.py): a real PostgreSQL stores exactly
 what psycopg's own text COPY of the same values stores, for every column kind the synthetic
 generators write and for the awkward values (escapes, NULLs, signs, scales, IPv6, empty arrays)."""
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from pgvector.sqlalchemy import Vector
 from sqlalchemy.dialects import postgresql
 
-from tdbctl.ddl.bulkrows import date_text, time_text, timestamp_text
-from tdbctl.ddl.copybinary import CopyBinary
+from tdbctl.dialects.bulkrows import date_text, time_text, timestamp_text
+from tdbctl.dialects.copybinary import CopyBinary
 from tdbctl.engine import create_engine
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -166,7 +166,7 @@ def test_more_than_one_head_is_an_error_naming_the_heads(sqlite_url, tmp_path):
 
 
 def test_a_held_lock_makes_migrate_wait_then_exit_with_its_own_code(db_url, tmp_path):
-    from tdbctl.ddl import dialect_for
+    from tdbctl.dialects import dialect_for
 
     engine = create_engine(db_url)
     dialect = dialect_for(engine.dialect.name)

@@ -401,7 +401,7 @@ def _write_and_delete(ctx: Context, policy, tree, archive_table, keys, cutoff, a
 
 
 def _key_walk(key: sa.Column):
-    from tdbctl.ddl.base import LocatorKeyset
+    from tdbctl.dialects.base import LocatorKeyset
 
     return LocatorKeyset(column=key.label("loc"), after=lambda last: key > last, order_by=(key,),
                          sort_key=lambda value: value)

@@ -97,12 +97,6 @@ def keys_table(key: sa.Column, time: sa.Column | None, locator_type, *, per_tran
 
 
 def rowio_for(name: str) -> RowIO:
-    if name == "postgresql":
-        from tdbctl.archive.rowio_postgresql import PostgresRowIO
+    from tdbctl.dialects import dialect_for
 
-        return PostgresRowIO()
-    if name == "sqlite":
-        from tdbctl.archive.rowio_sqlite import SqliteRowIO
-
-        return SqliteRowIO()
-    raise ValueError(f"no archive row mover for {name!r}")
+    return dialect_for(name).implementation("archive")()

@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql
 
 from tdbctl.archive.codec import kind_of
 from tdbctl.archive.rowio import RowIO
-from tdbctl.ddl.postgresql import sql_literal
+from tdbctl.dialects.postgresql import sql_literal
 from tdbctl.errors import TdbError
 from tdbctl.ops.cascade import CascadeTree, Link
 

@@ -31,7 +31,7 @@ from tdbctl.backup.manifest import Manifest, TableCount
 from tdbctl.backup.psql_session import NotConnected, PsqlSession
 from tdbctl.backup.strategy import BackupStrategy, Snapshot, quote_table
 from tdbctl.config import Settings
-from tdbctl.ddl.postgresql import sql_literal
+from tdbctl.dialects.postgresql import sql_literal
 from tdbctl.errors import DatabaseError, LockHeld, UsageError
 from tdbctl.ops import libpq
 from tdbctl.schemas import ALL_SCHEMAS, TOOL_SCHEMA, VERSION_TABLE
@@ -297,7 +297,7 @@ def _revision(conn) -> str | None:
 @contextmanager
 def held(conn, name: str):
     """migrate's advisory lock, on this connection: no migration runs against a database being replaced."""
-    from tdbctl.ddl.postgresql import ADVISORY_CLASS_ID, advisory_key
+    from tdbctl.dialects.postgresql import ADVISORY_CLASS_ID, advisory_key
 
     key = (ADVISORY_CLASS_ID, advisory_key(name))
     if not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()[0]:
@@ -317,7 +317,7 @@ def _schema_claim(conn):
     import os
     import socket
 
-    from tdbctl.ddl.postgresql import ADVISORY_CLASS_ID, advisory_key
+    from tdbctl.dialects.postgresql import ADVISORY_CLASS_ID, advisory_key
     from tdbctl.ops.claims import LEASE_SECONDS, process_start
 
     if not int(conn.execute(f"SELECT (to_regclass({sql_literal(TOOL_SCHEMA + '.claims')}) IS NOT NULL)::int")

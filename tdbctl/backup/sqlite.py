@@ -28,7 +28,7 @@ from tdbctl.backup.manifest import CHUNK, TableCount, write_private
 from tdbctl.ops.files import fsync_dir
 from tdbctl.backup.strategy import BackupStrategy, Snapshot, quote_table
 from tdbctl.config import Settings
-from tdbctl.ddl.sqlite_files import MEMORY, domain_file
+from tdbctl.dialects.sqlite_files import MEMORY, domain_file
 from tdbctl.errors import DatabaseError, TdbError, UsageError
 
 MAIN = "main"
@@ -108,7 +108,7 @@ class SqliteBackup(BackupStrategy):
                                              for t in tables}
 
     def restore(self, backup, manifest, target, *, replace, jobs, pg_bin, log, meanwhile=lambda: None) -> None:
-        from tdbctl.ddl import dialect_for
+        from tdbctl.dialects import dialect_for
         from tdbctl.engine import create_engine
         from tdbctl.schema import ALL_SCHEMAS
 

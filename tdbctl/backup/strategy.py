@@ -78,17 +78,13 @@ class BackupStrategy:
 
 
 def strategy_for(dialect: str) -> BackupStrategy:
-    if dialect == "postgresql":
-        from tdbctl.backup.postgresql import PostgresBackup
-
-        return PostgresBackup()
-    if dialect == "sqlite":
-        from tdbctl.backup.sqlite import SqliteBackup
-
-        return SqliteBackup()
+    from tdbctl.dialects import dialect_for
     from tdbctl.errors import UsageError
 
-    raise UsageError(f"tdbctl cannot back up a {dialect} database")
+    try:
+        return dialect_for(dialect).implementation("backup")()
+    except ValueError:
+        raise UsageError(f"tdbctl cannot back up a {dialect} database") from None
 
 
 def quote_table(qualified: str) -> str:

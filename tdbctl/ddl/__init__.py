@@ -1,23 +1,4 @@
-"""Dialect differences, behind one small interface every command uses.
+"""DDL helpers: what migrations call (migration_ops) and the index deferral of bulk loads.
 
-``dialect_for(name)`` returns the PostgreSQL or SQLite implementation of :class:`Dialect`.
+What differs between the dialects (locks, batched deletes, COPY, VACUUM) is in tdbctl.dialects.
 """
-
-from __future__ import annotations
-
-from tdbctl.ddl.base import Dialect, ExtensionState
-
-
-def dialect_for(name: str) -> Dialect:
-    if name == "postgresql":
-        from tdbctl.ddl.postgresql import PostgresDialect
-
-        return PostgresDialect()
-    if name == "sqlite":
-        from tdbctl.ddl.sqlite import SqliteDialect
-
-        return SqliteDialect()
-    raise ValueError(f"no tdbctl dialect for {name!r}")
-
-
-__all__ = ["Dialect", "ExtensionState", "dialect_for"]

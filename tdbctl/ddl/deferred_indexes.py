@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tdbctl.ddl.postgresql import sql_literal
+from tdbctl.dialects.postgresql import sql_literal
 
 _DROPPABLE = """
 SELECT c.relname, pg_get_indexdef(i.indexrelid), obj_description(i.indexrelid, 'pg_class')

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tdbctl.ddl import dialect_for
+from tdbctl.dialects import dialect_for
 from tdbctl.migrate.ledger import Recorder
 from tdbctl.schema import ALL_SCHEMAS, TOOL_SCHEMA, metadata
 from tdbctl.schemas import VERSION_TABLE

@@ -128,7 +128,7 @@ class _Shape:
         """Give the new table (of the original name) everything the old one had."""
         target = spec.qualified
         if self.comment is not None:
-            from tdbctl.ddl.postgresql import sql_literal
+            from tdbctl.dialects.postgresql import sql_literal
 
             conn.exec_driver_sql(f"COMMENT ON TABLE {target} IS {sql_literal(self.comment)}")
         for name, definition, constraint in self.indexes:

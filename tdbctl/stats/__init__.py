@@ -22,13 +22,9 @@ SCHEMA_VERSION = 1
 DEFAULT_SINCE = "7d"
 
 def collector_for(dialect: str):
-    if dialect == "postgresql":
-        from tdbctl.stats.postgresql import PostgresCollector
+    from tdbctl.dialects import dialect_for
 
-        return PostgresCollector
-    from tdbctl.stats.sqlite import SqliteCollector
-
-    return SqliteCollector
+    return dialect_for(dialect).implementation("stats")
 
 
 def collect(settings, *, since: timedelta = timedelta(days=7), since_text: str = DEFAULT_SINCE,

@@ -1,6 +1,6 @@
 """What every domain's generator shares: the plan, time arithmetic in milliseconds, ids, values.
 
-Rows are tuples of the values tdbctl/ddl/bulkrows.py describes, which each dialect converts:
+Rows are tuples of the values tdbctl/dialects/bulkrows.py describes, which each dialect converts:
 timestamps as integer milliseconds (the arithmetic below works in them), UUIDs as 16 bytes, JSON
 as text. Nothing is formatted here that PostgreSQL would only have to parse back.
 """

@@ -69,7 +69,7 @@ class Producers:
         if count < 1 or threading.active_count() != 1:
             return
         # The generators' modules, imported before the fork, are shared by every child.
-        import tdbctl.ddl.copybinary  # noqa: F401
+        import tdbctl.dialects.copybinary  # noqa: F401
         from tdbctl.seed.synthetic import generators
 
         generators()

@@ -7,7 +7,7 @@ belongs to such a conversation (error logs and metrics included, so removal find
 
 from __future__ import annotations
 
-from tdbctl.ddl.bulkrows import date_text
+from tdbctl.dialects.bulkrows import date_text
 from tdbctl.seed.synthetic.common import DAY, HOUR, MINUTE, SYNTHETIC_JSON, DomainContext, cumulative
 
 STATUS = cumulative({"completed": 0.74, "abandoned": 0.12, "failed": 0.10, "active": 0.04})

@@ -35,9 +35,20 @@ class Dialect:
     """What differs between PostgreSQL and SQLite, for every command."""
 
     name: str
+    implementations: dict[str, str] = {}
+    """Each command's own part for this dialect as 'module:attribute' (the stats collector, the
+    archive's row mover, the backup strategy): found here, so no command asks which dialect it is on."""
     partitioned = False
     """Whether the tables declared partitioned (tdbctl.schema.partitioning) are, here."""
     extensions_of_interest = ("vector", "pg_trgm", "pg_stat_statements", "timescaledb")
+
+    def implementation(self, part: str):
+        from importlib import import_module
+
+        if part not in self.implementations:
+            raise ValueError(f"tdbctl has no {part} for {self.name}")
+        module, _, attribute = self.implementations[part].partition(":")
+        return getattr(import_module(module), attribute)
 
     def partition_tables(self, conn, schemas) -> set[tuple[str, str]]:
         """(schema, name) of the tables that are parts of a partitioned table: its partitions, and
@@ -166,7 +177,7 @@ class Dialect:
         return nullcontext()
 
     def bulk_insert(self, conn, table, columns, rows) -> None:
-        """Write ``rows`` (tuples in ``columns`` order, values as tdbctl/ddl/bulkrows.py says) into
+        """Write ``rows`` (tuples in ``columns`` order, values as tdbctl/dialects/bulkrows.py says) into
         ``table`` fast."""
         raise NotImplementedError
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import zlib
 from contextlib import contextmanager
 
-from tdbctl.ddl.base import Dialect, ExtensionState
+from tdbctl.dialects.base import Dialect, ExtensionState
 
 # First key of every tdbctl advisory lock ('td'), so they are easy to spot in pg_locks.
 ADVISORY_CLASS_ID = 0x7464
@@ -71,6 +71,11 @@ def tid_sort_key(value: str) -> tuple[int, int]:
 
 class PostgresDialect(Dialect):
     name = "postgresql"
+    implementations = {
+        "stats": "tdbctl.stats.postgresql:PostgresCollector",
+        "archive": "tdbctl.archive.rowio_postgresql:PostgresRowIO",
+        "backup": "tdbctl.backup.postgresql:PostgresBackup",
+    }
     partitioned = True
 
     def partition_tables(self, conn, schemas) -> set[tuple[str, str]]:
@@ -141,7 +146,7 @@ class PostgresDialect(Dialect):
     def transaction_lock(self, conn, name: str, wait_seconds: float = 0.0) -> None:
         import time
 
-        from tdbctl.ddl.base import LOCK_POLL_SECONDS
+        from tdbctl.dialects.base import LOCK_POLL_SECONDS
         from tdbctl.errors import LockHeld
 
         deadline = time.monotonic() + wait_seconds
@@ -188,7 +193,7 @@ class PostgresDialect(Dialect):
     def locator_keyset(self, table):
         import sqlalchemy as sa
 
-        from tdbctl.ddl.base import LocatorKeyset
+        from tdbctl.dialects.base import LocatorKeyset
 
         ctid = self.row_locator(table)
         # No ORDER BY: "ORDER BY ctid" sorts every remaining row for each batch, while "ctid > last"
@@ -331,7 +336,7 @@ class PostgresDialect(Dialect):
     def bulk_encoder(self, table, columns):
         from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
-        from tdbctl.ddl.copybinary import CopyBinary
+        from tdbctl.dialects.copybinary import CopyBinary
 
         return CopyBinary.for_table(table, columns, PGDialect_psycopg())
 

@@ -6,11 +6,16 @@ import time
 import zlib
 from contextlib import contextmanager
 
-from tdbctl.ddl.base import LOCK_POLL_SECONDS, Dialect
+from tdbctl.dialects.base import LOCK_POLL_SECONDS, Dialect
 
 
 class SqliteDialect(Dialect):
     name = "sqlite"
+    implementations = {
+        "stats": "tdbctl.stats.sqlite:SqliteCollector",
+        "archive": "tdbctl.archive.rowio_sqlite:SqliteRowIO",
+        "backup": "tdbctl.backup.sqlite:SqliteBackup",
+    }
     extensions_of_interest = ()
 
     def server_version(self, conn) -> str:
@@ -81,7 +86,7 @@ class SqliteDialect(Dialect):
         return sa.sql.column("rowid", sa.Integer(), _selectable=table)
 
     def locator_keyset(self, table):
-        from tdbctl.ddl.base import LocatorKeyset
+        from tdbctl.dialects.base import LocatorKeyset
 
         rowid = self.row_locator(table)
         # rowid is the table's b-tree key: ORDER BY rowid costs nothing.
@@ -172,7 +177,7 @@ _STORED_FORMS: dict = {}
 
 
 def _stored_forms(table, columns: tuple):
-    """A function turning a bulk row (tdbctl/ddl/bulkrows.py) into what SQLAlchemy stores on SQLite
+    """A function turning a bulk row (tdbctl/dialects/bulkrows.py) into what SQLAlchemy stores on SQLite
     (timestamps, dates and times as text, UUIDs as 32 hex digits, arrays as JSON); None when every
     value is stored as it is. Compiled once per table and column list."""
     key = (table.fullname, columns)
@@ -182,7 +187,7 @@ def _stored_forms(table, columns: tuple):
 
     import sqlalchemy as sa
 
-    from tdbctl.ddl import bulkrows
+    from tdbctl.dialects import bulkrows
 
     def form(column_type) -> str | None:
         if _is_array(column_type):

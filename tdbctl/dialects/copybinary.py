@@ -6,7 +6,7 @@ field has to be scanned for delimiters and escapes (measured on the synthetic ta
 server time per COPY). Building it costs this process no more than text did, because the values
 it takes are already the server's: timestamps as integer milliseconds, UUIDs as 16 bytes.
 
-The values a row holds are those of tdbctl/ddl/bulkrows.py (the server's own forms, mostly).
+The values a row holds are those of tdbctl/dialects/bulkrows.py (the server's own forms, mostly).
 
 A wrong value fails here (``struct.error``, ``TypeError``) or on the server ("incorrect binary
 data format"), never as another value: every field carries its own length.
