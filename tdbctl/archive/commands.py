@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
@@ -45,6 +45,7 @@ class ArchiveOptions:
     policies: list[str] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
     older_than: timedelta | None = None
+    before: datetime | None = None
     batch_size: int | None = None
     """Root rows per batch; None: the dialect's (tdbctl.archive.rowio RowIO.batch_size)."""
     max_runtime: timedelta | None = None
@@ -55,7 +56,8 @@ class ArchiveOptions:
 
     def recorded(self) -> dict:
         return {"to": self.to, "policies": self.policies, "tables": self.tables,
-                "older_than": _seconds(self.older_than), "batch_size": self.batch_size,
+                "older_than": _seconds(self.older_than),
+                "before": self.before.isoformat() if self.before else None, "batch_size": self.batch_size,
                 "max_runtime": _seconds(self.max_runtime), "dry_run": self.dry_run, "level": self.level}
 
 
@@ -106,6 +108,15 @@ def _check_destination(metadata, policies, directory: Path | None) -> None:
     raise UsageError(message)
 
 
+def _check_age(options: ArchiveOptions) -> None:
+    from datetime import timezone
+
+    if options.older_than is not None and options.before is not None:
+        raise UsageError("give --older-than or --before, not both")
+    if options.before is not None and options.before > datetime.now(timezone.utc):
+        raise UsageError(f"--before {options.before.isoformat()} is in the future")
+
+
 def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet, *, policies=None) -> RunReport:
     """Run the archive policies (``policies`` replaces the declared ones: tests, one-off jobs)."""
     from tdbctl.archive.rowio import rowio_for
@@ -113,6 +124,7 @@ def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet, *, polic
     from tdbctl.runtime import HEAD, open_database
 
     metadata = _metadata()
+    _check_age(options)
     if policies is None:
         policies = select_policies(metadata, "archive", options.policies, options.tables)
     directory = archive_dir(settings, options.to)
@@ -134,7 +146,7 @@ def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet, *, polic
                 if options.dry_run:
                     with recorded_run(db.engine, COMMAND, options.recorded(), dry_run=True) as record:
                         plans = [_plan(conn, db.dialect, metadata, p,
-                                       policy_cutoff(p, metadata, options.older_than, now), directory)
+                                       policy_cutoff(p, metadata, options.older_than, now, options.before), directory)
                                  for p in policies]
                         for plan in plans:
                             for table, count in plan["rows"].items():
@@ -156,7 +168,7 @@ def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet, *, polic
                     ctx = Context(settings, metadata, conn, db.dialect, io, record.id, directory, options.batch_size or io.batch_size,
                                   options.lock_timeout, options.level, deadline, revision, log, progress, claim)
                     for policy in policies:
-                        cutoff = policy_cutoff(policy, metadata, options.older_than, now)
+                        cutoff = policy_cutoff(policy, metadata, options.older_than, now, options.before)
                         log(f"{policy.name}: rows older than {cutoff.isoformat() if cutoff else '(no age)'}")
                         if policy_mode(policy) == "in_place":
                             result = archive_in_place(ctx, policy, cutoff)

@@ -155,13 +155,14 @@ def select_targets(policies: Iterable, request: CleanupRequest, now: datetime, m
             )
         chosen = [p for p in policies if p.name in set(request.policies)]
     elif request.tables:
-        unknown = [t for t in request.tables if t not in tables]
+        wanted = {_qualified(t, tables, metadata) for t in request.tables}
+        unknown = [t for t in request.tables if _qualified(t, tables, metadata) not in tables]
         if unknown:
             raise UsageError(
                 f"no retention policy for table {', '.join(map(repr, unknown))}; "
                 f"tables with policies: {', '.join(tables)}"
             )
-        chosen = [p for p in policies if p.table in set(request.tables)]
+        chosen = [p for p in policies if p.table in wanted]
     else:
         chosen = policies
     if (request.policies or request.tables) and not any(p.action == "delete" for p in chosen):
@@ -176,6 +177,15 @@ def select_targets(policies: Iterable, request: CleanupRequest, now: datetime, m
     from tdbctl.ops.selection import in_column_time  # SQLAlchemy: only once a database is involved
 
     return [replace(t, cutoff=in_column_time(t.policy, metadata, t.cutoff)) for t in targets]
+
+
+def _qualified(given: str, tables: list[str], metadata) -> str:
+    """``schema.table`` for a bare name that one schema's policies have (archive takes the same)."""
+    if "." in given or metadata is None:
+        return given
+    from tdbctl.ops.selection import qualify_table
+
+    return qualify_table(metadata, given, tables)
 
 
 def _instead(declared: str | None) -> str:

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from tdbctl.cli.common import (
-    DryRunOption, JsonOption, MaxRuntimeOption, OlderThanOption, Output, PolicyOption, TableOption, settings,
+    BeforeOption, DryRunOption, JsonOption, MaxRuntimeOption, OlderThanOption, Output, PolicyOption, TableOption, settings,
 )
 from tdbctl.ops.humanize import plural, size as _size
 
@@ -40,6 +40,7 @@ def archive(
     policy: PolicyOption = None,
     table: TableOption = None,
     older_than: OlderThanOption = None,
+    before: BeforeOption = None,
     batch_size: Annotated[
         Optional[int],
         typer.Option("--batch-size", min=1, metavar="N", show_default=False,
@@ -71,12 +72,13 @@ def archive(
     if ctx.invoked_subcommand:
         return
     from tdbctl.archive import commands
-    from tdbctl.ops.durations import parse_duration
+    from tdbctl.ops.durations import parse_date, parse_duration
 
     out = Output(json)
     options = commands.ArchiveOptions(
         to=to, policies=policy or [], tables=table or [],
         older_than=parse_duration(older_than, option="--older-than") if older_than is not None else None,
+        before=parse_date(before, option="--before") if before is not None else None,
         batch_size=batch_size,
         max_runtime=parse_duration(max_runtime, option="--max-runtime") if max_runtime is not None else None,
         dry_run=dry_run, lock_wait=lock_wait, lock_timeout=lock_timeout, level=level,

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from tdbctl.cli.common import (
-    DryRunOption, JsonOption, MaxRuntimeOption, OlderThanOption, Output, PolicyOption, TableOption, settings,
+    BeforeOption, DryRunOption, JsonOption, MaxRuntimeOption, OlderThanOption, Output, PolicyOption, TableOption, settings,
 )
 from tdbctl.ops.humanize import plural
 
@@ -26,10 +26,7 @@ def cleanup(
     policy: PolicyOption = None,
     table: TableOption = None,
     older_than: OlderThanOption = None,
-    before: Annotated[
-        Optional[str],
-        typer.Option("--before", metavar="DATE", help="Take rows older than this date instead (2025-01-01)."),
-    ] = None,
+    before: BeforeOption = None,
     batch_size: Annotated[
         Optional[int],
         typer.Option("--batch-size", metavar="N", help="Rows per batch, each its own short transaction (1-10000; "

@@ -43,6 +43,11 @@ OlderThanOption = Annotated[
     typer.Option("--older-than", metavar="AGE", show_default=False,
                  help="Take rows older than AGE (90d, 12h, 2w, 6mo, 1y) instead of each policy's own age."),
 ]
+BeforeOption = Annotated[
+    Optional[str],
+    typer.Option("--before", metavar="DATE", show_default=False,
+                 help="Take rows older than this date (2025-01-01) instead of each policy's own age."),
+]
 MaxRuntimeOption = Annotated[
     Optional[str],
     typer.Option("--max-runtime", metavar="DURATION", show_default=False,

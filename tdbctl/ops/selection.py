@@ -66,9 +66,13 @@ def policy_age(policy: RetentionPolicy, older_than: timedelta | None) -> timedel
 
 
 def policy_cutoff(
-    policy: RetentionPolicy, metadata: sa.MetaData, older_than: timedelta | None, now: datetime
+    policy: RetentionPolicy, metadata: sa.MetaData, older_than: timedelta | None, now: datetime,
+    before: datetime | None = None,
 ) -> datetime | None:
-    """The time before which the policy's rows qualify, in the age column's own kind of time."""
+    """The time before which the policy's rows qualify (``before``, else now less the age), in the
+    age column's own kind of time."""
+    if before is not None and policy.age_column is not None:
+        return in_column_time(policy, metadata, before.astimezone(timezone.utc))
     age = policy_age(policy, older_than)
     if age is None:
         return None
