@@ -96,6 +96,10 @@ def test_a_fresh_migrate_partitions_the_logs_with_partitions_ahead_and_no_drift(
     assert key == ["created_at", "id"]
     stats = json.loads(cli(pg_url, "stats", "--json").stdout)
     assert [f for f in stats["findings"] if f["check"].startswith("partition")] == []
+    domains = json.loads(cli(pg_url, "info", "--json").stdout)["domains"]
+    assert all(d["tables"] == d["expected"] for d in domains.values()), domains
+    assert {s: d["partitions"] for s, d in domains.items()} == {
+        "tdbctl": 0, "dispatch": 0, "voice": 10, "academy": 5, "chattrain": 5}
 
 
 def test_the_conversion_keeps_every_row_exactly_and_leaves_no_old_table(at_0009):

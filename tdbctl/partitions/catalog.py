@@ -109,5 +109,5 @@ def partition_tables(conn, schemas) -> set[tuple[str, str]]:
     """Every partition in these schemas: they are part of their parent, not tables of their own."""
     rows = conn.exec_driver_sql(
         "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relispartition AND n.nspname = ANY(%(s)s)", {"s": list(schemas)}).all()
+        "WHERE c.relispartition AND c.relkind IN ('r', 'p') AND n.nspname = ANY(%(s)s)", {"s": list(schemas)}).all()
     return {(s, t) for s, t in rows}
