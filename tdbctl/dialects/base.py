@@ -35,20 +35,33 @@ class Dialect:
     """What differs between PostgreSQL and SQLite, for every command."""
 
     name: str
-    implementations: dict[str, str] = {}
-    """Each command's own part for this dialect as 'module:attribute' (the stats collector, the
-    archive's row mover, the backup strategy): found here, so no command asks which dialect it is on."""
+    prefix: str = ""
+    """Of the classes that are each command's own part for this dialect: PostgresCollector."""
     partitioned = False
     """Whether the tables declared partitioned (tdbctl.schema.partitioning) are, here."""
     extensions_of_interest = ("vector", "pg_trgm", "pg_stat_statements", "timescaledb")
 
+    PARTS = {
+        "stats": "tdbctl.stats.{name}:{prefix}Collector",
+        "archive": "tdbctl.archive.rowio_{name}:{prefix}RowIO",
+        "backup": "tdbctl.backup.{name}:{prefix}Backup",
+    }
+    """Where each command keeps its part for a dialect (the stats collector, the archive's row
+    mover, the backup strategy): found through the dialect, so no command asks which it is on."""
+
     def implementation(self, part: str):
         from importlib import import_module
 
-        if part not in self.implementations:
+        module, _, attribute = self.PARTS[part].format(name=self.name, prefix=self.prefix).partition(":")
+        try:
+            found = getattr(import_module(module), attribute, None)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # the module is there, something it imports is not: say so
+                raise
+            found = None
+        if found is None:
             raise ValueError(f"tdbctl has no {part} for {self.name}")
-        module, _, attribute = self.implementations[part].partition(":")
-        return getattr(import_module(module), attribute)
+        return found
 
     def partition_tables(self, conn, schemas) -> set[tuple[str, str]]:
         """(schema, name) of the tables that are parts of a partitioned table: its partitions, and

@@ -71,11 +71,7 @@ def tid_sort_key(value: str) -> tuple[int, int]:
 
 class PostgresDialect(Dialect):
     name = "postgresql"
-    implementations = {
-        "stats": "tdbctl.stats.postgresql:PostgresCollector",
-        "archive": "tdbctl.archive.rowio_postgresql:PostgresRowIO",
-        "backup": "tdbctl.backup.postgresql:PostgresBackup",
-    }
+    prefix = "Postgres"
     partitioned = True
 
     def partition_tables(self, conn, schemas) -> set[tuple[str, str]]:

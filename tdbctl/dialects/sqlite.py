@@ -11,11 +11,7 @@ from tdbctl.dialects.base import LOCK_POLL_SECONDS, Dialect
 
 class SqliteDialect(Dialect):
     name = "sqlite"
-    implementations = {
-        "stats": "tdbctl.stats.sqlite:SqliteCollector",
-        "archive": "tdbctl.archive.rowio_sqlite:SqliteRowIO",
-        "backup": "tdbctl.backup.sqlite:SqliteBackup",
-    }
+    prefix = "Sqlite"
     extensions_of_interest = ()
 
     def server_version(self, conn) -> str:
