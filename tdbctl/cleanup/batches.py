@@ -23,7 +23,7 @@ from typing import Callable
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 
-from tdbctl.cleanup import cascade
+from tdbctl.ops import cascade
 from tdbctl.cleanup.request import DEFAULT_BATCH_SIZE, DEFAULT_PAGE_BATCH_SIZE
 from tdbctl.errors import TdbError
 

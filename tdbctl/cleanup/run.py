@@ -11,7 +11,7 @@ from typing import Callable
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 
-from tdbctl.cleanup import cascade
+from tdbctl.ops import cascade
 from tdbctl.cleanup.batches import PolicyDeleter, PolicyOutcome
 from tdbctl.cleanup.request import CleanupRequest, Target, age_overrides, select_targets
 from tdbctl.errors import ConnectionLost, TdbError, UsageError

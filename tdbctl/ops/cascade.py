@@ -5,10 +5,15 @@ rows would go with it (children, grandchildren...), and sorts the other foreign 
 into that set: SET NULL ones (deleting changes rows outside the set: their links must be kept if
 the delete is ever to be undone) and NO ACTION / RESTRICT ones (they make the delete fail, so the
 rows they hold cannot go). Cleanup and archive both read it; neither keeps a table list.
+
+``impact(metadata, table, rows)`` is the same walk seen from one delete: every row it deletes or
+clears, as clauses per table, for counting (cleanup's dry run, and each batch's report). It asks
+nothing of the table's key, so it serves tables without one.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -131,10 +136,10 @@ class CascadeError(TdbError):
 
 def cascade_tree(metadata: sa.MetaData, root: sa.Table | str) -> CascadeTree:
     root = metadata.tables[root] if isinstance(root, str) else root
-    if len(root.primary_key.columns) != 1:
+    links = links_of(metadata)
+    if len(root.primary_key.columns) != 1 and any(link.parent is root for link in links):
         raise CascadeError(f"{root.fullname}: rows are followed by a single-column primary key, and it has "
                            f"{len(root.primary_key.columns) or 'no'} key columns")
-    links = links_of(metadata)
     members, cascades = [root], []
     frontier = [root]
     while frontier:
@@ -199,3 +204,99 @@ def deleted_with(metadata: sa.MetaData, tables) -> set[str]:
 def cascade_children(metadata: sa.MetaData, table: sa.Table | str) -> list[str]:
     """Names of the tables whose rows a delete from ``table`` takes along, parents first."""
     return [t.fullname for t in cascade_tree(metadata, table).children]
+
+
+# -- one delete's reach, for counting ------------------------------------------------------------
+
+_CLEARS = ("SET NULL", "SET DEFAULT")
+
+
+@dataclass
+class Impact:
+    """The rows a delete reaches, as clauses per table (a row is reached when any clause holds)."""
+
+    root: sa.Table
+    deleted: dict[str, list] = field(default_factory=lambda: defaultdict(list))
+    cleared: dict[str, list] = field(default_factory=lambda: defaultdict(list))
+    tables: dict[str, sa.Table] = field(default_factory=dict)
+
+    @property
+    def dependent_tables(self) -> list[str]:
+        return [t for t in (*self.deleted, *self.cleared) if t != self.root.fullname]
+
+
+def _children_of(metadata: sa.MetaData) -> dict[str, list[Link]]:
+    index: dict[str, list[Link]] = defaultdict(list)
+    for link in links_of(metadata):
+        index[link.parent.fullname].append(link)
+    for children in index.values():
+        children.sort(key=lambda link: (link.child.fullname, [c.name for c in link.columns]))
+    return index
+
+
+def _references(link: Link, parent_rows) -> sa.ColumnElement[bool]:
+    """Rows of ``link.child`` pointing at one of ``parent_rows`` (a condition over the parent)."""
+    # Never correlated: for a table referencing itself the subquery must scan its own copy.
+    select = sa.select(*link.referred).where(parent_rows).correlate(None)
+    target = link.columns[0] if len(link.columns) == 1 else sa.tuple_(*link.columns)
+    return target.in_(select)
+
+
+def impact(metadata: sa.MetaData, table: sa.Table, rows: sa.ColumnElement[bool], *, max_depth: int = 8) -> Impact:
+    """Everything deleting ``rows`` of ``table`` deletes or clears, following every path of
+    foreign keys (a table reached by two paths gets both clauses)."""
+    result = Impact(root=table)
+    result.deleted[table.fullname].append(rows)
+    result.tables[table.fullname] = table
+    children = _children_of(metadata)
+
+    def walk(parent: sa.Table, parent_rows, path: tuple) -> None:
+        for link in children.get(parent.fullname, []):
+            if link in path or len(path) >= max_depth:
+                # A cycle (a table referencing itself): its own rows are counted on the way in.
+                continue
+            if link.ondelete == "CASCADE":
+                reached = _references(link, parent_rows)
+                result.deleted[link.child.fullname].append(reached)
+                result.tables[link.child.fullname] = link.child
+                walk(link.child, reached, (*path, link))
+            elif link.ondelete in _CLEARS:
+                result.cleared[link.child.fullname].append(_references(link, parent_rows))
+                result.tables[link.child.fullname] = link.child
+
+    walk(table, rows, ())
+    return result
+
+
+def count(conn, found: Impact, *, skip_root: bool = False,
+          gone: dict[str, list] | None = None) -> tuple[dict[str, int], dict[str, int]]:
+    """(deleted rows per table, cleared rows per table) for ``found``.
+
+    ``gone``: clauses for rows an earlier policy of the same run already takes; they are not
+    counted again (the dry run's prediction of a run with several policies).
+    A cleared row that is deleted anyway (by another path) counts as deleted only.
+    """
+    gone = gone or {}
+    deleted, cleared = {}, {}
+    for name, clauses in found.deleted.items():
+        if skip_root and name == found.root.fullname:
+            continue
+        deleted[name] = _count(conn, found.tables[name], sa.or_(*clauses), gone.get(name))
+    for name, clauses in found.cleared.items():
+        also_gone = [*gone.get(name, []), *found.deleted.get(name, [])]
+        cleared[name] = _count(conn, found.tables[name], sa.or_(*clauses), also_gone)
+    return deleted, cleared
+
+
+def _count(conn, table: sa.Table, where, excluded) -> int:
+    if excluded:
+        where = sa.and_(where, sa.not_(sa.or_(*excluded)))
+    return conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one()
+
+
+def blocking_exclusion(table: sa.Table, metadata: sa.MetaData) -> tuple[sa.ColumnElement[bool], list[str]]:
+    """Rows of ``table`` a delete can take: none of them, nor any row their delete cascades to,
+    referenced through a foreign key without ON DELETE (the delete would fail). The clause, and
+    the tables whose references hold rows back; TRUE and none when nothing can."""
+    tree = cascade_tree(metadata, table)
+    return tree.unblocked(), tree.held_by
