@@ -26,11 +26,10 @@ import sqlalchemy.exc as sa_exc
 from tdbctl.ops import cascade
 from tdbctl.cleanup.request import DEFAULT_BATCH_SIZE, DEFAULT_PAGE_BATCH_SIZE
 from tdbctl.errors import TdbError
+from tdbctl.ops.retry import Stopped, with_retries
 
 MAX_ATTEMPTS = 10
 """Consecutive failed attempts at one batch (lock timeouts, busy database) before giving up."""
-FIRST_PAUSE = 0.25
-MAX_PAUSE = 5.0
 
 
 @dataclass
@@ -224,69 +223,58 @@ class PolicyDeleter:
             return self.conn.execute(query).first() is not None
 
     def _batch_with_retries(self, last):
-        attempt = 0
-        while True:
-            attempt += 1
+        """One batch, retried while it fails for a lock, a timeout or a change under it; None
+        when told to stop while pausing between attempts."""
+        def once():
             started = time.monotonic()
-            try:
-                if self.walk_pages and self.pages is None:
-                    # Sizing the table takes a lock (an ALTER TABLE holds it): under the timeouts.
-                    with self.conn.begin():
-                        self.db.dialect.set_batch_timeouts(self.conn, self.request.lock_timeout, self.request.statement_timeout)
-                        walk = self.db.dialect.page_walk(self.conn, self.table)
-                    self.walk_pages = walk is not None
-                    size = self.request.batch_size or DEFAULT_PAGE_BATCH_SIZE
-                    self.pages = _PageWalk(*walk, size) if walk else None
-                if self.pages is not None:
-                    selected, new_last, rows, cleared = self._page_batch()
-                else:
-                    with self.conn.begin():
-                        self.db.dialect.set_batch_timeouts(self.conn, self.request.lock_timeout, self.request.statement_timeout)
-                        self.claim.check(self.conn)
-                        selected, new_last, rows, cleared = self._batch(self.conn, last)
-                elapsed = time.monotonic() - started
-            except (sa_exc.OperationalError, sa_exc.DBAPIError, _BatchChanged) as exc:
-                kind = "changed" if isinstance(exc, _BatchChanged) else self.db.dialect.transient_error(exc)
-                if kind is None:
-                    raise
-                self.outcome.retries += 1
-                if kind == "statement_timeout":
-                    # The batch is too big for this table under this load: halve it for good.
-                    self.batch_size = max(1, self.batch_size // 2)
-                    if self.pages is not None:
-                        self.pages.halve()
-                if attempt >= MAX_ATTEMPTS:
-                    raise TdbError(
-                        f"{self.target.name}: gave up after {attempt} attempts at one batch ({kind}); "
-                        f"deleted so far stays deleted, the next run continues"
-                    ) from exc
-                if not self._pause(min(FIRST_PAUSE * 2 ** (attempt - 1), MAX_PAUSE)):
-                    return None
-                continue
+            if self.walk_pages and self.pages is None:
+                # Sizing the table takes a lock (an ALTER TABLE holds it): under the timeouts.
+                with self.conn.begin():
+                    self.db.dialect.set_batch_timeouts(self.conn, self.request.lock_timeout, self.request.statement_timeout)
+                    walk = self.db.dialect.page_walk(self.conn, self.table)
+                self.walk_pages = walk is not None
+                size = self.request.batch_size or DEFAULT_PAGE_BATCH_SIZE
+                self.pages = _PageWalk(*walk, size) if walk else None
             if self.pages is not None:
-                self.pages.advance(selected, elapsed)
-                if selected:
-                    self.outcome.batches += 1
-                    self.outcome.longest_batch = max(self.outcome.longest_batch, elapsed)
-                    self.outcome.add(rows, cleared)
-                    self.outcome.deleted_from.add(self.table.fullname)
-                    self.on_batch(selected)
-                return selected, None
-            if selected:
-                self.outcome.batches += 1
-                self.outcome.longest_batch = max(self.outcome.longest_batch, elapsed)
-                self.outcome.add(rows, cleared)
-                self.outcome.deleted_from.add(self.table.fullname)
-                self.on_batch(selected)
-            return selected, new_last
+                return self._page_batch(), time.monotonic() - started
+            with self.conn.begin():
+                self.db.dialect.set_batch_timeouts(self.conn, self.request.lock_timeout, self.request.statement_timeout)
+                self.claim.check(self.conn)
+                return self._batch(self.conn, last), time.monotonic() - started
 
-    def _pause(self, seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.should_stop():
-                return False
-            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
-        return True
+        def transient(exc: BaseException) -> str | None:
+            if isinstance(exc, _BatchChanged):
+                return "changed"
+            return self.db.dialect.transient_error(exc) if isinstance(exc, sa_exc.DBAPIError) else None
+
+        def retrying(kind: str, attempt: int) -> None:
+            self.outcome.retries += 1
+            if kind == "statement_timeout":
+                # The batch is too big for this table under this load: halve it for good.
+                self.batch_size = max(1, self.batch_size // 2)
+                if self.pages is not None:
+                    self.pages.halve()
+
+        def give_up(kind: str, attempts: int, exc: BaseException) -> TdbError:
+            return TdbError(f"{self.target.name}: gave up after {attempts} attempts at one batch ({kind}); "
+                            f"deleted so far stays deleted, the next run continues")
+
+        try:
+            (selected, new_last, rows, cleared), elapsed = with_retries(
+                once, transient=transient, attempts=MAX_ATTEMPTS, on_retry=retrying, give_up=give_up,
+                should_stop=self.should_stop)
+        except Stopped:
+            return None
+        if self.pages is not None:
+            self.pages.advance(selected, elapsed)
+            new_last = None
+        if selected:
+            self.outcome.batches += 1
+            self.outcome.longest_batch = max(self.outcome.longest_batch, elapsed)
+            self.outcome.add(rows, cleared)
+            self.outcome.deleted_from.add(self.table.fullname)
+            self.on_batch(selected)
+        return selected, new_last
 
     def _page_batch(self):
         """Delete the policy's rows on the walk's next range of pages.

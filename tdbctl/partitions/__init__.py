@@ -112,7 +112,6 @@ class MaintenanceReport:
 
 
 LOCK_TIMEOUT = "2s"
-ATTEMPTS = 10
 
 
 def maintain(db, metadata: sa.MetaData, now: datetime, *, premake: int | None = None, dry_run: bool = False,
@@ -130,7 +129,7 @@ def maintain(db, metadata: sa.MetaData, now: datetime, *, premake: int | None = 
     if not dry_run:
         from tdbctl.partitions.convert import move_rows
 
-        report.conversions = [c.to_json() for c in move_rows(db.engine, claim=claim, on_progress=on_progress)]
+        report.conversions = [c.to_json() for c in move_rows(db.engine, db.dialect, claim=claim, on_progress=on_progress)]
     for declaration in partitioning_of(metadata).values():
         _maintain_table(db, metadata, declaration, now, premake, dry_run, claim, report, cover)
     return report
@@ -242,21 +241,17 @@ def _create(conn, spec, default: Partition | None, start, end, with_time_zone: b
 
 
 def _with_retries(db, claim, work):
-    import time
+    """``work(conn)`` in a short transaction under lock_timeout, retried while it waits in vain."""
+    from tdbctl.ops.retry import with_retries
 
-    import sqlalchemy.exc as sa_exc
+    def once():
+        with db.connect() as conn, conn.begin():
+            conn.exec_driver_sql("SELECT set_config('lock_timeout', %(l)s, true)", {"l": LOCK_TIMEOUT})
+            if claim is not None:
+                claim.check(conn)
+            return work(conn)
 
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            with db.connect() as conn, conn.begin():
-                conn.exec_driver_sql("SELECT set_config('lock_timeout', %(l)s, true)", {"l": LOCK_TIMEOUT})
-                if claim is not None:
-                    claim.check(conn)
-                return work(conn)
-        except sa_exc.OperationalError:
-            if attempt == ATTEMPTS:
-                raise
-            time.sleep(min(0.25 * 2 ** attempt, 5.0))
+    return with_retries(once, transient=db.dialect.transient_error)
 
 
 def drop(db, partition: Partition, claim=None) -> None:

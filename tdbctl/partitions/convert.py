@@ -17,7 +17,6 @@ one transaction (a downgrade is not an online operation).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
@@ -284,14 +283,14 @@ def _timeouts(conn) -> None:
 _CHECKSUM = "coalesce(sum(hashtextextended({row}::text, 0)::numeric), 0)"
 
 
-def move_rows(engine, *, claim=None, on_progress: Callable[[Conversion], None] | None = None,
+def move_rows(engine, dialect, *, claim=None, on_progress: Callable[[Conversion], None] | None = None,
               should_stop: Callable[[], bool] = lambda: False) -> list[Conversion]:
     """Finish every conversion a migration started; returns them as they ended."""
     with engine.connect() as conn:
         todo = pending(conn)
         conn.rollback()
     for conversion in todo:
-        _move_one(engine, conversion, claim, on_progress or (lambda c: None), should_stop)
+        _move_one(engine, conversion, claim, on_progress or (lambda c: None), should_stop, dialect.transient_error)
     return todo
 
 
@@ -300,7 +299,7 @@ def _split(qualified: str) -> tuple[str, str]:
     return schema, name
 
 
-def _move_one(engine, conversion: Conversion, claim, on_progress, should_stop) -> None:
+def _move_one(engine, conversion: Conversion, claim, on_progress, should_stop, transient) -> None:
     table, old = quoted(*_split(conversion.table)), quoted(*_split(conversion.old_table))
     key = {"t": conversion.table}
     with engine.connect() as conn:
@@ -324,7 +323,7 @@ def _move_one(engine, conversion: Conversion, claim, on_progress, should_stop) -
             end = int(pages)
             while end > 0 and not should_stop():
                 first = max(0, end - step)
-                _batch(conn, conversion, table, old, first, end, claim)
+                _batch(conn, conversion, table, old, first, end, claim, transient)
                 on_progress(conversion)
                 end = first
             with conn.begin():
@@ -336,37 +335,33 @@ def _move_one(engine, conversion: Conversion, claim, on_progress, should_stop) -
         _finish(conn, conversion, table, old)
 
 
-def _batch(conn, conversion, table, old, first, end, claim, attempts: int = 10) -> None:
-    import sqlalchemy.exc as sa_exc
+def _batch(conn, conversion, table, old, first, end, claim, transient) -> None:
+    from tdbctl.ops.retry import with_retries
 
-    for attempt in range(1, attempts + 1):
-        try:
-            with conn.begin():
-                _timeouts(conn)
-                conn.exec_driver_sql("SELECT set_config('synchronous_commit', 'off', true)")
-                if claim is not None:
-                    claim.check(conn)
-                # The checksum is of the rows as they arrived: summed over the move, it must come
-                # to the old table's, taken at the swap.
-                moved, inserted, moved_sum = conn.exec_driver_sql(
-                    f"WITH moved AS (DELETE FROM {old} WHERE ctid >= '({first},0)'::tid AND ctid < '({end},0)'::tid "
-                    f"RETURNING *), ins AS (INSERT INTO {table} SELECT * FROM moved RETURNING *) "
-                    f"SELECT (SELECT count(*) FROM moved), count(*), {_CHECKSUM.format(row='i')} FROM ins i").one()
-                if moved != inserted:
-                    raise ConversionError(
-                        f"{conversion.table}: pages {first}-{end}: {moved} rows left {conversion.old_table} but "
-                        f"{inserted} arrived; the batch was rolled back")
-                if moved:
-                    conn.exec_driver_sql(
-                        f"UPDATE {CONVERSIONS} SET rows_moved = rows_moved + %(n)s, checksum_moved = checksum_moved + %(c)s "
-                        "WHERE table_name = %(t)s", {"t": conversion.table, "n": moved, "c": moved_sum})
-            conversion.rows_moved += moved
-            conversion.checksum_moved += int(moved_sum)
-            return
-        except sa_exc.OperationalError:
-            if attempt == attempts:
-                raise
-            time.sleep(min(0.25 * 2 ** attempt, 5.0))
+    def once():
+        with conn.begin():
+            _timeouts(conn)
+            conn.exec_driver_sql("SELECT set_config('synchronous_commit', 'off', true)")
+            if claim is not None:
+                claim.check(conn)
+            # The checksum is of the rows as they arrived: summed over the move, it must come
+            # to the old table's, taken at the swap.
+            moved, inserted, moved_sum = conn.exec_driver_sql(
+                f"WITH moved AS (DELETE FROM {old} WHERE ctid >= '({first},0)'::tid AND ctid < '({end},0)'::tid "
+                f"RETURNING *), ins AS (INSERT INTO {table} SELECT * FROM moved RETURNING *) "
+                f"SELECT (SELECT count(*) FROM moved), count(*), {_CHECKSUM.format(row='i')} FROM ins i").one()
+            if moved != inserted:
+                raise ConversionError(
+                    f"{conversion.table}: pages {first}-{end}: {moved} rows left {conversion.old_table} but "
+                    f"{inserted} arrived; the batch was rolled back")
+            if moved:
+                conn.exec_driver_sql(
+                    f"UPDATE {CONVERSIONS} SET rows_moved = rows_moved + %(n)s, checksum_moved = checksum_moved + %(c)s "
+                    "WHERE table_name = %(t)s", {"t": conversion.table, "n": moved, "c": moved_sum})
+        conversion.rows_moved += moved
+        conversion.checksum_moved += int(moved_sum)
+
+    with_retries(once, transient=transient)
 
 
 def _finish(conn, conversion: Conversion, table: str, old: str) -> None:
