@@ -35,6 +35,7 @@ from tdbctl.archive.rowio import keys_table
 from tdbctl.errors import ConnectionLost, TdbError
 from tdbctl.ops.files import fsync_dir
 from tdbctl.ops.cascade import CascadeTree, cascade_tree
+from tdbctl.ops.retry import with_retries
 from tdbctl.partitions import partitioned_here
 
 PAUSE_ENV = "TDB_ARCHIVE_PAUSE_AT"
@@ -157,7 +158,7 @@ def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
                 ctx, policy, tree, cutoff, p, t, *a))
             if outcome is not None:
                 _committed(ctx, result, outcome)
-        after, swept, retries = None, False, 0
+        after, swept = None, False
         while True:
             if ctx.out_of_time():
                 result.stopped = True
@@ -172,17 +173,13 @@ def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
                 # (an update gives a PostgreSQL row a new ctid).
                 after, swept = None, True
                 continue
-            try:
-                outcome = _one_batch(ctx, policy, lambda *a: _write_and_delete(
-                    ctx, policy, tree, archive_table, keys, cutoff, after, walk, *a))
-            except Exception as exc:
-                # A concurrent change to the batch's rows: it was rolled back and discarded whole.
-                if not ctx.io.retryable(exc) or retries >= RETRIES:
-                    raise
-                retries += 1
-                ctx.log(f"{policy.name}: batch rolled back after a concurrent change, retrying ({exc.__class__.__name__})")
-                continue
-            retries = 0
+            # A concurrent change to the batch's rows rolls it back and discards it whole: again.
+            outcome = with_retries(
+                lambda: _one_batch(ctx, policy, lambda *a: _write_and_delete(
+                    ctx, policy, tree, archive_table, keys, cutoff, after, walk, *a)),
+                transient=lambda exc: "concurrent change" if ctx.io.retryable(exc) else None,
+                attempts=RETRIES + 1,
+                on_retry=lambda kind, attempt: ctx.log(f"{policy.name}: batch rolled back after a {kind}, retrying"))
             if outcome is None:
                 break
             after = _committed(ctx, result, outcome)
