@@ -30,6 +30,7 @@ def with_retries(
     on_retry: Callable[[str, int], None] = lambda kind, attempt: None,
     give_up: Callable[[str, int, BaseException], BaseException] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    first_pause: float = FIRST_PAUSE,
 ) -> T:
     """``once()``'s result. ``transient(exc)``: the kind of a retryable failure, None for any
     other; ``on_retry(kind, attempt)`` before each pause; ``give_up(kind, attempts, exc)``: the
@@ -48,7 +49,7 @@ def with_retries(
                 if give_up is None:
                     raise
                 raise give_up(kind, attempt, exc) from exc
-            deadline = time.monotonic() + min(FIRST_PAUSE * 2 ** (attempt - 1), MAX_PAUSE)
+            deadline = time.monotonic() + min(first_pause * 2 ** (attempt - 1), MAX_PAUSE)
             while time.monotonic() < deadline:
                 if should_stop():
                     raise Stopped() from exc
