@@ -51,6 +51,15 @@ def upgrade() -> None:
         schema='tdbctl',
         comment='Plain tables converted to partitioned ones: progress and verification of the row move.'
     )
+    op.create_table('partition_conversion_changes',
+        sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+        sa.Column('table_name', sa.String(length=255), nullable=False),
+        sa.Column('rows', sa.Integer(), nullable=False),
+        sa.Column('checksum', sa.Numeric(precision=40, scale=0), nullable=False),
+        sa.PrimaryKeyConstraint('id', name=op.f('partition_conversion_changes_pkey')),
+        schema='tdbctl',
+        comment="Changes to a converting table's old rows made meanwhile by foreign key actions."
+    )
     if not migration_ops.is_postgresql():
         return
     if op.get_context().as_sql:
@@ -73,4 +82,6 @@ def downgrade() -> None:
 
             for spec in reversed(_specs()):
                 unswap(op.get_bind(), spec)
+        op.execute('DROP FUNCTION IF EXISTS tdbctl.partition_conversion_adjust()')
+    op.drop_table('partition_conversion_changes', schema='tdbctl')
     op.drop_table('partition_conversions', schema='tdbctl')

@@ -164,6 +164,40 @@ def _column_type(conn, spec: Spec) -> bool:
         {"t": spec.qualified, "c": spec.column}).scalar() == "timestamp with time zone"
 
 
+ADJUST = "tdbctl.partition_conversion_adjust"
+
+
+CHANGES = "tdbctl.partition_conversion_changes"
+
+
+def _watch(conn, spec: Spec) -> None:
+    """Until its rows have moved, the old table can still change by other hands than the move's:
+    ON DELETE CASCADE or SET NULL from a parent deleted meanwhile. A trigger writes each such
+    change down (a row a change: a counter updated in place would grow a version chain), and
+    the totals the move is checked against take them in. The move's own deletes set
+    tdbctl.moving, for their transaction only, and do not fire it. SECURITY DEFINER: the
+    application's role, whose delete fires it, needs no right on tdbctl's tables."""
+    checksum = "hashtextextended({row}::text, 0)::numeric"
+    conn.exec_driver_sql(f"""
+CREATE OR REPLACE FUNCTION {ADJUST}() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        INSERT INTO {CHANGES} (table_name, rows, checksum) VALUES (TG_ARGV[0], -1, -{checksum.format(row='OLD')});
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO {CHANGES} (table_name, rows, checksum) VALUES (TG_ARGV[0], 1, {checksum.format(row='NEW')});
+    END IF;
+    RETURN NULL;
+END $$""")
+    from tdbctl.dialects.postgresql import sql_literal
+
+    conn.exec_driver_sql(
+        f"CREATE TRIGGER tdbctl_conversion_adjust AFTER INSERT OR UPDATE OR DELETE ON {quoted(spec.schema, spec.old)} "
+        "FOR EACH ROW WHEN (current_setting('tdbctl.moving', true) IS DISTINCT FROM 'on') "
+        f"EXECUTE FUNCTION {ADJUST}({sql_literal(f'{spec.schema}.{spec.table}')})")
+
+
 def create_partition(conn, spec: Spec, start: datetime, with_time_zone: bool) -> str:
     name = ranges.name_for(spec.table, start, spec.interval)
     end = ranges.following(start, spec.interval)
@@ -202,6 +236,7 @@ def swap(conn, spec: Spec, now: datetime) -> bool:
                 f"a partitioned table keeps each row in the partition of its time. Give them one (UPDATE {table} "
                 f"SET {column} = now() WHERE {column} IS NULL) and run tdbctl migrate again; nothing was changed")
     shape.move_aside(conn, spec.schema, spec.table, spec.old, SUFFIX)
+    _watch(conn, spec)
     conn.exec_driver_sql(
         f"CREATE TABLE {table} (LIKE {quoted(spec.schema, spec.old)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
         f"INCLUDING COMMENTS INCLUDING STORAGE INCLUDING GENERATED) PARTITION BY RANGE ({column})")
@@ -243,7 +278,8 @@ def unswap(conn, spec: Spec) -> bool:
     if spec.nullable:
         conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN {quoted(spec.column)} DROP NOT NULL")
     conn.exec_driver_sql(f"DROP TABLE {quoted(spec.schema, aside)}")
-    conn.exec_driver_sql(f"DELETE FROM {CONVERSIONS} WHERE table_name = %(t)s", {"t": f"{spec.schema}.{spec.table}"})
+    for bookkeeping in (CHANGES, CONVERSIONS):
+        conn.exec_driver_sql(f"DELETE FROM {bookkeeping} WHERE table_name = %(t)s", {"t": f"{spec.schema}.{spec.table}"})
     return True
 
 
@@ -304,10 +340,15 @@ def _move_one(engine, conversion: Conversion, claim, on_progress, should_stop, t
     key = {"t": conversion.table}
     with engine.connect() as conn:
         if conversion.status == "swapped":
-            # No one writes to the old table any more: its count and checksum are final.
+            # New rows go to the new table: the old one changes only by the move, and by what the
+        # trigger set at the swap accounts for.
             with conn.begin():
+                # SHARE: a cascade from a parent waits for the count rather than slip past it.
+                conn.exec_driver_sql(f"LOCK TABLE {old} IN SHARE MODE")
                 rows, checksum = conn.exec_driver_sql(
                     f"SELECT count(*), {_CHECKSUM.format(row='o')} FROM {old} o").one()
+                # Changes made before now are in the count already.
+                conn.exec_driver_sql(f"DELETE FROM {CHANGES} WHERE table_name = %(t)s", key)
                 conn.exec_driver_sql(
                     f"UPDATE {CONVERSIONS} SET status = 'moving', rows_total = %(r)s, checksum_total = %(c)s "
                     "WHERE table_name = %(t)s", {**key, "r": rows, "c": checksum})
@@ -341,7 +382,8 @@ def _batch(conn, conversion, table, old, first, end, claim, transient) -> None:
     def once():
         with conn.begin():
             _timeouts(conn)
-            conn.exec_driver_sql("SELECT set_config('synchronous_commit', 'off', true)")
+            conn.exec_driver_sql("SELECT set_config('synchronous_commit', 'off', true), "
+                                 "set_config('tdbctl.moving', 'on', true)")
             if claim is not None:
                 claim.check(conn)
             # The checksum is of the rows as they arrived: summed over the move, it must come
@@ -365,21 +407,31 @@ def _batch(conn, conversion, table, old, first, end, claim, transient) -> None:
 
 
 def _finish(conn, conversion: Conversion, table: str, old: str) -> None:
-    verified = (conversion.rows_moved == conversion.rows_total and conversion.checksum_moved == conversion.checksum_total)
     with conn.begin():
         _timeouts(conn)
+        # The totals as the trigger kept them, not as this run first read them.
+        conversion.rows_total, conversion.checksum_total, conversion.rows_moved, conversion.checksum_moved = \
+            conn.exec_driver_sql(
+                f"SELECT c.rows_total + coalesce(sum(x.rows), 0), c.checksum_total + coalesce(sum(x.checksum), 0), "
+                f"c.rows_moved, c.checksum_moved FROM {CONVERSIONS} c LEFT JOIN {CHANGES} x ON x.table_name = "
+                "c.table_name WHERE c.table_name = %(t)s GROUP BY c.table_name", {"t": conversion.table}).one()
+        verified = (conversion.rows_moved == conversion.rows_total
+                    and conversion.checksum_moved == conversion.checksum_total)
         if not verified:
             conn.exec_driver_sql(f"UPDATE {CONVERSIONS} SET status = 'mismatch' WHERE table_name = %(t)s",
                                  {"t": conversion.table})
             conversion.status = "mismatch"
         else:
             conn.exec_driver_sql(f"DROP TABLE {old}")
-            conn.exec_driver_sql(f"UPDATE {CONVERSIONS} SET status = 'done', finished_at = now() WHERE table_name = %(t)s",
-                                 {"t": conversion.table})
+            conn.exec_driver_sql(f"DELETE FROM {CHANGES} WHERE table_name = %(t)s", {"t": conversion.table})
+            conn.exec_driver_sql(
+                f"UPDATE {CONVERSIONS} SET status = 'done', finished_at = now(), rows_total = %(r)s, "
+                "checksum_total = %(c)s WHERE table_name = %(t)s",
+                {"t": conversion.table, "r": conversion.rows_total, "c": conversion.checksum_total})
             conversion.status = "done"
     if not verified:
         raise ConversionError(
             f"{conversion.table}: {conversion.rows_moved:,} of {conversion.rows_total:,} rows moved, or their checksum "
-            f"differs from the one taken at the swap; {conversion.old_table} is kept for inspection")
+            f"differs from the old table's; {conversion.old_table} is kept for inspection")
     with conn.begin():
         conn.exec_driver_sql(f"ANALYZE {table}")

@@ -126,3 +126,16 @@ partition_conversions = sa.Table(
     schema=TOOL_SCHEMA,
     comment="Plain tables converted to partitioned ones: progress and verification of the row move.",
 )
+
+# What changed the old table of a conversion by other hands than the move (a parent's ON DELETE
+# CASCADE or SET NULL): a row per changed row, added up against the totals when the move ends.
+partition_conversion_changes = sa.Table(
+    "partition_conversion_changes",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("table_name", sa.String(255), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("checksum", sa.Numeric(40, 0), nullable=False),
+    schema=TOOL_SCHEMA,
+    comment="Changes to a converting table's old rows made meanwhile by foreign key actions.",
+)
