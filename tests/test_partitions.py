@@ -110,6 +110,7 @@ def test_the_conversion_keeps_every_row_exactly_and_leaves_no_old_table(at_0009)
     assert result.returncode == 0, result.stderr
     assert checksums(engine) == before
     for table in LOGS:
+        assert f"{table}: partitioned, 20,000 old rows moved and verified" in result.stderr, result.stderr
         assert relkind(engine, table) == "p"
         assert relkind(engine, table + "_unpartitioned") is None
     with engine.connect() as conn:

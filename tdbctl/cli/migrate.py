@@ -84,13 +84,36 @@ def upgrade(
         sys.stdout.write(commands.upgrade_sql(config, to, start, lock_timeout=_waits(config, None, lock_timeout)["lock_timeout"]))
         return
     _log_progress()
-    result = commands.upgrade(config, to, **_waits(config, lock_wait, lock_timeout))
+    result = commands.upgrade(config, to, on_progress=_moving(out), **_waits(config, lock_wait, lock_timeout))
+    maintained = result.partitions
     if out.json:
-        out.data({"before": result.before, "after": result.after, "applied": _steps(result)})
-    elif result.steps:
+        out.data({"before": result.before, "after": result.after, "applied": _steps(result),
+                  "partitions": maintained.to_json() if maintained is not None else None})
+        return
+    if result.steps:
         out.log(f"migrated {result.before or 'empty database'} -> {result.after} ({plural(len(result.steps), 'migration')} applied)")
     else:
         out.log(f"already at {result.after}: nothing to do")
+    if maintained is not None:
+        for conversion in maintained.conversions:
+            out.log(f"{conversion['table']}: partitioned, {conversion['rows_moved']:,} old rows moved and verified")
+        if maintained.created:
+            out.log(f"partitions: created {plural(len(maintained.created), 'partition')} ahead")
+
+
+def _moving(out: Output):
+    """A line on stderr every few seconds while a conversion moves old rows into partitions."""
+    import time
+
+    last = [0.0]
+
+    def progress(conversion) -> None:
+        if time.monotonic() - last[0] >= 5.0:
+            last[0] = time.monotonic()
+            total = f" of {conversion.rows_total:,}" if conversion.rows_total is not None else ""
+            out.log(f"{conversion.table}: {conversion.rows_moved:,}{total} old rows moved into partitions")
+
+    return progress
 
 
 @app.command("down")
