@@ -277,23 +277,29 @@ def upgrade(
         conn.commit()
         after = current_revision(conn)
         conn.commit()  # through a pooler of one connection, maintenance needs it back
-        partitions = _maintain_partitions(db, after, head, on_progress)
+        partitions = _maintain_partitions(db, after, head, on_progress, lock_wait)
     if config.attributes.get("started_from", before) != before:  # another migrate got there first
         before = config.attributes["started_from"]
         steps = steps_between(script, before, after) if after and before != after else []
     return MigrationResult(before, after, steps, partitions=partitions)
 
 
-def _maintain_partitions(db, revision: str | None, head: str, on_progress):
+def _maintain_partitions(db, revision: str | None, head: str, on_progress, lock_wait: float):
     """At head, under migrate's claim: finish the row moves a partitioning migration started
-    (a killed migrate continues here), and keep each partitioned table's partitions ahead."""
+    (a killed migrate continues here), and keep each partitioned table's partitions ahead. A
+    migrate that began before the claims table existed holds no claim yet: it takes one now, so
+    that two such migrates never maintain at once (the second waits, then finds it done)."""
     if revision != head or not db.dialect.partitioned:
         return None
+    from tdbctl.ops.claims import claimed
     from tdbctl.ops.durations import utcnow
     from tdbctl.partitions import maintain
     from tdbctl.schema import metadata
 
-    return maintain(db, metadata, utcnow(), claim=db.claim, on_progress=on_progress)
+    if db.claim is not None:
+        return maintain(db, metadata, utcnow(), claim=db.claim, on_progress=on_progress)
+    with claimed(db, MIGRATE_LOCK, lock_wait) as claim:
+        return maintain(db, metadata, utcnow(), claim=claim, on_progress=on_progress)
 
 
 def upgrade_sql(

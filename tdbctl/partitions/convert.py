@@ -339,6 +339,8 @@ def _move_one(engine, conversion: Conversion, claim, on_progress, should_stop, t
     table, old = quoted(*_split(conversion.table)), quoted(*_split(conversion.old_table))
     key = {"t": conversion.table}
     with engine.connect() as conn:
+        if _finished_elsewhere(conn, conversion):
+            return
         if conversion.status == "swapped":
             # New rows go to the new table: the old one changes only by the move, and by what the
         # trigger set at the swap accounts for.
@@ -374,6 +376,17 @@ def _move_one(engine, conversion: Conversion, claim, on_progress, should_stop, t
         if should_stop():
             return
         _finish(conn, conversion, table, old)
+
+
+def _finished_elsewhere(conn, conversion: Conversion) -> bool:
+    """Another run finished this conversion since it was read (its old table is gone)."""
+    with conn.begin():
+        status = conn.exec_driver_sql(f"SELECT status FROM {CONVERSIONS} WHERE table_name = %(t)s",
+                                      {"t": conversion.table}).scalar()
+    if status == "done":
+        conversion.status = "done"
+        return True
+    return False
 
 
 def _batch(conn, conversion, table, old, first, end, claim, transient) -> None:
