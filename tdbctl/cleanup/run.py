@@ -12,6 +12,7 @@ import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 
 from tdbctl.ops import cascade
+from tdbctl.cleanup import partitioned
 from tdbctl.cleanup.batches import PolicyDeleter, PolicyOutcome
 from tdbctl.cleanup.request import CleanupRequest, Target, age_overrides, select_targets
 from tdbctl.errors import ConnectionLost, TdbError, UsageError
@@ -190,8 +191,6 @@ def _dry_run(db, metadata, targets, request, report, observer) -> None:
                         sa.select(sa.func.count()).select_from(table).where(everything, sa.not_(where))
                     ).scalar_one()
                 outcome.status = "would_delete" if outcome.rows else "nothing"
-                from tdbctl.cleanup import partitioned
-
                 plan = partitioned.plan(conn, db.dialect, metadata, target)
                 if plan is not None:
                     outcome.partitions = plan.describe()
@@ -291,7 +290,6 @@ def _delete(db, metadata, targets, request, report, observer, external_stop, sta
 def _drop_partitions(db, metadata, target, outcome, claim, on_batch, should_stop) -> list:
     """Drop the partitions wholly past the cutoff; the tables left to delete from row by row
     (None: the policy's table itself, not partitioned here)."""
-    from tdbctl.cleanup import partitioned
     from tdbctl.partitions import drop
 
     with db.engine.connect() as conn:

@@ -105,9 +105,9 @@ def create(
     for name in report.created:
         out.line(f"{verb}\t{name}")
     for table, n in report.moved_from_default.items():
-        out.line(f"{'would move' if dry_run else 'moved'}\t{table}\t{count(n)} rows out of the DEFAULT partition")
+        out.line(f"{'would move' if dry_run else 'moved'}\t{table}\t{plural(n, 'row')} out of the DEFAULT partition")
     for table, n in report.left_in_default.items():
-        out.line(f"left\t{table}\t{count(n)} rows past retention in the DEFAULT partition (cleanup deletes them)")
+        out.line(f"left\t{table}\t{plural(n, 'row')} past retention in the DEFAULT partition (cleanup deletes them)")
     for c in report.conversions:
         out.line(f"converted\t{c['table']}\t{c['status']}, {count(c['rows_moved'])} old rows moved")
     if not (report.created or report.moved_from_default or report.conversions):

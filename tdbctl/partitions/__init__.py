@@ -14,7 +14,7 @@ from typing import Callable
 import sqlalchemy as sa
 
 from tdbctl.partitions import ranges
-from tdbctl.partitions.catalog import Partition, kind, partitions, quoted
+from tdbctl.partitions.catalog import Partition, kind, partitions, quoted, with_time_zone
 
 
 @dataclass
@@ -48,10 +48,10 @@ class TableState:
 def retention_cutoff(metadata: sa.MetaData, declaration, now: datetime) -> datetime | None:
     """The earliest cutoff of the table's age policies on its partition column: partitions that
     end before it are past retention (never created ahead, dropped by cleanup)."""
-    from tdbctl.ops.durations import parse_duration
+    from tdbctl.ops.selection import policy_age
     from tdbctl.schema import policies_of
 
-    ages = [parse_duration(p.default_age, allow_zero=True) for p in policies_of(metadata)
+    ages = [policy_age(p, None) for p in policies_of(metadata)
             if p.table == declaration.table and p.age_column == declaration.column and p.default_age
             and p.condition is None]
     return now - min(ages) if ages else None
@@ -140,9 +140,9 @@ def _maintain_table(db, metadata, declaration, now, premake, dry_run, claim, rep
 
     with db.connect() as conn:
         table = state(conn, metadata, declaration, now)
-        with_time_zone = _with_time_zone(conn, declaration)
+        zone = with_time_zone(conn, declaration.schema, declaration.name, declaration.column)
         default = next((p for p in table.partitions if p.default), None)
-        in_default = _default_intervals(conn, declaration, default, with_time_zone) if default else {}
+        in_default = _default_intervals(conn, declaration, default, zone) if default else {}
         conn.rollback()
     if not table.partitioned:
         return
@@ -170,7 +170,7 @@ def _maintain_table(db, metadata, declaration, now, premake, dry_run, claim, rep
             if moving:
                 report.moved_from_default[declaration.table] = report.moved_from_default.get(declaration.table, 0) + moving
             continue
-        moved = _with_retries(db, claim, lambda conn: _create(conn, spec, default, start, end, with_time_zone))
+        moved = _with_retries(db, claim, lambda conn: _create(conn, spec, default, start, end, zone))
         report.created.append(f"{declaration.schema}.{name}")
         if moved:
             report.moved_from_default[declaration.table] = report.moved_from_default.get(declaration.table, 0) + moved
@@ -191,33 +191,27 @@ def make_room(conn, dialect, metadata: sa.MetaData, tables, start: datetime, end
         current = state(conn, metadata, declaration, now)
         covered = {p.lower for p in current.partitions if not p.default}
         default = next((p for p in current.partitions if p.default), None)
-        with_time_zone = _with_time_zone(conn, declaration)
+        zone = with_time_zone(conn, declaration.schema, declaration.name, declaration.column)
         spec = Spec(declaration.schema, declaration.name, declaration.column, declaration.interval, (), False)
         for begin in ranges.starts(start, end, declaration.interval):
             finish = ranges.following(begin, declaration.interval)
             if begin in covered or (current.cutoff is not None and finish <= current.cutoff):
                 continue
-            _create(conn, spec, default, begin, finish, with_time_zone)
+            _create(conn, spec, default, begin, finish, zone)
             created.append(f"{declaration.schema}.{ranges.name_for(declaration.name, begin, declaration.interval)}")
     return created
 
 
-def _with_time_zone(conn, declaration) -> bool:
-    return conn.exec_driver_sql(
-        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = to_regclass(%(t)s) AND attname = %(c)s",
-        {"t": quoted(declaration.schema, declaration.name), "c": declaration.column}).scalar() == "timestamp with time zone"
-
-
-def _default_intervals(conn, declaration, default: Partition, with_time_zone: bool) -> dict[datetime, int]:
+def _default_intervals(conn, declaration, default: Partition, zone: bool) -> dict[datetime, int]:
     column = quoted(declaration.column)
-    moment = f"{column} AT TIME ZONE 'UTC'" if with_time_zone else column
+    moment = f"{column} AT TIME ZONE 'UTC'" if zone else column
     rows = conn.exec_driver_sql(
         f"SELECT date_trunc('{declaration.interval}', {moment}), count(*) FROM {default.qualified} "
         f"WHERE {column} IS NOT NULL GROUP BY 1").all()
     return {ranges.floor(start, declaration.interval): n for start, n in rows}
 
 
-def _create(conn, spec, default: Partition | None, start, end, with_time_zone: bool) -> int:
+def _create(conn, spec, default: Partition | None, start, end, zone: bool) -> int:
     """One transaction: the DEFAULT partition's rows of this range aside (a temporary table that
     goes at commit), the partition created (PostgreSQL checks the DEFAULT holds none of its
     range), the rows into it."""
@@ -225,14 +219,14 @@ def _create(conn, spec, default: Partition | None, start, end, with_time_zone: b
 
     moved = 0
     column = quoted(spec.column)
-    bounds = (f"{column} >= {ranges.bound_literal(start, with_time_zone)} AND "
-              f"{column} < {ranges.bound_literal(end, with_time_zone)}")
+    bounds = (f"{column} >= {ranges.bound_literal(start, zone)} AND "
+              f"{column} < {ranges.bound_literal(end, zone)}")
     if default is not None:
         conn.exec_driver_sql(f"CREATE TEMPORARY TABLE tdbctl_moving ON COMMIT DROP AS "
                              f"WITH moved AS (DELETE FROM {default.qualified} WHERE {bounds} RETURNING *) "
                              f"SELECT * FROM moved")
         moved = conn.exec_driver_sql("SELECT count(*) FROM tdbctl_moving").scalar()
-    name = create_partition(conn, spec, start, with_time_zone)
+    name = create_partition(conn, spec, start, zone)
     if moved:
         conn.exec_driver_sql(f"INSERT INTO {quoted(spec.schema, name)} SELECT * FROM tdbctl_moving")
     if default is not None:

@@ -74,6 +74,14 @@ def _bound_from_name(name: str) -> str | None:
     return f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
 
 
+def with_time_zone(conn, schema: str, table: str, column: str) -> bool:
+    """Whether the partition column is timestamptz: bounds are then written in UTC with an offset,
+    else as UTC wall time (ranges.bound_literal)."""
+    return conn.exec_driver_sql(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = to_regclass(%(t)s) AND attname = %(c)s",
+        {"t": quoted(schema, table), "c": column}).scalar() == "timestamp with time zone"
+
+
 def kind(conn, schema: str, table: str) -> str | None:
     """'p' partitioned, 'r' plain, None missing."""
     return conn.exec_driver_sql("SELECT relkind::text FROM pg_class WHERE oid = to_regclass(%(t)s)",

@@ -24,6 +24,7 @@ from typing import Callable
 from tdbctl.errors import TdbError
 from tdbctl.partitions import ranges
 from tdbctl.partitions.catalog import kind, quoted
+from tdbctl.partitions.catalog import with_time_zone as with_time_zone_of
 
 SUFFIX = "_unpartitioned"
 ASIDE = "_partitioned"
@@ -157,13 +158,6 @@ class _Shape:
             conn.exec_driver_sql(f"ALTER TABLE {target} OWNER TO {quoted(self.owner)}")
 
 
-def _column_type(conn, spec: Spec) -> bool:
-    """True: timestamp with time zone."""
-    return conn.exec_driver_sql(
-        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = to_regclass(%(t)s) AND attname = %(c)s",
-        {"t": spec.qualified, "c": spec.column}).scalar() == "timestamp with time zone"
-
-
 ADJUST = "tdbctl.partition_conversion_adjust"
 
 
@@ -223,7 +217,7 @@ def swap(conn, spec: Spec, now: datetime) -> bool:
         return False
     table = spec.qualified
     column = quoted(spec.column)
-    with_time_zone = _column_type(conn, spec)
+    with_time_zone = with_time_zone_of(conn, spec.schema, spec.table, spec.column)
     # Read before the lock: the oldest row decides the first partition (later rows are newer).
     first = conn.exec_driver_sql(f"SELECT min({column}) FROM {table}").scalar()
     shape = _Shape.read(conn, table)

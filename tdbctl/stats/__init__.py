@@ -94,6 +94,7 @@ def _partitions(db, conn, now) -> list[dict]:
     """Each partitioned table: partitions ahead of the current one, whether the current one
     exists, rows in its DEFAULT partition, a conversion still moving rows."""
     from tdbctl.partitions import ranges, state
+    from tdbctl.partitions.catalog import quoted, with_time_zone
     from tdbctl.schema import metadata, partitioning_of
 
     if not db.dialect.partitioned:
@@ -113,23 +114,15 @@ def _partitions(db, conn, now) -> list[dict]:
             # Rows already past retention wait there for cleanup or archive: not for `partitions create`.
             recent = ""
             if table.cutoff is not None:
-                from tdbctl.partitions.catalog import quoted
-
-                recent = f" WHERE {quoted(declaration.column)} >= %(cutoff)s"
-            cutoff = table.cutoff if _with_zone(metadata, declaration) else (
-                table.cutoff.replace(tzinfo=None) if table.cutoff else None)
+                zone = with_time_zone(conn, declaration.schema, declaration.name, declaration.column)
+                recent = f" WHERE {quoted(declaration.column)} >= {ranges.bound_literal(table.cutoff, zone)}"
             default_rows = conn.exec_driver_sql(
-                f"SELECT count(*) FROM (SELECT 1 FROM {default.qualified}{recent} LIMIT 1000000) d",
-                {"cutoff": cutoff}).scalar()
+                f"SELECT count(*) FROM (SELECT 1 FROM {default.qualified}{recent} LIMIT 1000000) d").scalar()
         out.append({"table": declaration.table, "partitions": sum(1 for p in table.partitions if not p.default),
                     "ahead": table.ahead, "premake": declaration.premake,
                     "current": any(p.lower == current for p in table.partitions if not p.default),
                     "default_rows": default_rows, "conversion": table.conversion})
     return out
-
-
-def _with_zone(metadata, declaration) -> bool:
-    return bool(getattr(metadata.tables[declaration.table].c[declaration.column].type, "timezone", False))
 
 
 def _deleted_by_retention() -> set[str]:
