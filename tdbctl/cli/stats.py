@@ -236,7 +236,34 @@ def _status(out: Output, r: dict) -> None:
         figures.append(_size(h["database_bytes"]))
     figures.append(f"read in {r['elapsed_seconds']:.2f}s")
     pairs.append(("server", ", ".join(figures)))
+    backups = _backup_line(r.get("backups") or {})
+    if backups:
+        pairs.append(("backups", backups))
     out.fields("", pairs)
+
+
+def _backup_line(b: dict) -> str:
+    """Archiving and the repository in one line: what an on-call engineer needs to trust a restore."""
+    parts = []
+    a = b.get("archiving")
+    if a and a["archive_mode"] != "off":
+        if a["failing"]:
+            parts.append(f"WAL archiving FAILING ({a['failed_count']:,} failures)")
+        elif a.get("last_archived_age_seconds") is not None:
+            parts.append(f"WAL archived {span(a['last_archived_age_seconds'])} ago (RPO {span(b['rpo_seconds'])})")
+        else:
+            parts.append("WAL archiving on, nothing archived yet")
+    p = b.get("pgbackrest")
+    if p:
+        if p["newest_full_age_seconds"] is not None:
+            parts.append(f"newest full backup {span(p['newest_full_age_seconds'])} old")
+        elif p["backups"] == 0:
+            parts.append("no pgBackRest backup")
+        drill = p["last_drill"]
+        parts.append("no drill on record" if drill is None else
+                     f"last drill {span(drill['age_seconds'])} ago {'passed' if drill['status'] == 'succeeded' else 'FAILED'}"
+                     + (f" (recovered in {_secs(drill['recovery_seconds'])})" if drill.get("recovery_seconds") else ""))
+    return ", ".join(parts)
 
 
 def _summary(out: Output, r: dict) -> None:

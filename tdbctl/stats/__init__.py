@@ -51,6 +51,7 @@ def collect(settings, *, since: timedelta = timedelta(days=7), since_text: str =
                 ("indexes", collector.indexes), ("top_queries", lambda: collector.top_queries(top)),
                 ("files", collector.files), ("unindexed_foreign_keys", collector.unindexed_foreign_keys),
                 ("partitions", lambda: _partitions(db, conn, now)),
+                ("backups", lambda: _backups(settings, collector, conn, now)),
             ):
                 report[section] = _read(section, read, collector.notes, settings, conn)
             report["integrity"] = (_read("integrity", collector.integrity, collector.notes, settings, conn)
@@ -85,6 +86,7 @@ _EMPTY = {
                                "idle_in_transaction": [], "blocking": []},
     "replication": {"role": None, "replay_lag_seconds": None, "replicas": []},
     "tables": [], "indexes": [], "files": [], "unindexed_foreign_keys": [], "partitions": [], "integrity": None,
+    "backups": {"archiving": None, "rpo_seconds": None, "pgbackrest": None},
     "platform": None,
     "top_queries": {"available": False, "hint": None, "queries": []},
 }
@@ -123,6 +125,22 @@ def _partitions(db, conn, now) -> list[dict]:
                     "current": any(p.lower == current for p in table.partitions if not p.default),
                     "default_rows": default_rows, "conversion": table.conversion})
     return out
+
+
+def _backups(settings, collector, conn, now) -> dict:
+    """WAL archiving against the RPO; with the pgbackrest engine, the repository and the last drill."""
+    from tdbctl.backup.pgbackrest.options import engine_of, options_of
+
+    options = options_of(settings)
+    archiving = collector.archiving()
+    if archiving is not None and archiving["last_archived_time"] is not None:
+        archiving["last_archived_age_seconds"] = round((now - archiving["last_archived_time"]).total_seconds(), 1)
+    section = {"archiving": archiving, "rpo_seconds": options.rpo_seconds, "pgbackrest": None}
+    if settings.dialect == "postgresql" and engine_of(settings) == "pgbackrest":
+        from tdbctl.backup.pgbackrest.health import repository_health
+
+        section["pgbackrest"] = repository_health(settings, options, conn, now, collector.notes)
+    return section
 
 
 def _deleted_by_retention() -> set[str]:

@@ -53,6 +53,8 @@ def evaluate(report: dict, t: dict) -> list[dict]:
         judge("xid_wraparound", h["xid_age_database"], h["xid_age"], "xid_age_warning", "xid_age_critical",
               f"transaction ID age {h['xid_age']:,} in {h['xid_age_database']}: VACUUM (FREEZE) it")
 
+    _backups(report.get("backups") or {}, found)
+
     for note in report.get("notes", []):
         section, refused, reason = note.partition(": not read: ")
         if refused:  # a section the database refused: what it would have shown is unknown, not fine
@@ -157,6 +159,46 @@ def evaluate(report: dict, t: dict) -> list[dict]:
                                   "integrity_check: " + "; ".join(result["messages"][:3])))
     order = {s: i for i, s in enumerate(reversed(SEVERITIES))}
     return sorted(found, key=lambda f: (order[f["severity"]], f["check"], f["subject"]))
+
+
+def _backups(b: dict, found: list[dict]) -> None:
+    """Archiving and the repository, judged against the limits the section carries (RPO, schedules)."""
+    from tdbctl.ops.humanize import moment, span
+
+    a = b.get("archiving")
+    rpo = b.get("rpo_seconds")
+    if a and a["archive_mode"] != "off":
+        if a["failing"]:
+            since = f"since {moment(a['last_archived_time'])}" if a["last_archived_time"] else "ever"
+            found.append(_finding("critical", "archiving_failing", "archive_command", a["failed_count"], None,
+                                  f"WAL archiving fails ({a['last_failed_wal']} at {moment(a['last_failed_time'])}): "
+                                  f"nothing written {since} can be recovered, and WAL piles up in pg_wal; "
+                                  "the server log says why"))
+        elif a["unarchived_bytes"] and (a.get("last_archived_age_seconds") or 0) > rpo:
+            found.append(_finding("critical", "archive_lag", "archive_command", a["last_archived_age_seconds"], rpo,
+                                  f"{size(a['unarchived_bytes'])} of WAL not archived, the last archived "
+                                  f"{span(a['last_archived_age_seconds'])} ago: past the RPO of {span(rpo)}"))
+    p = b.get("pgbackrest")
+    if not p:
+        return
+    if p["backups"] == 0:
+        found.append(_finding("critical", "backup_age", "pgbackrest", None, p["full_every_seconds"],
+                              "no pgBackRest backup in the repository: `tdbctl backup --type full`"))
+    elif p["newest_full_age_seconds"] is not None and p["newest_full_age_seconds"] > p["full_every_seconds"]:
+        found.append(_finding("warning", "backup_age", "pgbackrest", p["newest_full_age_seconds"],
+                              p["full_every_seconds"], f"the newest full backup is {span(p['newest_full_age_seconds'])} "
+                              f"old, past its schedule of {span(p['full_every_seconds'])}"))
+    drill = p["last_drill"]
+    if drill is None:
+        found.append(_finding("warning", "drill_age", "pgbackrest", None, p["drill_every_seconds"],
+                              "no recovery drill on record: `tdbctl backup drill`"))
+    elif drill["status"] == "failed":
+        found.append(_finding("critical", "drill_failed", "pgbackrest", drill["age_seconds"], None,
+                              f"the last recovery drill failed: {drill['message']}"))
+    elif drill["age_seconds"] is not None and drill["age_seconds"] > p["drill_every_seconds"]:
+        found.append(_finding("warning", "drill_age", "pgbackrest", drill["age_seconds"], p["drill_every_seconds"],
+                              f"the last recovery drill was {span(drill['age_seconds'])} ago, past its schedule of "
+                              f"{span(p['drill_every_seconds'])}"))
 
 
 def status(findings: list[dict]) -> str:

@@ -86,6 +86,8 @@ def render(report: dict) -> str:
         m.add("replica_replay_lag_seconds", "gauge", "Replay lag of each replica.", replica["replay_lag_seconds"],
               {"replica": replica["name"], "client": replica["client"]})
 
+    _backups(m, report.get("backups") or {})
+
     for t in report["tables"]:
         if t.get("partition_of"):  # its figures are in its table's
             continue
@@ -131,6 +133,28 @@ def render(report: dict) -> str:
         m.add("finding", "gauge", "Each finding (1), by check, subject and severity.", 1,
               {"check": f["check"], "subject": f["subject"], "severity": f["severity"]})
     return m.text()
+
+
+def _backups(m: _Families, b: dict) -> None:
+    a = b.get("archiving")
+    if a and a["archive_mode"] != "off":
+        m.add("wal_archived", "counter", "WAL segments archived (pg_stat_archiver).", a["archived_count"])
+        m.add("wal_archive_failed", "counter", "Failed attempts to archive a WAL segment.", a["failed_count"])
+        m.add("wal_archive_failing", "gauge", "1 while the last archive attempt failed.", int(a["failing"]))
+        m.add("wal_last_archived_age_seconds", "gauge", "Seconds since the last WAL segment was archived.",
+              a.get("last_archived_age_seconds"))
+        m.add("wal_unarchived_bytes", "gauge", "WAL written since the last archived segment.", a["unarchived_bytes"])
+    p = b.get("pgbackrest")
+    if p:
+        m.add("backup_count", "gauge", "pgBackRest backups in the repository.", p["backups"])
+        m.add("backup_full_age_seconds", "gauge", "Age of the newest full pgBackRest backup.",
+              p["newest_full_age_seconds"])
+        drill = p["last_drill"] or {}
+        m.add("drill_age_seconds", "gauge", "Seconds since the last recovery drill ended.", drill.get("age_seconds"))
+        m.add("drill_recovery_seconds", "gauge", "The last drill's measured recovery time.",
+              drill.get("recovery_seconds"))
+        if drill:
+            m.add("drill_succeeded", "gauge", "1 if the last recovery drill passed.", int(drill["status"] == "succeeded"))
 
 
 def _platform(m: _Families, platform: dict | None) -> None:

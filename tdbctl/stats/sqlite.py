@@ -62,6 +62,9 @@ class SqliteCollector:
     def replication(self) -> dict:
         return {"role": None, "replay_lag_seconds": None, "replicas": []}
 
+    def archiving(self) -> None:
+        return None
+
     def tables(self) -> list[dict]:
         tables = []
         for schema in self.schemas:

@@ -437,6 +437,9 @@ class Restored:
     port: int | None = None
     socket_dir: Path | None = None
     reached_at: datetime | None = None
+    """The commit time of the last transaction replayed (None: none after the backup)."""
+    stopped_before: datetime | None = None
+    """The commit time of the first transaction the target left out (None: WAL ended first)."""
     reached_lsn: str | None = None
     seconds: float = 0.0
     in_place: bool = False
@@ -528,7 +531,7 @@ def restore(settings: Settings, target: Target, *, to: str | None = None, port: 
             instance.wait_promoted(ctx.user, ctx.database, timeout or ctx.options.rto_minutes * 60,
                                    on_wait=lambda: log("still recovering ..."))
             result.started, result.port, result.socket_dir = True, instance.port, instance.socket_dir
-            result.reached_at, result.reached_lsn = instance.reached(ctx.user, ctx.database)
+            result.reached_at, result.stopped_before, result.reached_lsn = instance.reached(ctx.user, ctx.database)
     except BaseException:
         # The directory is tdbctl's own, just made: a failed restore leaves nothing that passes for a copy.
         if instance is not None:

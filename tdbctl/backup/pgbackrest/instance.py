@@ -154,15 +154,23 @@ class Instance:
         line = fatal[-1] if fatal else (text.strip().splitlines() or ["(empty log)"])[-1]
         return re.sub(r"^.*?(FATAL|PANIC):\s*", "", line).strip()
 
-    def reached(self, user: str, database: str) -> tuple[datetime | None, str | None]:
-        """The last transaction recovery replayed (its commit time) and the LSN recovery ended at."""
+    def reached(self, user: str, database: str) -> tuple[datetime | None, datetime | None, str | None]:
+        """As the server logged them when recovery ended (after promotion the functions that tell
+        them return nothing): the commit time of the last transaction replayed, that of the first
+        one left out at the target, and the LSN redo ended at."""
         import psycopg
 
-        with psycopg.connect(self.url(user, database), autocommit=True) as conn:
-            moment = conn.execute("SELECT pg_last_xact_replay_timestamp()").fetchone()[0]
         text = self.log_file.read_text(errors="replace")
         redo = re.findall(r"redo done at ([0-9A-F]+/[0-9A-F]+)", text)
-        return moment, (redo[-1] if redo else None)
+        last = re.findall(r"last completed transaction was at log time (.+?)\s*$", text, re.M)
+        stop = re.findall(r"recovery stopping (?:before|after) (?:commit|abort) of transaction \d+, time (.+?)\s*$",
+                          text, re.M)
+        moments: list[datetime | None] = [None, None]
+        with psycopg.connect(self.url(user, database), autocommit=True) as conn:
+            for i, found in enumerate((last, stop)):
+                if found:
+                    moments[i] = conn.execute("SELECT %s::timestamptz", (found[-1],)).fetchone()[0]
+        return moments[0], moments[1], (redo[-1] if redo else None)
 
     def stop(self) -> None:
         self._run("-m", "fast", "stop", check=False)
