@@ -419,7 +419,6 @@ def _restore_to_moment(out: Output, config, backup, *, time_, lsn, latest, label
                        dry_run) -> None:
     from tdbctl.backup.pgbackrest import commands as pitr
     from tdbctl.errors import UsageError
-    from tdbctl.ops.humanize import moment
 
     if backup is not None:
         raise UsageError(f"BACKUP {backup!r} names a dump; a pgBackRest backup is chosen with --set LABEL")
@@ -431,7 +430,14 @@ def _restore_to_moment(out: Output, config, backup, *, time_, lsn, latest, label
         document = {"dry_run": True, "target": target.describe(), "backup": chosen["label"] if chosen else None,
                     "into": into or "a new directory beside the live data directory",
                     "recoverable": {"from": repo.window[0], "to": repo.window[1]}}
-        out.data(document) if out.json else out.fields("Would restore", list(document.items())[1:])
+        if out.json:
+            out.data(document)
+        else:
+            from tdbctl.ops.humanize import moment
+
+            out.fields("Would restore", [("target", document["target"]), ("from backup", document["backup"] or "none"),
+                                         ("into", document["into"]),
+                                         ("recoverable", f"{moment(repo.window[0])} to {moment(repo.window[1])}")])
         return
     if into and force:
         confirm(f"Restore over {into} (the stopped cluster's data directory) to {target.describe()}?", yes)

@@ -532,12 +532,18 @@ def restore(settings: Settings, target: Target, *, to: str | None = None, port: 
                                    on_wait=lambda: log("still recovering ..."))
             result.started, result.port, result.socket_dir = True, instance.port, instance.socket_dir
             result.reached_at, result.stopped_before, result.reached_lsn = instance.reached(ctx.user, ctx.database)
-    except BaseException:
+    except BaseException as exc:
         # The directory is tdbctl's own, just made: a failed restore leaves nothing that passes for a copy.
         if instance is not None:
             instance.remove()
         elif created:
             shutil.rmtree(destination, ignore_errors=True)
+        if isinstance(exc, CheckFailed) and "before configured recovery target" in exc.message:
+            newest = repo.window[1]
+            raise CheckFailed(
+                f"the archived WAL ends before {target.describe()}: nothing was restored. The newest moment the "
+                f"repository reaches is {newest.isoformat(sep=' ') if newest else 'unknown'}; WAL still on the "
+                f"server reaches it within archive_timeout ({ctx.options.archive_timeout}s)") from None
         raise
     result.seconds = round(time.monotonic() - clock, 3)
     return result
