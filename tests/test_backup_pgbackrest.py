@@ -241,7 +241,9 @@ def test_the_drill_passes_on_a_good_repository_and_exits_3_when_a_wal_segment_is
         assert broken.returncode == 3, broken.stderr
         failed = json.loads(broken.stdout)
         assert not failed["ok"] and failed["problems"]
-        assert "recovery" in failed["problems"][0] or "target" in failed["problems"][0]
+        before_lost = f"{lost_wal[:16]}{int(lost_wal[16:], 16) - 1:08X}"
+        assert "missing or damaged" in failed["problems"][0]
+        assert f"after WAL segment {before_lost}" in failed["problems"][0]
     finally:
         hidden.rename(segment)
     assert c.sql("SELECT status FROM tdbctl.runs WHERE command = 'backup drill' ORDER BY id DESC LIMIT 1")[0][0] == "failed"

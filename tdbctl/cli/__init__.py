@@ -80,8 +80,8 @@ LIFECYCLE = {
     "cleanup": "Delete what the retention policies say has expired",
     "archive": "Move old rows out into verified files, and back",
     "partitions": "Time partitions: list them, keep future ones ready",
-    "backup": "A verified backup of the database; list, verify",
-    "restore": "Put a backup back into the database",
+    "backup": "A verified backup; list, verify, setup and drill (pgBackRest)",
+    "restore": "Put a backup back, or the cluster as it was at a moment",
     "reindex": "Rebuild bloated or broken indexes without downtime",
 }
 

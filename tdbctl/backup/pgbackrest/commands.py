@@ -533,12 +533,21 @@ def restore(settings: Settings, target: Target, *, to: str | None = None, port: 
             result.started, result.port, result.socket_dir = True, instance.port, instance.socket_dir
             result.reached_at, result.stopped_before, result.reached_lsn = instance.reached(ctx.user, ctx.database)
     except BaseException as exc:
+        last_restored = None
+        if instance is not None:
+            restored = re.findall(r'restored log file "([0-9A-F]{24})"', _read(instance.log_file))
+            last_restored = restored[-1] if restored else None
         # The directory is tdbctl's own, just made: a failed restore leaves nothing that passes for a copy.
         if instance is not None:
             instance.remove()
         elif created:
             shutil.rmtree(destination, ignore_errors=True)
         if isinstance(exc, CheckFailed) and "before configured recovery target" in exc.message:
+            if last_restored and repo.wal_max and last_restored < repo.wal_max:
+                raise CheckFailed(
+                    f"recovery stopped after WAL segment {last_restored}, short of {target.describe()}, though the "
+                    f"repository's archive reaches {repo.wal_max}: a segment on the way is missing or damaged "
+                    "(`tdbctl backup verify` names it); nothing was restored") from None
             newest = repo.window[1]
             raise CheckFailed(
                 f"the archived WAL ends before {target.describe()}: nothing was restored. The newest moment the "
@@ -547,6 +556,13 @@ def restore(settings: Settings, target: Target, *, to: str | None = None, port: 
         raise
     result.seconds = round(time.monotonic() - clock, 3)
     return result
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def _stamp() -> str:

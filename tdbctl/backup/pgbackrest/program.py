@@ -106,6 +106,8 @@ class Program:
                                   env=self.env(), stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise PgBackRestFailed(f"pgbackrest {command} did not finish within {timeout:.0f}s") from None
+        except OSError as exc:
+            raise PgBackRestFailed(f"pgbackrest {command} could not be started: {exc}") from None
         if done.returncode != 0:
             raise PgBackRestFailed(f"pgbackrest {command} failed: {first_error(done.stdout + done.stderr)}")
         return done.stdout
