@@ -11,7 +11,8 @@ from conftest import run_cli
 
 COMMANDS = ["migrate", "migrate down", "migrate history", "migrate current", "migrate check", "migrate validate",
             "migrate repair", "seed", "info", "stats", "cleanup", "archive", "archive list", "archive verify",
-            "archive restore", "archive discard", "partitions", "partitions create", "backup", "backup list", "backup verify", "restore", "reindex"]
+            "archive restore", "archive discard", "partitions", "partitions create", "backup", "backup list", "backup verify",
+            "backup setup", "backup drill", "restore", "reindex"]
 
 
 def _help(*args) -> str:

@@ -26,7 +26,7 @@ from stats_support import engine, migrate, settings_for, write_toml
 # The report's layout: a change here is a change for every script and dashboard reading --json.
 TOP_KEYS = {"schema_version", "generated_at", "elapsed_seconds", "database", "dialect", "status", "health",
             "activity", "replication", "tables", "indexes", "top_queries", "files", "integrity", "platform",
-            "notes", "findings", "unindexed_foreign_keys", "partitions"}
+            "notes", "findings", "unindexed_foreign_keys", "partitions", "backups"}
 HEALTH_KEYS = {"server_version", "uptime_seconds", "database_bytes", "connections_used", "max_connections",
                "cache_hit_ratio", "cache_blocks", "xid_age", "xid_age_database", "stats_reset"}
 ACTIVITY_KEYS = {"visible", "hidden_sessions", "long_running", "idle_in_transaction", "blocking"}
@@ -64,6 +64,10 @@ def test_json_layout_is_stable(migrated, tmp_path):
     assert set(report["activity"]) == ACTIVITY_KEYS
     assert set(report["replication"]) == REPLICATION_KEYS
     assert set(report["top_queries"]) == {"available", "hint", "queries"}
+    assert set(report["backups"]) == {"archiving", "rpo_seconds", "pgbackrest"}
+    assert report["backups"]["pgbackrest"] is None and report["backups"]["rpo_seconds"] == 900
+    archiving = report["backups"]["archiving"]
+    assert archiving is None if report["dialect"] == "sqlite" else archiving["archive_mode"] == "off"
     assert {frozenset(t) for t in report["tables"]} == {frozenset(TABLE_KEYS)}
     assert {frozenset(i) for i in report["indexes"]} == {frozenset(INDEX_KEYS)}
     assert {frozenset(f) for f in report["findings"]} <= {frozenset(FINDING_KEYS)}

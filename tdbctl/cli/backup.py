@@ -95,7 +95,7 @@ def backup(
         \b
         tdbctl backup --to /var/backups/tdbctl --keep 7
         tdbctl backup --jobs 4 --keep-days 14   # parallel pg_dump
-        tdbctl backup --type full               # [backup] engine = "pgbackrest"
+        tdbctl backup --type full    # with [backup] engine = "pgbackrest"
     """
     if ctx.invoked_subcommand:
         return
@@ -342,7 +342,7 @@ def restore(
         "--to", metavar="DIR", show_default=False,
         help="pgbackrest: the new data directory [default: beside the live one, tdbctl-restore-STANZA-TIME].")] = None,
     port: Annotated[Optional[int], typer.Option(
-        "--port", min=1, max=65535, show_default=False, help="pgbackrest: start the copy on this port [default: a free one].")] = None,
+        "--port", min=1, max=65535, metavar="PORT", show_default=False, help="pgbackrest: start the copy on this port [default: a free one].")] = None,
     no_start: Annotated[bool, typer.Option(
         "--no-start", help="pgbackrest: restore the files only; do not start the copy.")] = False,
     engine: EngineOption = None,
