@@ -361,3 +361,34 @@ def test_a_pgbackrest_too_old_for_the_server_names_the_version_needed(pg_url, tm
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     needed = SUPPORTS[major]
     assert f"does not support PostgreSQL {major}" in result.stderr and f"{needed[0]}.{needed[1]}" in result.stderr
+
+
+def test_restore_over_the_stopped_cluster_itself_with_force(cluster):
+    """Last in this module: it rewinds the module's cluster."""
+    c = cluster
+    c.sql("TRUNCATE dispatch.pitr_marks")
+    marks(c, 1, 50)
+    assert c.tdb("backup", "--type", "incr").returncode == 0
+    time.sleep(1.1)
+    moment = server_now(c)
+    time.sleep(1.1)
+    marks(c, 51, 80)
+    c.sql("SELECT pg_switch_wal()")
+    assert c.tdb("backup", "setup").returncode == 0  # the WAL reaches the repository
+    data_dir, sockets, port = (c.sql(f"SHOW {name}")[0][0] for name in ("data_directory", "unix_socket_directories",
+                                                                         "port"))
+    pg_ctl = ["runuser", "-u", "postgres", "--", str(pg15.BIN / "pg_ctl"), "-D", data_dir]
+    subprocess.run([*pg_ctl, "-m", "fast", "stop"], check=True, capture_output=True)
+    try:
+        done = c.tdb("restore", "--time", moment.isoformat(sep=" "), "--to", data_dir, "--force", "--yes", "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["in_place"]
+    finally:
+        subprocess.run([*pg_ctl, "-w", "-l", str(Path(data_dir).parent / "log"), "-o",
+                        f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", "start"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while c.sql("SELECT pg_is_in_recovery()")[0][0]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert keys_of(c.url) == list(range(1, 51))
