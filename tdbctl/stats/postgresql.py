@@ -298,27 +298,9 @@ class PostgresCollector:
                 "replicas": replicas}
 
     def archiving(self) -> dict | None:
-        """WAL archiving as pg_stat_archiver sees it, and how much WAL waits for it."""
-        mode = self.conn.exec_driver_sql("SHOW archive_mode").scalar()
-        if mode == "off" or self.conn.exec_driver_sql("SELECT pg_is_in_recovery()").scalar():
-            return {"archive_mode": mode, "archived_count": None, "failed_count": None, "last_archived_wal": None,
-                    "last_archived_time": None, "last_failed_wal": None, "last_failed_time": None,
-                    "unarchived_bytes": None, "failing": False}
-        row = self.conn.exec_driver_sql(
-            "SELECT archived_count, last_archived_wal, last_archived_time, failed_count, last_failed_wal, "
-            "last_failed_time, pg_current_wal_lsn()::text, "
-            "(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') FROM pg_stat_archiver").one()
-        archived, last_wal, last_time, failed, failed_wal, failed_time, lsn, segment = row
-        unarchived = None
-        if last_wal and len(last_wal) == 24:
-            high, low = lsn.split("/")
-            # Everything after the end of the last archived segment is not in the archive yet.
-            archived_end = (int(last_wal[8:16], 16) << 32) + (int(last_wal[16:24], 16) + 1) * segment
-            unarchived = max(0, (int(high, 16) << 32) + int(low, 16) - archived_end)
-        return {"archive_mode": mode, "archived_count": archived, "failed_count": failed,
-                "last_archived_wal": last_wal, "last_archived_time": last_time, "last_failed_wal": failed_wal,
-                "last_failed_time": failed_time, "unarchived_bytes": unarchived,
-                "failing": bool(failed_time and (last_time is None or failed_time > last_time))}
+        from tdbctl.backup.pgbackrest.server import archiver
+
+        return archiver(self.conn)
 
     def tables(self) -> list[dict]:
         tables = []

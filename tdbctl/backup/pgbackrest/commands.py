@@ -596,7 +596,8 @@ class Drill:
     backup: str | None
     recovery_seconds: float
     archive_lag_seconds: float | None
-    """How old the newest archived WAL was when the drill began: what a loss then would have cost."""
+    """When the drill began, how old the last archived segment was if WAL waited behind it (0:
+    none waited): what losing the server then would have cost."""
     rto_seconds: float
     rpo_seconds: float
     revision: str | None
@@ -620,9 +621,7 @@ def _snapshot(conn) -> tuple[str | None, dict[str, int], str, float | None]:
     counts = {t: conn.exec_driver_sql(f'SELECT count(*) FROM "{t.split(".")[0]}"."{t.split(".", 1)[1]}"').scalar()
               for t in tables}
     lsn = conn.exec_driver_sql("SELECT pg_current_wal_lsn()::text").scalar()
-    lag = conn.exec_driver_sql(
-        "SELECT extract(epoch FROM now() - last_archived_time) FROM pg_stat_archiver").scalar()
-    return revision, counts, lsn, float(lag) if lag is not None else None
+    return revision, counts, lsn, server.archive_lag_seconds(server.archiver(conn))
 
 
 def drill(settings: Settings, *, timeout: float | None = None, log: Log = _quiet) -> Drill:

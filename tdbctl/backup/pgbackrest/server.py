@@ -94,3 +94,41 @@ def apply(engine, pending: list[Change]) -> None:
         for change in pending:
             conn.exec_driver_sql(change.statement.replace("%", "%%"))  # the driver formats even without parameters
         conn.exec_driver_sql("SELECT pg_reload_conf()")
+
+
+def archiver(conn) -> dict:
+    """WAL archiving as pg_stat_archiver sees it, and how much written WAL is not archived yet:
+    what `stats` judges against the RPO and the drill measures."""
+    mode = conn.exec_driver_sql("SHOW archive_mode").scalar()
+    state = {"archive_mode": mode, "archived_count": None, "failed_count": None, "last_archived_wal": None,
+             "last_archived_time": None, "last_failed_wal": None, "last_failed_time": None,
+             "unarchived_bytes": None, "failing": False}
+    if mode == "off" or conn.exec_driver_sql("SELECT pg_is_in_recovery()").scalar():
+        return state
+    row = conn.exec_driver_sql(
+        "SELECT archived_count, last_archived_wal, last_archived_time, failed_count, last_failed_wal, "
+        "last_failed_time, pg_current_wal_lsn()::text, "
+        "(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') FROM pg_stat_archiver").one()
+    archived, last_wal, last_time, failed, failed_wal, failed_time, lsn, segment = row
+    unarchived = None
+    if last_wal and len(last_wal) == 24:
+        high, low = lsn.split("/")
+        # Everything after the end of the last archived segment is not in the archive yet.
+        archived_end = (int(last_wal[8:16], 16) << 32) + (int(last_wal[16:24], 16) + 1) * segment
+        unarchived = max(0, (int(high, 16) << 32) + int(low, 16) - archived_end)
+    state.update(archived_count=archived, failed_count=failed, last_archived_wal=last_wal,
+                 last_archived_time=last_time, last_failed_wal=failed_wal, last_failed_time=failed_time,
+                 unarchived_bytes=unarchived, failing=bool(failed_time and (last_time is None or failed_time > last_time)))
+    return state
+
+
+def archive_lag_seconds(state: dict) -> float | None:
+    """What losing the server now would cost: 0 when every written WAL byte is archived, else the
+    age of the last archived segment (None: archiving off, or nothing archived yet)."""
+    if state["last_archived_time"] is None:
+        return None
+    if not state["unarchived_bytes"]:
+        return 0.0
+    from datetime import datetime, timezone
+
+    return round((datetime.now(timezone.utc) - state["last_archived_time"]).total_seconds(), 1)
