@@ -24,12 +24,12 @@ from test_archive_data import (  # noqa: F401  (fixtures)
     FIDELITY_POLICIES, T, _pg_template, _sqlite_template, archive_db, checksums, domain_tables, fill, snapshot,
 )
 from tdbctl.archive.codec import kind_of
-from tdbctl.archive.commands import ArchiveOptions, list_batches, run
+from tdbctl.archive.commands import ArchiveRequest, list_batches, run
 from tdbctl.archive.restore import restore, verify
 from tdbctl.errors import UsageError
 from tdbctl.ops.cascade import cascade_tree
-from tdbctl.ops.selection import select_policies
-from tdbctl.schema import metadata
+from tdbctl.retention.selection import select
+from tdbctl.schema import metadata, policies_of
 from tdbctl.schema.bookkeeping import archive_batches
 
 NOW = datetime.now(timezone.utc)
@@ -37,7 +37,7 @@ IN_PLACE = {"chattrain.sessions"}
 
 
 def all_policies():
-    return select_policies(metadata, "archive") + FIDELITY_POLICIES
+    return archive_policies() + FIDELITY_POLICIES
 
 
 def batch_files(to: Path) -> dict[str, list[dict]]:
@@ -75,7 +75,7 @@ def test_archive_and_restore_round_trip(archive_db, tmp_path):
     originals = {name: typed_rows(db.engine, T[name]) for name in expected}
     to = tmp_path / "archive"
 
-    report = run(db.settings, ArchiveOptions(to=str(to), batch_size=2), policies=all_policies())
+    report = run(db.settings, ArchiveRequest(to=str(to), batch_size=2), policies=all_policies())
     assert report.status == "succeeded" and report.recovered == []
     by_policy = {p["policy"]: p for p in report.policies}
     assert by_policy["voice.conversations"]["blocked"] == 1  # held by a system_metrics row
@@ -161,7 +161,7 @@ def test_dry_run_counts_and_changes_nothing(archive_db, tmp_path):
     expected = fill(db.engine, NOW)
     before = snapshot(db.engine)
     to = tmp_path / "archive"
-    report = run(db.settings, ArchiveOptions(to=str(to), dry_run=True), policies=all_policies())
+    report = run(db.settings, ArchiveRequest(to=str(to), dry_run=True), policies=all_policies())
     assert report.status == "dry_run"
     counted = {}
     for plan in report.policies:
@@ -176,7 +176,7 @@ def test_dry_run_counts_and_changes_nothing(archive_db, tmp_path):
     with db.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(archive_batches)).scalar() == 0
     # Without --to: the same counts (where the files would go is not needed to count them).
-    preview = run(db.settings, ArchiveOptions(dry_run=True), policies=all_policies())
+    preview = run(db.settings, ArchiveRequest(dry_run=True), policies=all_policies())
     assert [p["rows"] for p in preview.policies] == [p["rows"] for p in report.policies]
     assert plans["voice.conversations"]["destination"].endswith("voice.conversations")
     assert {p["policy"]: p["destination"] for p in preview.policies}["voice.conversations"] == \
@@ -188,7 +188,7 @@ def test_max_runtime_stops_before_the_next_batch(archive_db, tmp_path):
     db = archive_db
     fill(db.engine, NOW)
     before = snapshot(db.engine)
-    report = run(db.settings, ArchiveOptions(to=str(tmp_path), max_runtime=timedelta(microseconds=1)))
+    report = run(db.settings, ArchiveRequest(to=str(tmp_path), max_runtime=timedelta(microseconds=1)))
     assert report.status == "stopped"
     assert sum(len(p["batches"]) for p in report.policies) == 0
     assert snapshot(db.engine) == before
@@ -253,13 +253,18 @@ def test_cli_verify_catches_damage_and_restore_refuses(archive_db, tmp_path):
     assert snapshot(db.engine) == live
 
 
+def archive_policies(**selection):
+    return [t.policy for t in select(policies_of(metadata), "archive", now=NOW, metadata=metadata, **selection)]
+
+
 def test_usage_errors_and_policy_tree():
     with pytest.raises(UsageError, match="academy.conversation_logs"):
-        select_policies(metadata, "archive", ["voice.nope"])
+        archive_policies(names=["voice.nope"])
     with pytest.raises(UsageError, match="ambiguous"):
-        select_policies(metadata, "archive", tables=["scenarios"])
-    assert [p.name for p in select_policies(metadata, "archive", tables=["voice.conversations"])] == \
-        ["voice.conversations"]
+        archive_policies(tables=["scenarios"])
+    with pytest.raises(UsageError, match="no archive policy for table 'dispatch.training_scenarios'"):
+        archive_policies(tables=["dispatch.training_scenarios"])
+    assert [p.name for p in archive_policies(tables=["voice.conversations"])] == ["voice.conversations"]
     tree = cascade_tree(metadata, "voice.conversations")
     assert {t.fullname for t in tree.children} == {
         "voice.conversation_turns", "voice.state_transitions", "voice.extracted_slots", "voice.appointments",
@@ -283,8 +288,8 @@ def test_lines_spanning_many_copy_messages(archive_db, tmp_path, monkeypatch):
     tree = cascade_tree(metadata, "dispatch.call_sessions")
     originals = {t.fullname: typed_rows(db.engine, t) for t in tree.members}
     to = tmp_path / "archive"
-    policies = [p for p in select_policies(metadata, "archive") if p.name == "dispatch.completed_calls"]
-    report = run(db.settings, ArchiveOptions(to=str(to)), policies=policies)
+    policies = [p for p in archive_policies() if p.name == "dispatch.completed_calls"]
+    report = run(db.settings, ArchiveRequest(to=str(to)), policies=policies)
     assert report.status == "succeeded"
     (result,) = report.policies
     after, files = snapshot(db.engine), batch_files(to)
@@ -333,8 +338,8 @@ def test_a_row_joining_a_batch_meanwhile_is_archived_not_lost(archive_db, tmp_pa
 
     monkeypatch.setattr(PostgresRowIO, "take_rows", take_rows_after_a_late_entity)
     to = tmp_path / "archive"
-    policies = [p for p in select_policies(metadata, "archive") if p.name == "dispatch.completed_calls"]
-    report = run(db.settings, ArchiveOptions(to=str(to)), policies=policies)
+    policies = [p for p in archive_policies() if p.name == "dispatch.completed_calls"]
+    report = run(db.settings, ArchiveRequest(to=str(to)), policies=policies)
     assert report.status == "succeeded" and injected
     files = batch_files(to)
     entities = sorted(line["id"] for line in files["dispatch.extracted_entities"])

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from conftest import run_cli
 from test_archive import batch_files
 from test_archive_data import _pg_template, _sqlite_template, archive_db, fill, snapshot  # noqa: F401
-from tdbctl.archive.commands import ArchiveOptions, run
+from tdbctl.archive.commands import ArchiveRequest, run
 from tdbctl.archive.restore import restore, verify
 from tdbctl.schema.bookkeeping import archive_batches, runs
 
@@ -115,7 +115,7 @@ def test_sigkill_at_each_step_loses_nothing(archive_db, tmp_path):
         last_rows = conn.execute(sa.select(runs.c.rows).order_by(runs.c.id.desc()).limit(1)).scalar()
     assert last_rows["voice.conversations"] == 1  # its record counted the committed batch before the kill
 
-    report = run(db.settings, ArchiveOptions(to=str(to), policies=[POLICY], batch_size=1))
+    report = run(db.settings, ArchiveRequest(to=str(to), policies=[POLICY], batch_size=1))
     assert report.status == "succeeded" and report.recovered == []
     assert run_statuses(db.engine) == ["killed"] * 4 + ["succeeded"]
 

@@ -61,7 +61,8 @@ class Context:
     batch_size: int
     lock_timeout: float
     level: int
-    deadline: float | None
+    should_stop: object
+    """The run's time budget (tdbctl.retention.run.Run.should_stop), asked before each batch."""
     revision: str | None
     log: object
     progress: object = None
@@ -70,7 +71,7 @@ class Context:
     """The run's claim (tdbctl.ops.claims.Claim), checked inside every batch's transaction."""
 
     def out_of_time(self) -> bool:
-        return self.deadline is not None and time.monotonic() >= self.deadline
+        return self.should_stop()
 
     def committed(self, counts: dict[str, int]) -> None:
         if self.progress is not None:

@@ -5,9 +5,7 @@ Each function opens the database itself and returns plain data; the CLI only ren
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -23,9 +21,9 @@ from tdbctl.errors import TdbError, UsageError
 from tdbctl.ops.cascade import cascade_tree
 from tdbctl.ops.claims import claimed
 from tdbctl.ops.durations import utcnow
-from tdbctl.ops.runs import mark_killed, recorded_run, save_progress
-from tdbctl.ops.selection import policy_cutoff, select_policies
 from tdbctl.ops.humanize import plural
+from tdbctl.retention.request import RetentionRequest
+from tdbctl.retention.run import retention_run
 
 COMMAND = "archive"
 RESTORE_COMMAND = "archive restore"
@@ -39,30 +37,17 @@ def _quiet(_: str) -> None:
     pass
 
 
-@dataclass
-class ArchiveOptions:
+@dataclass(frozen=True)
+class ArchiveRequest(RetentionRequest):
+    """What an archive run was asked: the shared retention request, with where the files go."""
+
     to: str | None = None
-    policies: list[str] = field(default_factory=list)
-    tables: list[str] = field(default_factory=list)
-    older_than: timedelta | None = None
-    before: datetime | None = None
-    batch_size: int | None = None
-    """Root rows per batch; None: the dialect's (tdbctl.archive.rowio RowIO.batch_size)."""
-    max_runtime: timedelta | None = None
-    dry_run: bool = False
     lock_wait: float = 0.0
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     level: int = DEFAULT_LEVEL
 
-    def recorded(self) -> dict:
-        return {"to": self.to, "policies": self.policies, "tables": self.tables,
-                "older_than": _seconds(self.older_than),
-                "before": self.before.isoformat() if self.before else None, "batch_size": self.batch_size,
-                "max_runtime": _seconds(self.max_runtime), "dry_run": self.dry_run, "level": self.level}
-
-
-def _seconds(value: timedelta | None):
-    return value.total_seconds() if value is not None else None
+    def options(self) -> dict:
+        return {**super().options(), "to": self.to, "level": self.level}
 
 
 @dataclass
@@ -108,81 +93,54 @@ def _check_destination(metadata, policies, directory: Path | None) -> None:
     raise UsageError(message)
 
 
-def _check_age(options: ArchiveOptions) -> None:
-    from datetime import timezone
-
-    if options.older_than is not None and options.before is not None:
-        raise UsageError("give --older-than or --before, not both")
-    if options.before is not None and options.before > datetime.now(timezone.utc):
-        raise UsageError(f"--before {options.before.isoformat()} is in the future")
-
-
-def run(settings: Settings, options: ArchiveOptions, log: Log = _quiet, *, policies=None) -> RunReport:
+def run(settings: Settings, options: ArchiveRequest, log: Log = _quiet, *, policies=None) -> RunReport:
     """Run the archive policies (``policies`` replaces the declared ones: tests, one-off jobs)."""
     from tdbctl.archive.rowio import rowio_for
     from tdbctl.migrate.commands import current_revision
     from tdbctl.runtime import HEAD, open_database
+    from tdbctl.schema import policies_of
 
     metadata = _metadata()
-    _check_age(options)
-    if policies is None:
-        policies = select_policies(metadata, "archive", options.policies, options.tables)
+    options.validate()
+    now = utcnow()
+    targets = options.targets(policies_of(metadata) if policies is None else policies, COMMAND, now, metadata)
     directory = archive_dir(settings, options.to)
     if not options.dry_run:  # a preview counts rows; where they would go is not needed for that
-        _check_destination(metadata, policies, directory)
-    if options.batch_size is not None and options.batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
-    now = utcnow()
+        _check_destination(metadata, [t.policy for t in targets], directory)
     with open_database(settings, HEAD) as db:
         if directory is not None and not options.dry_run:
             ensure_writable(directory, "--to")
-        with claimed(db, COMMAND, options.lock_wait) as claim:
-            mark_killed(db.engine, COMMAND)
+        with retention_run(db, COMMAND, options, lock_wait=options.lock_wait) as run:
+            record = run.record
             with db.engine.connect() as conn:
                 revision = current_revision(conn)
                 conn.rollback()
                 if revision is None:
                     raise TdbError("the database has no tdbctl schema yet: run `tdbctl migrate` first")
                 if options.dry_run:
-                    with recorded_run(db.engine, COMMAND, options.recorded(), dry_run=True) as record:
-                        plans = [_plan(conn, db.dialect, metadata, p,
-                                       policy_cutoff(p, metadata, options.older_than, now, options.before), directory)
-                                 for p in policies]
-                        for plan in plans:
-                            for table, count in plan["rows"].items():
-                                record.add_rows(table, count)
+                    plans = [_plan(conn, db.dialect, metadata, t.policy, t.cutoff, directory) for t in targets]
+                    for plan in plans:
+                        for table, count in plan["rows"].items():
+                            record.add_rows(table, count)
                     return RunReport(record.id, "dry_run", True, plans, [])
-                recovered = recover(conn, claim, metadata, log)
+                recovered = recover(conn, run.claim, metadata, log)
                 io = rowio_for(db.settings.dialect)
                 io.prepare(conn)
                 conn.commit()
-                deadline = (time.monotonic() + options.max_runtime.total_seconds()) if options.max_runtime else None
                 results: list[PolicyResult] = []
-                with recorded_run(db.engine, COMMAND, options.recorded()) as record:
-                    def progress(counts: dict[str, int]) -> None:
-                        # Written as it goes, so a killed run's record tells how far it got.
-                        for table, count in counts.items():
-                            record.add_rows(table, count)
-                        save_progress(db.engine, record)
-
-                    ctx = Context(settings, metadata, conn, db.dialect, io, record.id, directory, options.batch_size or io.batch_size,
-                                  options.lock_timeout, options.level, deadline, revision, log, progress, claim)
-                    for policy in policies:
-                        cutoff = policy_cutoff(policy, metadata, options.older_than, now, options.before)
-                        log(f"{policy.name}: rows older than {cutoff.isoformat() if cutoff else '(no age)'}")
-                        if policy_mode(policy) == "in_place":
-                            result = archive_in_place(ctx, policy, cutoff)
-                        else:
-                            result = archive_policy(ctx, policy, cutoff)
-                        results.append(result)
-                        log(f"{policy.name}: {plural(sum(result.rows.values()), 'row')} in {plural(len(result.batches), 'batch')}")
-                        if result.stopped:
-                            break
-                    if any(r.stopped for r in results):
-                        record.status = "stopped"
-                        record.message = "--max-runtime reached; the next run continues"
-                    status = record.status
-                return RunReport(record.id, status, False, [r.document() for r in results], recovered)
+                ctx = Context(settings, metadata, conn, db.dialect, io, record.id, directory,
+                              options.batch_size or io.batch_size, options.lock_timeout, options.level, run.should_stop,
+                              revision, log, run.progress, run.claim)
+                for target in targets:
+                    policy, cutoff = target.policy, target.cutoff
+                    log(f"{policy.name}: rows older than {cutoff.isoformat() if cutoff else '(no age)'}")
+                    mover = archive_in_place if policy_mode(policy) == "in_place" else archive_policy
+                    result = mover(ctx, policy, cutoff)
+                    results.append(result)
+                    log(f"{policy.name}: {plural(sum(result.rows.values()), 'row')} in {plural(len(result.batches), 'batch')}")
+                    if result.stopped:
+                        break
+        return RunReport(record.id, record.status, False, [r.document() for r in results], recovered)
 
 
 def _plan(conn, dialect, metadata, policy, cutoff, directory: Path | None) -> dict:

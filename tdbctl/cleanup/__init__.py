@@ -8,11 +8,11 @@ Policies come from tdbctl.schema (``policies_of(metadata)``); nothing here names
 """
 
 from tdbctl.cleanup.batches import PolicyOutcome
-from tdbctl.cleanup.request import CleanupRequest, Target, select_targets
+from tdbctl.cleanup.request import CleanupRequest
 from tdbctl.cleanup.run import COMMAND, CleanupReport, Observer, cleanup
 from tdbctl.cleanup.listing import describe_policies, history
 
 __all__ = [
-    "COMMAND", "CleanupReport", "CleanupRequest", "Observer", "PolicyOutcome", "Target",
-    "cleanup", "describe_policies", "history", "select_targets",
+    "COMMAND", "CleanupReport", "CleanupRequest", "Observer", "PolicyOutcome",
+    "cleanup", "describe_policies", "history",
 ]

@@ -14,16 +14,15 @@ import sqlalchemy.exc as sa_exc
 from tdbctl.ops import cascade
 from tdbctl.cleanup import partitioned
 from tdbctl.cleanup.batches import PolicyDeleter, PolicyOutcome
-from tdbctl.cleanup.request import CleanupRequest, Target, age_overrides, select_targets
+from tdbctl.cleanup.request import CleanupRequest
 from tdbctl.errors import ConnectionLost, TdbError, UsageError
-from tdbctl.ops.claims import ClaimLost, claimed
+from tdbctl.ops.claims import ClaimLost
 from tdbctl.ops.durations import utcnow
-from tdbctl.ops.runs import mark_killed, recorded_run, save_progress
+from tdbctl.retention.run import retention_run
+from tdbctl.retention.selection import Target, age_overrides
 from tdbctl.runtime import open_direct
 
 COMMAND = "cleanup"
-PROGRESS_EVERY = 10.0
-"""Seconds between writes of the rows counted so far to the run record."""
 
 
 class Observer:
@@ -118,19 +117,19 @@ def cleanup(
     policies = policies_of(metadata) if policies is None else policies
     observer = observer or Observer()
     now = utcnow()
-    targets = select_targets(policies, request, now, metadata)
+    targets = request.targets(policies, COMMAND, now, metadata)
     report = CleanupReport(dry_run=request.dry_run, started_at=now, age_overrides=age_overrides(targets))
     started = time.monotonic()
     try:
         if request.dry_run:
-            _dry_run(db, metadata, targets, request, report, observer)
+            with retention_run(db, COMMAND, request) as run:
+                _dry_run(db, metadata, targets, run, report, observer)
         else:
             with ExitStack() as stack:
                 vacuum_db, not_vacuumed = _vacuum_connection(stack, db, request)
-                claim = stack.enter_context(claimed(db, COMMAND))
-                mark_killed(db.engine, COMMAND)
-                _delete(db, metadata, targets, request, report, observer, should_stop or (lambda: False), started,
-                        claim, vacuum_db, not_vacuumed)
+                run = stack.enter_context(retention_run(db, COMMAND, request, external_stop=should_stop))
+                _delete(db, metadata, targets, request, report, observer, run, vacuum_db, not_vacuumed)
+            report.status, report.message = run.record.status, run.record.message
     finally:
         report.seconds = time.monotonic() - started
     return report
@@ -162,129 +161,109 @@ def _outcome(target: Target) -> PolicyOutcome:
                          status="archive" if policy.action != "delete" else "done")
 
 
-def _dry_run(db, metadata, targets, request, report, observer) -> None:
-    with recorded_run(db.engine, COMMAND, request.options(), dry_run=True) as record:
-        report.run_id = record.id
-        report.status = "dry_run"
-        _say_overrides(report, observer)
-        # Rows an earlier policy of this run takes are not counted again by a later one.
-        gone: dict[str, list] = {}
-        with db.engine.connect() as conn:
-            for target in targets:
-                outcome = _outcome(target)
-                report.outcomes.append(outcome)
-                if not target.deletes:
-                    observer.policy_finished(outcome)
-                    continue
-                observer.policy_started(outcome, None)
-                table = metadata.tables[target.policy.table]
-                where, outcome.blocked_by = effective_where(metadata, target)
-                prior = gone.get(table.fullname)
-                rows_clause = sa.and_(where, sa.not_(sa.or_(*prior))) if prior else where
-                reached = cascade.impact(metadata, table, rows_clause)
-                deleted, cleared = cascade.count(conn, reached, gone=gone)
-                outcome.rows = {t: n for t, n in deleted.items() if n}
-                outcome.cleared = {t: n for t, n in cleared.items() if n}
-                if outcome.blocked_by:
-                    everything = target.policy.where(metadata, target.cutoff)
-                    outcome.kept_referenced = conn.execute(
-                        sa.select(sa.func.count()).select_from(table).where(everything, sa.not_(where))
-                    ).scalar_one()
-                outcome.status = "would_delete" if outcome.rows else "nothing"
-                plan = partitioned.plan(conn, db.dialect, metadata, target)
-                if plan is not None:
-                    outcome.partitions = plan.describe()
-                for name, clauses in reached.deleted.items():
-                    gone.setdefault(name, []).extend(clauses)
-                record.rows = dict(report.rows)
-                observer.policy_finished(outcome)
-
-
-def _delete(db, metadata, targets, request, report, observer, external_stop, started, claim, vacuum_db,
-            not_vacuumed) -> None:
-    deadline = started + request.max_runtime.total_seconds() if request.max_runtime else None
-    reason: list[str] = []
-
-    def should_stop() -> bool:
-        if deadline is not None and time.monotonic() >= deadline:
-            reason[:] = [f"stopped by --max-runtime {request.options()['max_runtime']}"]
-            return True
-        if external_stop():
-            reason[:] = ["stopped on request"]
-            return True
-        return False
-
-    with recorded_run(db.engine, COMMAND, request.options()) as record:
-        report.run_id = record.id
-        _say_overrides(report, observer)
-        last_saved = [time.monotonic()]
-
-        def on_batch(outcome: PolicyOutcome, count: int) -> None:
-            observer.rows_deleted(outcome, count)
-            if time.monotonic() - last_saved[0] >= PROGRESS_EVERY:
-                record.rows = _merged(report.outcomes)
-                save_progress(db.engine, record)
-                last_saved[0] = time.monotonic()
-
+def _dry_run(db, metadata, targets, run, report, observer) -> None:
+    record = run.record
+    report.run_id = record.id
+    report.status = "dry_run"
+    _say_overrides(report, observer)
+    # Rows an earlier policy of this run takes are not counted again by a later one.
+    gone: dict[str, list] = {}
+    with db.engine.connect() as conn:
         for target in targets:
             outcome = _outcome(target)
             report.outcomes.append(outcome)
             if not target.deletes:
                 observer.policy_finished(outcome)
                 continue
-            if reason:  # stopped during an earlier policy
-                outcome.status = "stopped"
-                observer.policy_finished(outcome)
-                continue
+            observer.policy_started(outcome, None)
+            table = metadata.tables[target.policy.table]
             where, outcome.blocked_by = effective_where(metadata, target)
-            total = None
-            if observer.wants_totals:
-                with db.engine.connect() as conn:
-                    table = metadata.tables[target.policy.table]
-                    total = conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one()
-            observer.policy_started(outcome, total)
-            try:
-                for table in _drop_partitions(db, metadata, target, outcome, claim, on_batch, should_stop):
-                    deleter = PolicyDeleter(db, metadata, target, where if table is None else
-                                            target.policy.where(metadata, target.cutoff, table),
-                                            request, outcome, claim, on_batch=lambda n, o=outcome: on_batch(o, n),
-                                            should_stop=should_stop, table=table)
-                    deleter.run()
-                    if outcome.status == "stopped":
-                        break
-                if outcome.status != "stopped":
-                    outcome.status = "done" if outcome.deleted else "nothing"
-            except ClaimLost:
-                outcome.status = "failed"
-                record.rows = _merged(report.outcomes)
-                raise
-            except (TdbError, sa_exc.SQLAlchemyError) as exc:
-                outcome.status = "failed"
-                outcome.message = _one_line(exc, db)
-                if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-                    record.rows = _merged(report.outcomes)
-                    raise ConnectionLost(
-                        f"lost the connection to {db.settings.masked_url} during {target.name}, after "
-                        f"{outcome.batches} committed batch{'es' if outcome.batches != 1 else ''} "
-                        f"({outcome.message}): nothing of the batch in flight was committed; "
-                        "run tdbctl cleanup again to continue") from exc
-            record.rows = _merged(report.outcomes)
-            save_progress(db.engine, record)
+            prior = gone.get(table.fullname)
+            rows_clause = sa.and_(where, sa.not_(sa.or_(*prior))) if prior else where
+            reached = cascade.impact(metadata, table, rows_clause)
+            deleted, cleared = cascade.count(conn, reached, gone=gone)
+            outcome.rows = {t: n for t, n in deleted.items() if n}
+            outcome.cleared = {t: n for t, n in cleared.items() if n}
+            if outcome.blocked_by:
+                everything = target.policy.where(metadata, target.cutoff)
+                outcome.kept_referenced = conn.execute(
+                    sa.select(sa.func.count()).select_from(table).where(everything, sa.not_(where))
+                ).scalar_one()
+            outcome.status = "would_delete" if outcome.rows else "nothing"
+            plan = partitioned.plan(conn, db.dialect, metadata, target)
+            if plan is not None:
+                outcome.partitions = plan.describe()
+            for name, clauses in reached.deleted.items():
+                gone.setdefault(name, []).extend(clauses)
+            record.rows = dict(report.rows)
             observer.policy_finished(outcome)
 
-        touched = sorted({t for o in report.outcomes for t in o.vacuum_targets()})
-        if not_vacuumed and touched:
-            report.not_vacuumed = not_vacuumed
-        if vacuum_db is not None and touched and not reason:
-            report.vacuumed = db.dialect.vacuum(vacuum_db.engine, touched)
+
+def _delete(db, metadata, targets, request, report, observer, run, vacuum_db, not_vacuumed) -> None:
+    record, claim, should_stop = run.record, run.claim, run.should_stop
+    report.run_id = record.id
+    _say_overrides(report, observer)
+
+    def on_batch(outcome: PolicyOutcome, count: int) -> None:
+        observer.rows_deleted(outcome, count)
         record.rows = _merged(report.outcomes)
-        if report.failures:
-            report.status = record.status = "failed"
-            report.message = "; ".join(f"{o.policy}: {o.message}" for o in report.failures)
-        elif reason:
-            report.status = record.status = "stopped"
-            report.message = f"{reason[0]}; the next run continues where this one stopped"
-        record.message = report.message
+        run.save_now_and_then()
+
+    for target in targets:
+        outcome = _outcome(target)
+        report.outcomes.append(outcome)
+        if not target.deletes:
+            observer.policy_finished(outcome)
+            continue
+        if run.reason:  # stopped during an earlier policy
+            outcome.status = "stopped"
+            observer.policy_finished(outcome)
+            continue
+        where, outcome.blocked_by = effective_where(metadata, target)
+        total = None
+        if observer.wants_totals:
+            with db.engine.connect() as conn:
+                table = metadata.tables[target.policy.table]
+                total = conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one()
+        observer.policy_started(outcome, total)
+        try:
+            for table in _drop_partitions(db, metadata, target, outcome, claim, on_batch, should_stop):
+                deleter = PolicyDeleter(db, metadata, target, where if table is None else
+                                        target.policy.where(metadata, target.cutoff, table),
+                                        request, outcome, claim, on_batch=lambda n, o=outcome: on_batch(o, n),
+                                        should_stop=should_stop, table=table)
+                deleter.run()
+                if outcome.status == "stopped":
+                    break
+            if outcome.status != "stopped":
+                outcome.status = "done" if outcome.deleted else "nothing"
+        except ClaimLost:
+            outcome.status = "failed"
+            record.rows = _merged(report.outcomes)
+            raise
+        except (TdbError, sa_exc.SQLAlchemyError) as exc:
+            outcome.status = "failed"
+            outcome.message = _one_line(exc, db)
+            if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+                record.rows = _merged(report.outcomes)
+                raise ConnectionLost(
+                    f"lost the connection to {db.settings.masked_url} during {target.name}, after "
+                    f"{outcome.batches} committed batch{'es' if outcome.batches != 1 else ''} "
+                    f"({outcome.message}): nothing of the batch in flight was committed; "
+                    "run tdbctl cleanup again to continue") from exc
+        record.rows = _merged(report.outcomes)
+        run.save()
+        observer.policy_finished(outcome)
+
+    touched = sorted({t for o in report.outcomes for t in o.vacuum_targets()})
+    if not_vacuumed and touched:
+        report.not_vacuumed = not_vacuumed
+    if vacuum_db is not None and touched and not run.reason:
+        report.vacuumed = db.dialect.vacuum(vacuum_db.engine, touched)
+    record.rows = _merged(report.outcomes)
+    if report.failures:
+        record.status = "failed"
+        record.message = "; ".join(f"{o.policy}: {o.message}" for o in report.failures)
 
 
 def _drop_partitions(db, metadata, target, outcome, claim, on_batch, should_stop) -> list:

@@ -72,17 +72,12 @@ def archive(
     if ctx.invoked_subcommand:
         return
     from tdbctl.archive import commands
-    from tdbctl.ops.durations import parse_date, parse_duration
 
     out = Output(json)
-    options = commands.ArchiveOptions(
-        to=to, policies=policy or [], tables=table or [],
-        older_than=parse_duration(older_than, option="--older-than") if older_than is not None else None,
-        before=parse_date(before, option="--before") if before is not None else None,
-        batch_size=batch_size,
-        max_runtime=parse_duration(max_runtime, option="--max-runtime") if max_runtime is not None else None,
-        dry_run=dry_run, lock_wait=lock_wait, lock_timeout=lock_timeout, level=level,
-    )
+    options = commands.ArchiveRequest(
+        to=to, policies=tuple(policy or ()), tables=tuple(table or ()), batch_size=batch_size, dry_run=dry_run,
+        lock_wait=lock_wait, lock_timeout=lock_timeout, level=level,
+        **commands.ArchiveRequest.parsed(older_than, before, max_runtime))
     report = commands.run(settings(), options, log=out.log)
     if out.json:
         out.data({"run_id": report.run_id, "status": report.status, "dry_run": report.dry_run,

@@ -48,7 +48,7 @@ class TableState:
 def retention_cutoff(metadata: sa.MetaData, declaration, now: datetime) -> datetime | None:
     """The earliest cutoff of the table's age policies on its partition column: partitions that
     end before it are past retention (never created ahead, dropped by cleanup)."""
-    from tdbctl.ops.selection import policy_age
+    from tdbctl.retention.selection import policy_age
     from tdbctl.schema import policies_of
 
     ages = [policy_age(p, None) for p in policies_of(metadata)
