@@ -26,7 +26,7 @@ import sqlalchemy.exc as sa_exc
 from tdbctl import __version__
 from tdbctl.archive import catalog
 from tdbctl.archive.codec import describe_columns
-from tdbctl.archive.partition import whole_partitions, write_partition
+from tdbctl.archive.partition import write_partition
 from tdbctl.archive.files import (
     FORMAT, FORMAT_VERSION, SUFFIX, ArchiveWriteError, BatchFile, batch_dir, new_batch_dir,
     read_manifest, remove_batch_dir, write_manifest,
@@ -132,11 +132,10 @@ def _name(table: sa.Table, role: str) -> str:
     return f"{table.fullname}{'.links' if role == 'links' else ''}{SUFFIX}"
 
 
-def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
+def archive_policy(ctx: Context, policy, cutoff, result: PolicyResult, partitions=()) -> PolicyResult:
+    """The ``archive_partition`` steps (``partitions``: each a batch of its own), then ``archive_rows``."""
     tree = cascade_tree(ctx.metadata, policy.table)
     archive_table = ctx.metadata.tables[policy.archive_table] if policy.archive_table else None
-    result = PolicyResult(policy.name, policy.table, "files+table" if archive_table is not None else "files",
-                          str(ctx.to / policy.name) if ctx.to else "")
     age = tree.root.c[policy.age_column] if policy.age_column else None
     # Batches follow the rows' physical order (ctid, rowid), not the key's: with random keys
     # (UUIDs) a key-ordered batch would touch nearly every page of the table and its children.
@@ -151,12 +150,12 @@ def archive_policy(ctx: Context, policy, cutoff) -> PolicyResult:
         ctx.conn.commit()
     try:
         # Partitions wholly past the cutoff go first, each one batch; then the rest row by row.
-        for partition, table in whole_partitions(ctx.conn, ctx.dialect, ctx.metadata, policy, tree, cutoff):
+        for step in partitions:
             if ctx.out_of_time():
                 result.stopped = True
                 break
-            outcome = _one_batch(ctx, policy, lambda *a, p=partition, t=table: write_partition(
-                ctx, policy, tree, cutoff, p, t, *a))
+            outcome = _one_batch(ctx, policy, lambda *a, s=step: write_partition(
+                ctx, policy, tree, cutoff, s.partition, s.table, *a))
             if outcome is not None:
                 _committed(ctx, result, outcome)
         after, swept = None, False

@@ -22,8 +22,9 @@ from tdbctl.ops.cascade import cascade_tree
 from tdbctl.ops.claims import claimed
 from tdbctl.ops.durations import utcnow
 from tdbctl.ops.humanize import plural
+from tdbctl.retention import movers
 from tdbctl.retention.request import RetentionRequest
-from tdbctl.retention.run import retention_run
+from tdbctl.retention.run import Observer, retention_run
 
 COMMAND = "archive"
 RESTORE_COMMAND = "archive restore"
@@ -57,6 +58,12 @@ class RunReport:
     dry_run: bool
     policies: list[dict]
     recovered: list[dict]
+
+
+def _destination(policy, directory: Path | None) -> str:
+    if policy.archive_status:
+        return in_place_destination(policy)
+    return str(directory / policy.name) if directory else ""
 
 
 def policy_mode(policy) -> str:
@@ -93,7 +100,8 @@ def _check_destination(metadata, policies, directory: Path | None) -> None:
     raise UsageError(message)
 
 
-def run(settings: Settings, options: ArchiveRequest, log: Log = _quiet, *, policies=None) -> RunReport:
+def run(settings: Settings, options: ArchiveRequest, observer: Observer | None = None, *,
+        policies=None) -> RunReport:
     """Run the archive policies (``policies`` replaces the declared ones: tests, one-off jobs)."""
     from tdbctl.archive.rowio import rowio_for
     from tdbctl.migrate.commands import current_revision
@@ -102,6 +110,8 @@ def run(settings: Settings, options: ArchiveRequest, log: Log = _quiet, *, polic
 
     metadata = _metadata()
     options.validate()
+    observer = observer or Observer()
+    log = observer.note
     now = utcnow()
     targets = options.targets(policies_of(metadata) if policies is None else policies, COMMAND, now, metadata)
     directory = archive_dir(settings, options.to)
@@ -118,7 +128,7 @@ def run(settings: Settings, options: ArchiveRequest, log: Log = _quiet, *, polic
                 if revision is None:
                     raise TdbError("the database has no tdbctl schema yet: run `tdbctl migrate` first")
                 if options.dry_run:
-                    plans = [_plan(conn, db.dialect, metadata, t.policy, t.cutoff, directory) for t in targets]
+                    plans = [_plan(conn, db.dialect, metadata, t, directory) for t in targets]
                     for plan in plans:
                         for table, count in plan["rows"].items():
                             record.add_rows(table, count)
@@ -128,23 +138,38 @@ def run(settings: Settings, options: ArchiveRequest, log: Log = _quiet, *, polic
                 io.prepare(conn)
                 conn.commit()
                 results: list[PolicyResult] = []
-                ctx = Context(settings, metadata, conn, db.dialect, io, record.id, directory,
-                              options.batch_size or io.batch_size, options.lock_timeout, options.level, run.should_stop,
-                              revision, log, run.progress, run.claim)
                 for target in targets:
                     policy, cutoff = target.policy, target.cutoff
                     log(f"{policy.name}: rows older than {cutoff.isoformat() if cutoff else '(no age)'}")
-                    mover = archive_in_place if policy_mode(policy) == "in_place" else archive_policy
-                    result = mover(ctx, policy, cutoff)
+                    result = PolicyResult(policy.name, policy.table, policy_mode(policy), _destination(policy, directory))
+                    observer.policy_started(result, None)
+
+                    def progress(counts: dict[str, int], result=result) -> None:
+                        run.progress(counts)
+                        observer.rows_moved(result, counts.get(result.table, 0))
+
+                    ctx = Context(settings, metadata, conn, db.dialect, io, record.id, directory,
+                                  options.batch_size or io.batch_size, options.lock_timeout, options.level,
+                                  run.should_stop, revision, log, progress, run.claim)
+                    moves = movers.steps(conn, db.dialect, metadata, target, COMMAND,
+                                         cascade_tree(metadata, policy.table))
+                    conn.rollback()
+                    if moves[0].mover == "archive_in_place":
+                        archive_in_place(ctx, policy, cutoff, result)
+                    else:  # archive_partition steps, then archive_rows: one batch loop carries both out
+                        archive_policy(ctx, policy, cutoff, result,
+                                       [s for s in moves if s.mover == "archive_partition"])
                     results.append(result)
                     log(f"{policy.name}: {plural(sum(result.rows.values()), 'row')} in {plural(len(result.batches), 'batch')}")
+                    observer.policy_finished(result)
                     if result.stopped:
                         break
         return RunReport(record.id, record.status, False, [r.document() for r in results], recovered)
 
 
-def _plan(conn, dialect, metadata, policy, cutoff, directory: Path | None) -> dict:
+def _plan(conn, dialect, metadata, target, directory: Path | None) -> dict:
     """What a run would do for one policy, counted without changing anything."""
+    policy, cutoff = target.policy, target.cutoff
     mode = policy_mode(policy)
     table = metadata.tables[policy.table]
     if mode == "in_place":
@@ -154,11 +179,9 @@ def _plan(conn, dialect, metadata, policy, cutoff, directory: Path | None) -> di
         return {"policy": policy.name, "table": policy.table, "mode": mode, "destination": in_place_destination(policy),
                 "cutoff": cutoff, "rows": {policy.table: count}, "blocked": 0, "held_by": []}
     tree = cascade_tree(metadata, policy.table)
-    from tdbctl.archive.partition import whole_partitions
-
-    whole = [{"name": f"{p.schema}.{p.name}", "from": p.lower.isoformat() if p.lower else None,
-              "to": p.upper.isoformat() if p.upper else None, "rows_estimate": p.rows}
-             for p, _t in whole_partitions(conn, dialect, metadata, policy, tree, cutoff)]
+    whole = [s.describe() for s in movers.steps(conn, dialect, metadata, target, COMMAND, tree)
+             if s.mover == "archive_partition"]
+    conn.rollback()
     roots = eligible(tree, policy, metadata, cutoff).with_only_columns(tree.key).order_by(None).subquery()
 
     def in_roots(column):

@@ -38,12 +38,11 @@ def marked(table: sa.Table, batch_id: int) -> sa.ColumnElement[bool]:
     return table.c[MARKER][(MARK, "batch")].as_integer() == batch_id
 
 
-def archive_in_place(ctx: Context, policy, cutoff) -> PolicyResult:
+def archive_in_place(ctx: Context, policy, cutoff, result: PolicyResult) -> PolicyResult:
     table = ctx.metadata.tables[policy.table]
     status, marker = columns_of(table, ctx.conn.dialect.name)
     key = table.primary_key.columns.values()[0]
     age = table.c[policy.age_column] if policy.age_column else sa.null()
-    result = PolicyResult(policy.name, policy.table, "in_place", destination(policy))
     after = None
     while not (stopped := ctx.out_of_time()):
         query = sa.select(key, age, status, marker, marker.is_(None)).where(policy.where(ctx.metadata, cutoff))

@@ -9,8 +9,6 @@ than landing after the copy and going with the DROP.
 
 from __future__ import annotations
 
-from datetime import timezone
-
 import sqlalchemy as sa
 
 from tdbctl import __version__
@@ -19,30 +17,6 @@ from tdbctl.archive.codec import describe_columns
 from tdbctl.archive.files import FORMAT, FORMAT_VERSION, BatchFile, read_manifest, remove_batch_dir, write_manifest
 from tdbctl.errors import TdbError
 from tdbctl.ops.files import fsync_dir
-
-
-def whole_partitions(conn, dialect, metadata, policy, tree, cutoff) -> list:
-    """The partitions this policy can archive whole, oldest first, each with a table of its own."""
-    from tdbctl.cleanup.partitioned import physical
-    from tdbctl.partitions import partitioned_here
-    from tdbctl.partitions.catalog import partitions
-    from tdbctl.schema import partitioning_of
-
-    if (policy.condition is not None or policy.archive_table or policy.archive_status or cutoff is None
-            or tree.cascades or tree.detached or tree.parents_of(tree.root)):
-        return []
-    if not partitioned_here(conn, dialect, metadata, policy.table):
-        conn.rollback()
-        return []
-    declaration = partitioning_of(metadata)[policy.table]
-    if policy.age_column != declaration.column:
-        conn.rollback()
-        return []
-    found = partitions(conn, declaration.schema, declaration.name)
-    conn.rollback()
-    moment = cutoff if cutoff.tzinfo else cutoff.replace(tzinfo=timezone.utc)
-    return [(p, physical(tree.root, p.name)) for p in found
-            if not p.default and p.upper is not None and p.upper <= moment]
 
 
 def write_partition(ctx, policy, tree, cutoff, partition, table: sa.Table, batch_id, directory, created, files):

@@ -12,32 +12,17 @@ import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 
 from tdbctl.ops import cascade
-from tdbctl.cleanup import partitioned
 from tdbctl.cleanup.batches import PolicyDeleter, PolicyOutcome
 from tdbctl.cleanup.request import CleanupRequest
 from tdbctl.errors import ConnectionLost, TdbError, UsageError
 from tdbctl.ops.claims import ClaimLost
 from tdbctl.ops.durations import utcnow
-from tdbctl.retention.run import retention_run
+from tdbctl.retention import movers
+from tdbctl.retention.run import Observer, retention_run
 from tdbctl.retention.selection import Target, age_overrides
 from tdbctl.runtime import open_direct
 
 COMMAND = "cleanup"
-
-
-class Observer:
-    """What the CLI hears while a run goes on (progress bars, plain lines)."""
-
-    wants_totals = False
-    """True: count each policy's rows before deleting, for a progress bar's total."""
-
-    def ages_overridden(self, overrides: list[dict]) -> None: ...
-
-    def policy_started(self, outcome: PolicyOutcome, total: int | None) -> None: ...
-
-    def rows_deleted(self, outcome: PolicyOutcome, count: int) -> None: ...
-
-    def policy_finished(self, outcome: PolicyOutcome) -> None: ...
 
 
 @dataclass
@@ -190,9 +175,8 @@ def _dry_run(db, metadata, targets, run, report, observer) -> None:
                     sa.select(sa.func.count()).select_from(table).where(everything, sa.not_(where))
                 ).scalar_one()
             outcome.status = "would_delete" if outcome.rows else "nothing"
-            plan = partitioned.plan(conn, db.dialect, metadata, target)
-            if plan is not None:
-                outcome.partitions = plan.describe()
+            outcome.partitions = [step.describe() for step in movers.steps(conn, db.dialect, metadata, target, COMMAND)
+                                  if step.mover == "drop_partition"]
             for name, clauses in reached.deleted.items():
                 gone.setdefault(name, []).extend(clauses)
             record.rows = dict(report.rows)
@@ -205,7 +189,7 @@ def _delete(db, metadata, targets, request, report, observer, run, vacuum_db, no
     _say_overrides(report, observer)
 
     def on_batch(outcome: PolicyOutcome, count: int) -> None:
-        observer.rows_deleted(outcome, count)
+        observer.rows_moved(outcome, count)
         record.rows = _merged(report.outcomes)
         run.save_now_and_then()
 
@@ -227,12 +211,12 @@ def _delete(db, metadata, targets, request, report, observer, run, vacuum_db, no
                 total = conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one()
         observer.policy_started(outcome, total)
         try:
-            for table in _drop_partitions(db, metadata, target, outcome, claim, on_batch, should_stop):
-                deleter = PolicyDeleter(db, metadata, target, where if table is None else
-                                        target.policy.where(metadata, target.cutoff, table),
-                                        request, outcome, claim, on_batch=lambda n, o=outcome: on_batch(o, n),
-                                        should_stop=should_stop, table=table)
-                deleter.run()
+            with db.engine.connect() as conn:
+                moves = movers.steps(conn, db.dialect, metadata, target, COMMAND)
+                conn.rollback()
+            work = _Work(db, metadata, request, claim, where, lambda n, o=outcome: on_batch(o, n), should_stop)
+            for step in moves:
+                MOVE[step.mover](work, target, outcome, step)
                 if outcome.status == "stopped":
                     break
             if outcome.status != "stopped":
@@ -266,26 +250,41 @@ def _delete(db, metadata, targets, request, report, observer, run, vacuum_db, no
         record.message = "; ".join(f"{o.policy}: {o.message}" for o in report.failures)
 
 
-def _drop_partitions(db, metadata, target, outcome, claim, on_batch, should_stop) -> list:
-    """Drop the partitions wholly past the cutoff; the tables left to delete from row by row
-    (None: the policy's table itself, not partitioned here)."""
+@dataclass
+class _Work:
+    """What cleanup's movers share within one policy."""
+
+    db: object
+    metadata: sa.MetaData
+    request: CleanupRequest
+    claim: object
+    where: sa.ColumnElement[bool]
+    """The policy's rows less those a child holds back without ON DELETE."""
+    on_batch: Callable[[int], None]
+    should_stop: Callable[[], bool]
+
+
+def _drop_partition(work: _Work, target, outcome: PolicyOutcome, step) -> None:
     from tdbctl.partitions import drop
 
-    with db.engine.connect() as conn:
-        plan = partitioned.plan(conn, db.dialect, metadata, target)
-        conn.rollback()
-    if plan is None:
-        return [None]
-    for partition, described in zip(plan.whole, plan.describe()):
-        if should_stop():
-            outcome.status = "stopped"
-            return []
-        drop(db, partition, claim)
-        outcome.partitions.append(described)
-        outcome.add({target.policy.table: partition.rows or 0}, {})
-        outcome.batches += 1
-        on_batch(outcome, partition.rows or 0)
-    return plan.by_rows
+    if work.should_stop():
+        outcome.status = "stopped"
+        return
+    drop(work.db, step.partition, work.claim)
+    outcome.partitions.append(step.describe())
+    outcome.add({target.policy.table: step.partition.rows or 0}, {})
+    outcome.batches += 1
+    work.on_batch(step.partition.rows or 0)
+
+
+def _delete_rows(work: _Work, target, outcome: PolicyOutcome, step) -> None:
+    where = work.where if step.table is None else target.policy.where(work.metadata, target.cutoff, step.table)
+    PolicyDeleter(work.db, work.metadata, target, where, work.request, outcome, work.claim, on_batch=work.on_batch,
+                  should_stop=work.should_stop, table=step.table).run()
+
+
+MOVE = {"drop_partition": _drop_partition, "delete_rows": _delete_rows}
+"""cleanup's movers (tdbctl.retention.movers), by name."""
 
 
 def _merged(outcomes) -> dict[str, int]:

@@ -78,7 +78,9 @@ def archive(
         to=to, policies=tuple(policy or ()), tables=tuple(table or ()), batch_size=batch_size, dry_run=dry_run,
         lock_wait=lock_wait, lock_timeout=lock_timeout, level=level,
         **commands.ArchiveRequest.parsed(older_than, before, max_runtime))
-    report = commands.run(settings(), options, log=out.log)
+    from tdbctl.retention.run import Lines
+
+    report = commands.run(settings(), options, Lines(out.log))
     if out.json:
         out.data({"run_id": report.run_id, "status": report.status, "dry_run": report.dry_run,
                   "recovered": report.recovered, "policies": report.policies})

@@ -119,7 +119,7 @@ class _PlainObserver:
     def policy_started(self, outcome, total):
         pass
 
-    def rows_deleted(self, outcome, count):
+    def rows_moved(self, outcome, count):
         pass
 
     def policy_finished(self, outcome):
@@ -154,7 +154,7 @@ class _RichObserver:
     def policy_started(self, outcome, total):
         self.tasks[outcome.policy] = self.progress.add_task(outcome.policy, total=total)
 
-    def rows_deleted(self, outcome, count):
+    def rows_moved(self, outcome, count):
         self.progress.advance(self.tasks[outcome.policy], count)
 
     def policy_finished(self, outcome):

@@ -24,6 +24,33 @@ PROGRESS_EVERY = 10.0
 """Seconds between writes of the rows counted so far to the run record."""
 
 
+class Observer:
+    """What a front end hears while a retention run goes on (progress bars, plain lines): one
+    protocol for cleanup and archive. Every method may be left as it is (nothing)."""
+
+    wants_totals = False
+    """True: count each policy's rows before moving them, for a progress bar's total."""
+
+    def note(self, text: str) -> None:
+        """A line of news: a batch retried, a killed run's batch recovered, a policy's summary."""
+
+    def ages_overridden(self, overrides: list[dict]) -> None: ...
+
+    def policy_started(self, outcome, total: int | None) -> None: ...
+
+    def rows_moved(self, outcome, count: int) -> None:
+        """A batch committed: ``count`` of the policy's own rows left (deleted, archived, marked)."""
+
+    def policy_finished(self, outcome) -> None: ...
+
+
+class Lines(Observer):
+    """Each note as a line through ``say`` (the CLI's stderr)."""
+
+    def __init__(self, say: Callable[[str], None]):
+        self.note = say
+
+
 class Run:
     def __init__(self, db, record: RunRecord, claim, request, external_stop: Callable[[], bool] | None):
         self.db, self.record, self.claim, self.request = db, record, claim, request
