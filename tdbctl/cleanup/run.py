@@ -146,6 +146,18 @@ def _outcome(target: Target) -> PolicyOutcome:
                          status="archive" if policy.action != "delete" else "done")
 
 
+def _acting(targets, report, observer):
+    """Each target with its outcome, which joins the report; archive policies, which cleanup leaves
+    alone, are finished at once and not yielded."""
+    for target in targets:
+        outcome = _outcome(target)
+        report.outcomes.append(outcome)
+        if not target.deletes:
+            observer.policy_finished(outcome)
+            continue
+        yield target, outcome
+
+
 def _dry_run(db, metadata, targets, run, report, observer) -> None:
     record = run.record
     report.run_id = record.id
@@ -154,12 +166,7 @@ def _dry_run(db, metadata, targets, run, report, observer) -> None:
     # Rows an earlier policy of this run takes are not counted again by a later one.
     gone: dict[str, list] = {}
     with db.engine.connect() as conn:
-        for target in targets:
-            outcome = _outcome(target)
-            report.outcomes.append(outcome)
-            if not target.deletes:
-                observer.policy_finished(outcome)
-                continue
+        for target, outcome in _acting(targets, report, observer):
             observer.policy_started(outcome, None)
             table = metadata.tables[target.policy.table]
             where, outcome.blocked_by = effective_where(metadata, target)
@@ -193,12 +200,7 @@ def _delete(db, metadata, targets, request, report, observer, run, vacuum_db, no
         record.rows = _merged(report.outcomes)
         run.save_now_and_then()
 
-    for target in targets:
-        outcome = _outcome(target)
-        report.outcomes.append(outcome)
-        if not target.deletes:
-            observer.policy_finished(outcome)
-            continue
+    for target, outcome in _acting(targets, report, observer):
         if run.reason:  # stopped during an earlier policy
             outcome.status = "stopped"
             observer.policy_finished(outcome)
