@@ -54,7 +54,7 @@ def gather(settings: Settings) -> dict:
         report.update(database_exists=False, server_version=None, extensions={}, current=None, baselined=False,
                       other_schemas={},
                       pending=[r.revision for r in steps_between(script, None, head)],
-                      domains={s: {"tables": 0, "expected": n, "partitions": 0} for s, n in expected.items()},
+                      domains={s: {"tables": 0, "expected": n, "partitions": 0, "installed": False} for s, n in expected.items()},
                       not_on_this_dialect=not_on_dialect("sqlite", set()))
         return report
     with open_database(settings) as db, db.connect() as conn:
@@ -65,6 +65,10 @@ def gather(settings: Settings) -> dict:
         baselined = any(e.version == current and e.how == "baselined" for e in ledger.read(conn)) if current else False
         inspector = inspect(conn)
         present = set(inspector.get_schema_names())
+        if current:  # read on this connection: through a pooler of one, a second would wait for it
+            from tdbctl.domains import installed
+
+            db.domains = installed(conn)
         # A partition is part of its table, not a table of its own.
         parts = db.dialect.partition_tables(conn, ALL_SCHEMAS)
         domains = {
@@ -73,6 +77,7 @@ def gather(settings: Settings) -> dict:
                                if t != "alembic_version" and (schema, t) not in parts]) if schema in present else 0,
                 "expected": expected[schema],
                 "partitions": sum(1 for s, _t in parts if s == schema),
+                "installed": db.holds(schema) if current else False,
             }
             for schema in ALL_SCHEMAS
         }

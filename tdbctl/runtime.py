@@ -22,6 +22,28 @@ class Database:
     def connect(self):
         return self.engine.connect()
 
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """The domains this database runs (tdbctl/domains.py), read once."""
+        if "_domains" not in self.__dict__:
+            from tdbctl.domains import installed
+
+            with self.connect() as conn:
+                self.__dict__["_domains"] = installed(conn)
+                conn.rollback()
+        return self.__dict__["_domains"]
+
+    @domains.setter
+    def domains(self, value) -> None:
+        self.__dict__["_domains"] = tuple(value)
+
+    def holds(self, schema_or_table: str) -> bool:
+        """Whether a schema (or a schema-qualified table) is tdbctl's own or an installed domain's."""
+        from tdbctl.schemas import DOMAINS
+
+        schema = schema_or_table.split(".", 1)[0]
+        return schema not in DOMAINS or schema in self.domains
+
 
 CREATE = "create"
 """migrate: may create the database's files (SQLite)."""

@@ -458,3 +458,33 @@ def test_reading_commands_create_no_database(tmp_path):
         assert result.returncode == 7, (args, result.stderr)
         assert "run `tdbctl migrate` to create it" in result.stderr and len(result.stderr.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_migrate_over_a_schema_built_otherwise_refuses_and_names_baseline(db_url, tmp_path):
+    _built_without_tdbctl(db_url, voice_from_seed=False)
+    refused = migrate(db_url, cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "dispatch already holds 5 of tdbctl's tables" in refused.stderr
+    assert "`tdbctl migrate baseline` takes it over" in refused.stderr and "nothing was changed" in refused.stderr
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        assert not sa.inspect(conn).get_table_names(schema="tdbctl")
+    engine.dispose()
+
+
+def test_migrate_beside_a_platform_built_in_public_asks_first(pg_url, tmp_path):
+    import re
+
+    engine = create_engine(pg_url)
+    seed = (SEED_DOCS / "001_2fc5b40f3eef100d.txt").read_text()
+    with engine.begin() as conn:
+        for block in re.findall(r"```sql\n(.*?)```", seed, re.S):
+            conn.exec_driver_sql(re.sub(r"SELECT create_hypertable\([^)]*\);", "", block))
+    refused = migrate(pg_url, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert "public holds 9 tables named as tdbctl's (appointments, conversation_turns" in refused.stderr
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'tdbctl'").scalar() == 0
+    engine.dispose()
+    beside = migrate(pg_url, "--beside-existing", cwd=tmp_path)
+    assert beside.returncode == 0, beside.stderr

@@ -102,7 +102,7 @@ def cleanup(
     policies = policies_of(metadata) if policies is None else policies
     observer = observer or Observer()
     now = utcnow()
-    targets = request.targets(policies, COMMAND, now, metadata)
+    targets = request.targets(policies, COMMAND, now, metadata, db)
     report = CleanupReport(dry_run=request.dry_run, started_at=now, age_overrides=age_overrides(targets))
     started = time.monotonic()
     try:

@@ -53,8 +53,9 @@ def info(json: JsonOption = False) -> None:
         )
     out.table(
         "Domains",
-        ["schema", "tables", "expected", "partitions"],
-        [(s, d["tables"], d["expected"], d["partitions"] or "") for s, d in report["domains"].items()],
+        ["schema", "tables", "expected", "partitions", "installed"],
+        [(s, d["tables"], d["expected"], d["partitions"] or "", "yes" if d["installed"] else "no")
+         for s, d in report["domains"].items()],
     )
     if report["other_schemas"]:
         out.table("Other schemas (not tdbctl's)", ["schema", "tables"], list(report["other_schemas"].items()))

@@ -62,6 +62,18 @@ def upgrade(
     start: Annotated[
         Optional[str], typer.Option("--from", metavar="REV", help="With --sql: the revision the database is at.")
     ] = None,
+    domains: Annotated[
+        Optional[str], typer.Option("--domains", metavar="D1,D2",
+                                    help="The domains to install (dispatch, voice, academy, chattrain); default: "
+                                         "[database] domains in tdbctl.toml, else all four on a new database and "
+                                         "those it has on an existing one. A domain named here that the database "
+                                         "lacks is added.")
+    ] = None,
+    beside_existing: Annotated[
+        bool, typer.Option("--beside-existing",
+                           help="Migrate a new database even though another schema (public) holds tables "
+                                "named as tdbctl's.")
+    ] = False,
     lock_wait: LockWaitOption = None,
     lock_timeout: LockTimeoutOption = None,
     json: JsonOption = False,
@@ -71,8 +83,9 @@ def upgrade(
     Example:
 
         \b
-        tdbctl migrate                 # to head, as a deploy pipeline runs it
-        tdbctl migrate --sql > up.sql  # the SQL, for a DBA to review
+        tdbctl migrate                     # to head, as a deploy runs it
+        tdbctl migrate --domains dispatch  # only the dispatch trainer
+        tdbctl migrate --sql > up.sql      # the SQL, for a DBA to review
     """
     if ctx.invoked_subcommand:
         return
@@ -84,15 +97,23 @@ def upgrade(
         sys.stdout.write(commands.upgrade_sql(config, to, start, lock_timeout=_waits(config, None, lock_timeout)["lock_timeout"]))
         return
     _log_progress()
-    result = commands.upgrade(config, to, on_progress=_moving(out), **_waits(config, lock_wait, lock_timeout))
+    result = commands.upgrade(config, to, on_progress=_moving(out), domains=domains, beside_existing=beside_existing,
+                              **_waits(config, lock_wait, lock_timeout))
     maintained = result.partitions
+    if result.unrequested:
+        out.log(f"note: the database also has {', '.join(result.unrequested)}, which the configuration does not "
+                "name: migrated with the rest (tdbctl never removes a domain)")
     if out.json:
         out.data({"before": result.before, "after": result.after, "applied": _steps(result),
+                  "domains": list(result.domains), "added": result.added,
                   "partitions": maintained.to_json() if maintained is not None else None})
         return
+    for domain in result.added:
+        out.log(f"installed domain {domain} (at {result.before})")
     if result.steps:
-        out.log(f"migrated {result.before or 'empty database'} -> {result.after} ({plural(len(result.steps), 'migration')} applied)")
-    else:
+        out.log(f"migrated {result.before or 'empty database'} -> {result.after} ({plural(len(result.steps), 'migration')} applied)"
+                + (f"; domains: {', '.join(result.domains)}" if result.before is None else ""))
+    elif not result.added:
         out.log(f"already at {result.after}: nothing to do")
     if maintained is not None:
         for conversion in maintained.conversions:

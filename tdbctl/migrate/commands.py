@@ -51,6 +51,12 @@ class MigrationResult:
     sql: str | None = None
     partitions: object | None = None
     """What partition maintenance did after the migrations (tdbctl.partitions.MaintenanceReport)."""
+    domains: tuple[str, ...] = ()
+    """The domains the database runs after the upgrade."""
+    added: list[str] = field(default_factory=list)
+    """Domains installed by this run in a database that was migrated already."""
+    unrequested: list[str] = field(default_factory=list)
+    """Domains the database has that the configuration does not name: left as they are."""
 
 
 @dataclass
@@ -250,9 +256,15 @@ def upgrade(
     lock_wait: float = DEFAULT_LOCK_WAIT_SECONDS,
     lock_timeout: float | None = None,
     on_progress=None,
+    domains: str | None = None,
+    beside_existing: bool = False,
 ) -> MigrationResult:
     from alembic import command
 
+    from tdbctl import domains as domain_choice
+    from tdbctl.migrate.scope import tool_and
+
+    requested = domain_choice.configured(settings, domains)
     script = script_directory(settings)
     head = single_head(script)
     target = head if target == "head" else resolve_revision(script, target)
@@ -266,22 +278,36 @@ def upgrade(
         if target == "base":
             raise UsageError("`migrate --to base` would go down: `tdbctl migrate down base` reverts everything")
         steps = steps_between(script, before, target)
-        if steps:
-            problems = db.dialect.missing_prerequisites(conn, _extensions_of(script, steps))
-            if problems:
-                raise PrerequisiteError("; ".join(problems) + "; nothing was changed")
+        if before is None:
+            from tdbctl.migrate.drift import built_otherwise
+
+            problem = built_otherwise(conn, requested or domain_choice.DOMAINS, beside_existing=beside_existing)
+            if problem:
+                raise UsageError(problem)
+        have = domain_choice.installed(conn) if before else ()
+        running = requested or (have if before else domain_choice.DOMAINS)
+        adding = [d for d in running if d not in have] if before else []
+        wanted = [d for d in domain_choice.DOMAINS if d in have or d in running]
+        needed = _extensions_of(script, steps) | (domain_choice.extensions_for(adding) if adding else set())
+        problems = db.dialect.missing_prerequisites(conn, needed & domain_choice.extensions_for(wanted))
+        if problems:
+            raise PrerequisiteError("; ".join(problems) + "; nothing was changed")
         conn.commit()
         config = alembic_config(settings, connection=conn, claim=db.claim, lock_wait=lock_wait,
-                                **_timeouts(lock_timeout))
+                                schemas=tool_and(wanted), install=adding, **_timeouts(lock_timeout))
         command.upgrade(config, target)
         conn.commit()
         after = current_revision(conn)
+        installed = domain_choice.installed(conn)
         conn.commit()  # through a pooler of one connection, maintenance needs it back
+        db.domains = installed
         partitions = _maintain_partitions(db, after, head, on_progress, lock_wait)
     if config.attributes.get("started_from", before) != before:  # another migrate got there first
         before = config.attributes["started_from"]
         steps = steps_between(script, before, after) if after and before != after else []
-    return MigrationResult(before, after, steps, partitions=partitions)
+    return MigrationResult(before, after, steps, partitions=partitions, domains=installed,
+                           added=config.attributes.get("installed", []),
+                           unrequested=[d for d in installed if requested and d not in requested])
 
 
 def _maintain_partitions(db, revision: str | None, head: str, on_progress, lock_wait: float):
@@ -462,6 +488,7 @@ def baseline(settings: Settings, revision: str = "head", *, force: bool = False,
     """
     import sqlalchemy as sa
 
+    from tdbctl import domains as domain_choice
     from tdbctl.migrate.drift import compare, migration_context
     from tdbctl.schema import TOOL_SCHEMA, metadata
     from tdbctl.schema.bookkeeping import runs
@@ -480,19 +507,22 @@ def baseline(settings: Settings, revision: str = "head", *, force: bool = False,
             raise UsageError(f"the database is already at revision {current}: tdbctl manages it; "
                              "`tdbctl migrate` takes it to head, `tdbctl migrate check` shows any drift")
         result = BaselineResult(target, forced=force)
+        # The domains named in the configuration, else those whose schema holds any of their tables.
+        chosen = domain_choice.configured(settings) or domain_choice.installed(conn)
         inspector = sa.inspect(conn)
         if db.dialect.name == "postgresql":
             conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{TOOL_SCHEMA}"')
         ours = [t for t in metadata.sorted_tables if t.schema == TOOL_SCHEMA]
         result.created = [t.fullname for t in ours if not inspector.has_table(t.name, schema=t.schema)]
         metadata.create_all(conn, tables=ours, checkfirst=True)
-        result.differences = compare(conn, db.dialect)
+        result.differences = compare(conn, db.dialect, chosen)
         if result.blocking and not force:
             conn.rollback()
             return result
         migration_context(conn, db.dialect.name).stamp(script, target)
         steps = steps_between(script, None, target)
         ledger.record_baseline(conn, [script.get_revision(s.revision) for s in steps])
+        domain_choice.record(conn, chosen, target)
         blocking = result.blocking
         message = (f"baselined at {target} over {len(blocking)} blocking difference(s), with --force: "
                    + "; ".join(str(d) for d in blocking[:5]) if blocking else f"baselined at {target}")

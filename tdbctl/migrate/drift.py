@@ -38,13 +38,13 @@ class DriftReport:
                 "tables": {table: [d.document() for d in found] for table, found in self.by_table().items()}}
 
 
-def expected_objects(dialect_name: str, installed_extensions: set[str]):
+def expected_objects(dialect_name: str, installed_extensions: set[str], schemas=None):
     from tdbctl.schema import metadata, objects_of
 
     return [
         obj
         for obj in objects_of(metadata)
-        if obj.supported_on(dialect_name)
+        if obj.supported_on(dialect_name) and (schemas is None or obj.schema in schemas)
         and (obj.requires_extension is None or obj.requires_extension in installed_extensions)
     ]
 
@@ -188,13 +188,14 @@ def check(settings: Settings) -> DriftReport:
     return report
 
 
-def migration_context(conn, dialect_name: str):
-    """Alembic's view of the database on ``conn``, configured as migrations run, for comparing and stamping."""
+def migration_context(conn, dialect_name: str, schemas=None):
+    """Alembic's view of the database on ``conn``, configured as migrations run, for comparing and
+    stamping; ``schemas``: the ones compared (default: every schema of tdbctl's)."""
     from alembic.runtime.migration import MigrationContext
 
     from tdbctl.migrate.environment import alembic_options
 
-    options = alembic_options(dialect_name)
+    options = alembic_options(dialect_name, *([schemas] if schemas is not None else []))
     options.pop("transactional_ddl")
     return MigrationContext.configure(conn, opts=options)
 
@@ -220,22 +221,59 @@ def _without_partitioning(diffs, conn, dialect, metadata) -> list:
     return [d for d in diffs if kept(d)]
 
 
-def compare(conn, dialect) -> list[Difference]:
-    """What differs between the schema ``conn`` sees and the metadata: blocking first, by table."""
+def compare(conn, dialect, domains=None) -> list[Difference]:
+    """What differs between the schema ``conn`` sees and the metadata, for tdbctl's own schema
+    and ``domains`` (default: those the database has): blocking first, by table."""
     from alembic.autogenerate import compare_metadata
 
-    from tdbctl.schema import ALL_SCHEMAS, metadata
+    from tdbctl import domains as installed
+    from tdbctl.schema import TOOL_SCHEMA, metadata
 
-    context = migration_context(conn, dialect.name)
+    schemas = (TOOL_SCHEMA, *(installed.installed(conn) if domains is None else domains))
+    context = migration_context(conn, dialect.name, schemas)
     with warnings.catch_warnings():
         # Expression indexes (to_tsvector) cannot be reflected for comparison; their
         # presence is what matters and PostgreSQL reports it through the index list.
         warnings.filterwarnings("ignore", message=".*expression-based index.*")
         diffs = compare_metadata(context, metadata)
-    differences = classify(_without_partitioning(diffs, conn, dialect, metadata)) + missing_expression_indexes(conn, dialect.name)
-    installed = {n for n, e in dialect.extensions(conn).items() if e.installed}
-    existing = dialect.existing_objects(conn, ALL_SCHEMAS)
-    for obj in expected_objects(dialect.name, installed):
+    differences = classify(_without_partitioning(diffs, conn, dialect, metadata)) + [
+        d for d in missing_expression_indexes(conn, dialect.name) if d.table.split(".", 1)[0] in schemas]
+    extensions = {n for n, e in dialect.extensions(conn).items() if e.installed}
+    existing = dialect.existing_objects(conn, schemas)
+    for obj in expected_objects(dialect.name, extensions, schemas):
         if (obj.kind, obj.schema, obj.name) not in existing:
             differences.append(Difference(obj.qualified_name, True, f"{obj.kind} missing"))
     return sorted(differences, key=lambda d: (not d.blocking, d.table, d.what))
+
+
+def built_otherwise(conn, domains, *, beside_existing: bool = False) -> str | None:
+    """Why a database without tdbctl's revision should not simply be migrated, or None: its
+    domain schemas already hold tables tdbctl would create (built from the seeds' SQL: baseline
+    takes it over), or, unless ``beside_existing``, another schema (public, SQLite's main) holds
+    tables named as tdbctl's, which a migrate would leave behind empty schemas every command looks at."""
+    import sqlalchemy as sa
+
+    from tdbctl.schema import ALL_SCHEMAS, metadata
+
+    inspector = sa.inspect(conn)
+    schemas = set(inspector.get_schema_names())
+    for domain in domains:
+        ours = {t.name for t in metadata.tables.values() if t.schema == domain}
+        found = sorted(ours & set(inspector.get_table_names(schema=domain))) if domain in schemas else []
+        if found:
+            return (f"{domain} already holds {len(found)} of tdbctl's tables ({', '.join(found[:4])}"
+                    f"{', ...' if len(found) > 4 else ''}), which no tdbctl migrate created: `tdbctl migrate check` "
+                    "shows how the schema differs, `tdbctl migrate baseline` takes it over; nothing was changed")
+    if beside_existing:
+        return None
+    names = {t.name for t in metadata.tables.values() if t.schema != "tdbctl"}
+    for schema in sorted(schemas - set(ALL_SCHEMAS) - {"information_schema"}):
+        if schema.startswith("pg_"):
+            continue
+        found = sorted(names & set(inspector.get_table_names(schema=schema)))
+        if len(found) >= 3:
+            return (f"{schema} holds {len(found)} tables named as tdbctl's ({', '.join(found[:4])}"
+                    f"{', ...' if len(found) > 4 else ''}): a platform built from the seeds outside tdbctl's schemas? "
+                    "Migrating creates empty schemas beside it, and every command would look at those; "
+                    "give --beside-existing to migrate anyway; nothing was changed")
+    return None

@@ -10,9 +10,9 @@ from tdbctl.schemas import VERSION_TABLE
 DEFAULT_LOCK_TIMEOUT_SECONDS = 10.0
 
 
-def include_name(name, type_, parent_names) -> bool:
+def include_name(name, type_, parent_names, schemas=ALL_SCHEMAS) -> bool:
     if type_ == "schema":
-        return name in ALL_SCHEMAS
+        return name in schemas
     if type_ == "table":
         return not (name == VERSION_TABLE and parent_names.get("schema_name") == TOOL_SCHEMA)
     return True
@@ -31,11 +31,14 @@ def expression_index_names() -> set[str]:
     }
 
 
-def alembic_options(dialect_name: str) -> dict:
+def alembic_options(dialect_name: str, schemas=ALL_SCHEMAS) -> dict:
+    """``schemas``: what autogenerate compares (the tool's and the installed domains')."""
     skipped_indexes = expression_index_names()
 
     def include_for_dialect(obj, name, type_, reflected, compare_to):
         if type_ == "index" and name in skipped_indexes:
+            return False
+        if type_ == "table" and obj.schema not in schemas:
             return False
         condition = getattr(obj, "_ddl_if", None)
         if condition is not None and condition.dialect is not None:
@@ -46,7 +49,7 @@ def alembic_options(dialect_name: str) -> dict:
         target_metadata=metadata,
         version_table_schema=TOOL_SCHEMA,
         include_schemas=True,
-        include_name=include_name,
+        include_name=lambda name, type_, parents: include_name(name, type_, parents, schemas),
         include_object=include_for_dialect,
         compare_type=True,
         transactional_ddl=True,
@@ -80,5 +83,34 @@ def run_migrations(context) -> None:
                 attributes["claim"].check(connection)
             # Under the lock: another migrate may have done the work while this one waited.
             attributes["started_from"] = context.get_context().get_current_revision()
-        dialect.prepare_schemas(context.execute, ALL_SCHEMAS)
-        context.run_migrations()
+        from tdbctl.migrate import scope
+
+        scope.restrict(context.get_context().impl)
+        schemas = attributes.get("schemas")
+        with scope.scoped(schemas):
+            dialect.prepare_schemas(context.execute, [s for s in ALL_SCHEMAS if scope.allows_schema(s)])
+            _install_domains(context, attributes)
+            context.run_migrations()
+
+
+def _install_domains(context, attributes) -> None:
+    """Domains added to a database that is already migrated: its applied revisions replayed on
+    them alone, then recorded, in the migration's transaction (after the lock: another migrate
+    may have installed them meanwhile)."""
+    from tdbctl import domains
+    from tdbctl.migrate import scope
+
+    if context.is_offline_mode() or not attributes.get("install"):
+        return
+    connection = attributes["connection"]
+    at = attributes.get("started_from")
+    have = domains.installed(connection) if at else ()
+    new = [d for d in attributes["install"] if d not in have]
+    if not new or not at:
+        return
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(context.config)
+    scope.replay(context.get_context(), script, new, at)
+    domains.record(connection, new, at)
+    attributes["installed"] = new

@@ -87,7 +87,7 @@ def state(conn, metadata: sa.MetaData, declaration, now: datetime) -> TableState
 def inspect(db, metadata: sa.MetaData, now: datetime) -> list[TableState]:
     from tdbctl.schema import partitioning_of
 
-    declarations = partitioning_of(metadata).values()
+    declarations = [d for d in partitioning_of(metadata).values() if db.holds(d.table)]
     if not db.dialect.partitioned:
         return [TableState(d.table, d.column, d.interval, False, retention_cutoff(metadata, d, now)) for d in declarations]
     with db.connect() as conn:
@@ -130,7 +130,7 @@ def maintain(db, metadata: sa.MetaData, now: datetime, *, premake: int | None = 
         from tdbctl.partitions.convert import move_rows
 
         report.conversions = [c.to_json() for c in move_rows(db.engine, db.dialect, claim=claim, on_progress=on_progress)]
-    for declaration in partitioning_of(metadata).values():
+    for declaration in [d for d in partitioning_of(metadata).values() if db.holds(d.table)]:
         _maintain_table(db, metadata, declaration, now, premake, dry_run, claim, report, cover)
     return report
 

@@ -76,11 +76,13 @@ class RetentionRequest:
             "lock_timeout": self.lock_timeout,
         }
 
-    def targets(self, policies, command: str, now: datetime, metadata=None):
-        from tdbctl.retention.selection import select
+    def targets(self, policies, command: str, now: datetime, metadata=None, db=None):
+        """The selected policies with their cutoffs; with ``db``, only those on its domains."""
+        from tdbctl.retention.selection import in_database, select
 
-        return select(policies, command, names=self.policies, tables=self.tables, older_than=self.older_than,
-                      before=self.before, typed=self.typed, now=now, metadata=metadata)
+        found = select(policies, command, names=self.policies, tables=self.tables, older_than=self.older_than,
+                       before=self.before, typed=self.typed, now=now, metadata=metadata)
+        return found if db is None else in_database(found, db, explicit=bool(self.policies or self.tables))
 
 
 def _text(value: timedelta | None) -> str | None:

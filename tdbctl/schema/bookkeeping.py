@@ -139,3 +139,15 @@ partition_conversion_changes = sa.Table(
     schema=TOOL_SCHEMA,
     comment="Changes to a converting table's old rows made meanwhile by foreign key actions.",
 )
+
+# The domains this database runs (tdbctl/domains.py): a platform may install only some of them.
+domains = sa.Table(
+    "domains",
+    metadata,
+    sa.Column("domain", sa.String(32), primary_key=True),
+    sa.Column("installed_at", TIMESTAMPTZ, nullable=False, server_default=now()),
+    sa.Column("installed_by", sa.String(255)),
+    sa.Column("revision", sa.String(64), comment="The revision the database was at when the domain was installed."),
+    schema=TOOL_SCHEMA,
+    comment="The domains installed in this database; migrate and every command look after these only.",
+)

@@ -12,6 +12,7 @@ from typing import Iterator, Sequence
 
 from tdbctl.config import Settings
 from tdbctl.errors import UsageError
+from tdbctl.domains import only_installed
 from tdbctl.runtime import HEAD, driver_message, open_database
 from tdbctl.schema import DOMAINS
 
@@ -68,6 +69,7 @@ def seed_reference(
     report = ReferenceReport(dry_run, selected, [f.name for files in loaded.values() for f in files])
     options = {"reference": True, "domains": selected, "dry_run": dry_run, "seeds_dir": str(root)}
     with seed_run(settings, options, dry_run=dry_run, lock_wait=lock_wait) as (db, run):
+        selected = report.domains = only_installed(selected, db.domains, explicit=bool(domains))
         db.claim.start_renewing()
         translate = lambda orig: driver_message(orig, settings)  # noqa: E731
         for domain in selected:
@@ -144,6 +146,7 @@ def generate_synthetic(
                "until": plan.end.isoformat(), "random_seed": random_seed, "dry_run": dry_run,
                "arguments": arguments}
     with seed_run(settings, options, dry_run=dry_run, lock_wait=lock_wait) as (db, run):
+        selected = only_installed(selected, db.domains, explicit=bool(domains))
         earlier = None if dry_run or again else _loaded_before(db, arguments, selected, run.id)
         if earlier is not None:
             run.message = f"nothing to do: run {earlier['id']} loaded synthetic rows with the same arguments"
@@ -195,6 +198,7 @@ def count_synthetic(settings: Settings, *, domains: Sequence[str] | None = None)
 
     selected = resolve_domains(domains)
     with open_database(settings, HEAD) as db:
+        selected = only_installed(selected, db.domains, explicit=bool(domains))
         with db.connect() as conn:
             return synthetic.count_synthetic(conn, selected)
 
@@ -209,6 +213,7 @@ def remove_synthetic(
     removed: dict[str, int] = {}
     with seed_run(settings, {"remove_synthetic": True, "domains": selected}, dry_run=False,
                   lock_wait=lock_wait) as (db, run):
+        selected = only_installed(selected, db.domains, explicit=bool(domains))
         db.claim.start_renewing()
         for domain in selected:
             with db.connect() as conn, conn.begin():

@@ -1,0 +1,84 @@
+"""Which domains a database runs: only those are installed, migrated and looked after.
+
+A platform that runs only the 911 dispatch trainer installs `dispatch` and needs no pgvector;
+every command works with the domains a database has. The choice is ``[database] domains`` in
+tdbctl.toml (or ``tdbctl migrate --domains``), read at migrate; the database records what it
+holds in ``tdbctl.domains`` (docs/schema.md, "Domains").
+"""
+
+from __future__ import annotations
+
+from tdbctl.errors import ConfigError, UsageError
+from tdbctl.schemas import DOMAINS, EXTENSIONS, TOOL_SCHEMA
+
+DOMAINS_TABLE = "domains"
+
+
+def parse(value, source: str) -> tuple[str, ...]:
+    """A list of domain names (or one comma-separated string) in DOMAINS' order; unknown refused."""
+    names = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{source}: a list of domains ({', '.join(DOMAINS)})")
+    names = [n for n in names if n]
+    unknown = [n for n in names if n not in DOMAINS]
+    if unknown:
+        raise (UsageError if source.startswith("--") else ConfigError)(
+            f"{source}: unknown domain {unknown[0]!r} (domains: {', '.join(DOMAINS)})")
+    if not names:
+        raise (UsageError if source.startswith("--") else ConfigError)(f"{source}: name at least one domain")
+    return tuple(d for d in DOMAINS if d in names)
+
+
+def configured(settings, given: str | None = None) -> tuple[str, ...] | None:
+    """The domains asked for: --domains, else tdbctl.toml's [database] domains, else None (all of
+    them on a new database, the ones it has on an existing one)."""
+    if given is not None:
+        return parse(given, "--domains")
+    value = settings.section("database").get("domains")
+    return None if value is None else parse(value, "tdbctl.toml [database] domains")
+
+
+def installed(conn) -> tuple[str, ...]:
+    """The domains this database holds: as recorded in tdbctl.domains, or (a database migrated
+    before that table existed) the domain schemas that hold any of the domain's tables."""
+    import sqlalchemy as sa
+
+    inspector = sa.inspect(conn)
+    if inspector.has_table(DOMAINS_TABLE, schema=TOOL_SCHEMA):
+        recorded = {row[0] for row in conn.exec_driver_sql(f'SELECT domain FROM "{TOOL_SCHEMA}"."{DOMAINS_TABLE}"')}
+        return tuple(d for d in DOMAINS if d in recorded)
+    from tdbctl.schema import metadata
+
+    present = []
+    for domain in DOMAINS:
+        ours = {t.name for t in metadata.tables.values() if t.schema == domain}
+        if domain in inspector.get_schema_names() and ours & set(inspector.get_table_names(schema=domain)):
+            present.append(domain)
+    return tuple(present)
+
+
+def extensions_for(domains) -> set[str]:
+    return {name for domain in domains for name in EXTENSIONS.get(domain, ())}
+
+
+def not_installed(domain: str, installed_domains) -> UsageError:
+    return UsageError(f"domain {domain} is not installed in this database (it has "
+                      f"{', '.join(installed_domains) or 'none'}): add it to [database] domains and run "
+                      "`tdbctl migrate`")
+
+
+def record(conn, names, revision: str | None) -> None:
+    """Rows in tdbctl.domains for ``names``, installed at ``revision``."""
+    from tdbctl.migrate.ledger import applied_by
+    from tdbctl.schema.bookkeeping import domains
+
+    conn.execute(domains.insert(), [{"domain": name, "installed_by": applied_by(), "revision": revision}
+                                    for name in names])
+
+
+def only_installed(selected, installed_domains, *, explicit: bool) -> list[str]:
+    """``selected`` less the domains the database lacks; naming one of those is an error."""
+    missing = [d for d in selected if d not in installed_domains]
+    if missing and explicit:
+        raise not_installed(missing[0], installed_domains)
+    return [d for d in selected if d in installed_domains]
