@@ -17,11 +17,11 @@ import typer  # noqa: E402
 from typer.core import TyperGroup  # noqa: E402
 
 from tdbctl import __version__  # noqa: E402
-from tdbctl.cli import archive, backup, cleanup, info, migrate, partitions, reindex, seed, stats
+from tdbctl.cli import archive, backup, cleanup, importing, info, migrate, partitions, reindex, seed, stats
 from tdbctl.cli.common import STATE  # noqa: E402
 
 # One module per command, each with register(app); the modules import only typer at load time.
-COMMAND_MODULES = (migrate, info, seed, cleanup, archive, partitions, backup, stats, reindex)
+COMMAND_MODULES = (migrate, info, seed, importing, cleanup, archive, partitions, backup, stats, reindex)
 
 LARGEST_INTEGER = 2**31 - 1
 """What an integer option may be: every one is a count, an id or a size that a database integer holds."""

@@ -189,6 +189,11 @@ class Dialect:
 
         return nullcontext()
 
+    def user_triggers_off(self, conn, tables):
+        """For the caller's transaction: the tables' own triggers do not fire (rows copied as
+        they were, not touched again by a trigger); foreign keys are still checked."""
+        raise NotImplementedError
+
     def bulk_insert(self, conn, table, columns, rows) -> None:
         """Write ``rows`` (tuples in ``columns`` order, values as tdbctl/dialects/bulkrows.py says) into
         ``table`` fast."""

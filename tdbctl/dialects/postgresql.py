@@ -311,8 +311,13 @@ class PostgresDialect(Dialect):
             conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
             yield
             return
-        # Otherwise the owner's way: user triggers off (ALTER TABLE is transactional: a failed or
-        # killed load leaves them on), foreign keys still checked.
+        with self.user_triggers_off(conn, tables):
+            yield
+
+    @contextmanager
+    def user_triggers_off(self, conn, tables):
+        # The owner's way: user triggers off (ALTER TABLE is transactional: a failed or killed
+        # load leaves them on), foreign keys still checked.
         names = [f'"{t.schema}"."{t.name}"' for t in tables]
         triggered = [
             name for name in names

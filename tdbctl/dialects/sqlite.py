@@ -129,6 +129,11 @@ class SqliteDialect(Dialect):
         for schema in schemas:
             # 256 MiB of page cache: a large load transaction stays in memory until its commit.
             conn.exec_driver_sql(f'PRAGMA "{schema}".cache_size = -262144')
+        with self.user_triggers_off(conn, tables):
+            yield
+
+    @contextmanager
+    def user_triggers_off(self, conn, tables):
         # SQLite cannot disable a trigger: drop the tables' triggers and create them again before
         # the commit. DDL is transactional here, so a failed or killed load keeps them.
         triggers = []

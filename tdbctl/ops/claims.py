@@ -40,6 +40,7 @@ TAKE_LOCK_TIMEOUT = 2.0
 SCOPES = {
     "migrate": "schema", "restore": "schema",
     "cleanup": "data", "archive": "data", "partitions": "data", "archive restore": "data", "seed": "data",
+    "import": "data",
     "reindex": "reindex",
 }
 EXCLUDES = {"schema": ("schema", "data", "reindex"), "data": ("schema", "data"), "reindex": ("schema", "reindex")}

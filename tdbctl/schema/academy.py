@@ -265,7 +265,9 @@ conversation_logs = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("user_progress_id", sa.Integer, _fk("user_progress.id", "CASCADE"), comment="User progress"),
     sa.Column("scene_id", sa.Integer, _fk("scenario_scenes.id", "CASCADE"), comment="Scene"),
-    sa.Column("message_type", message_type, nullable=False, comment="Type of message"),
+    sa.Column("message_type", message_type, nullable=False, comment="Type of message",
+              # Seed 002 writes the values out (VARCHAR); tdbctl import maps them onto seed 004's ENUM.
+              info={"import_values": {"user_message": "user", "system_message": "system"}}),
     sa.Column("sender_name", sa.String(), comment="Name of message sender"),
     sa.Column("message_content", sa.Text, nullable=False, comment="Full message content"),
     sa.Column("turn_number", sa.Integer),

@@ -151,3 +151,23 @@ domains = sa.Table(
     schema=TOOL_SCHEMA,
     comment="The domains installed in this database; migrate and every command look after these only.",
 )
+
+# tdbctl import (tdbctl/importing/): how far each source table's copy got, written in each
+# batch's own transaction, so a killed import continues after its last committed batch.
+imports = sa.Table(
+    "imports",
+    metadata,
+    sa.Column("source", sa.String(500), primary_key=True, comment="The source database, its password left out."),
+    sa.Column("source_table", sa.String(255), primary_key=True),
+    sa.Column("target_table", sa.String(255), nullable=False),
+    sa.Column("last_key", JSONB, comment="The source key of the last row copied (keys are copied in order)."),
+    sa.Column("rows_read", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_written", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_skipped", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("skipped", JSONB, comment="Why rows were skipped: reason -> rows, and the first key of each."),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("updated_at", TIMESTAMPTZ, nullable=False, server_default=now()),
+    sa.CheckConstraint("status IN ('copying', 'copied', 'verified', 'mismatch')", name="imports_status_check"),
+    schema=TOOL_SCHEMA,
+    comment="Progress of tdbctl import, per source table.",
+)

@@ -1,0 +1,1 @@
+"""tdbctl import: bring a platform database built from the seeds under tdbctl."""
