@@ -39,22 +39,26 @@ def configured(settings, given: str | None = None) -> tuple[str, ...] | None:
 
 
 def installed(conn) -> tuple[str, ...]:
-    """The domains this database holds: as recorded in tdbctl.domains, or (a database migrated
-    before that table existed) the domain schemas that hold any of the domain's tables."""
+    """The domains this database runs, as recorded in tdbctl.domains; a database migrated before
+    that table existed was made for all four."""
     import sqlalchemy as sa
 
-    inspector = sa.inspect(conn)
-    if inspector.has_table(DOMAINS_TABLE, schema=TOOL_SCHEMA):
+    if sa.inspect(conn).has_table(DOMAINS_TABLE, schema=TOOL_SCHEMA):
         recorded = {row[0] for row in conn.exec_driver_sql(f'SELECT domain FROM "{TOOL_SCHEMA}"."{DOMAINS_TABLE}"')}
         return tuple(d for d in DOMAINS if d in recorded)
+    return DOMAINS
+
+
+def present(conn) -> tuple[str, ...]:
+    """The domains whose schema holds any of the domain's tables (a schema built otherwise)."""
+    import sqlalchemy as sa
+
     from tdbctl.schema import metadata
 
-    present = []
-    for domain in DOMAINS:
-        ours = {t.name for t in metadata.tables.values() if t.schema == domain}
-        if domain in inspector.get_schema_names() and ours & set(inspector.get_table_names(schema=domain)):
-            present.append(domain)
-    return tuple(present)
+    inspector = sa.inspect(conn)
+    schemas = set(inspector.get_schema_names())
+    return tuple(domain for domain in DOMAINS if domain in schemas and {
+        t.name for t in metadata.tables.values() if t.schema == domain} & set(inspector.get_table_names(schema=domain)))
 
 
 def extensions_for(domains) -> set[str]:

@@ -10,7 +10,7 @@ import pytest
 from conftest import run_cli
 
 COMMANDS = ["migrate", "migrate down", "migrate history", "migrate current", "migrate check", "migrate validate",
-            "migrate repair", "seed", "info", "stats", "cleanup", "archive", "archive list", "archive verify",
+            "migrate repair", "migrate baseline", "import", "seed", "info", "stats", "cleanup", "archive", "archive list", "archive verify",
             "archive restore", "archive discard", "partitions", "partitions create", "backup", "backup list", "backup verify",
             "backup setup", "backup drill", "restore", "reindex"]
 
@@ -24,7 +24,7 @@ def _help(*args) -> str:
 def test_top_level_help_in_lifecycle_order_with_examples_and_exit_codes(tmp_path):
     text = _help()
     listed = re.findall(r"^  (\w+)  ", text.split("Commands:")[1].split("Examples:")[0], re.M)
-    assert listed == ["migrate", "seed", "info", "stats", "cleanup", "archive", "partitions", "backup", "restore",
+    assert listed == ["migrate", "import", "seed", "info", "stats", "cleanup", "archive", "partitions", "backup", "restore",
                       "reindex"]
     assert "Examples:" in text and "Exit codes:" in text
     for code in ("0", "1", "2", "3", "4", "5", "6", "7", "130"):

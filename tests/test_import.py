@@ -13,6 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from conftest import run_cli, url_text
@@ -48,16 +49,15 @@ def build_from_seed(url, domain: str, schema: str | None = None) -> None:
     assert present, f"seed {domain} built no table"
 
 
-def source_database(pg_server_url):
-    name = f"tdbctl_source_{uuid.uuid4().hex[:10]}"
+@pytest.fixture
+def source(pg_server_url):
+    """A database of its own for the platform being imported."""
+    url = pg_server_url.set(database=f"tdbctl_source_{uuid.uuid4().hex[:10]}")
     admin = sa.create_engine(pg_server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        conn.exec_driver_sql(f'CREATE DATABASE "{url.database}"')
     admin.dispose()
-    return pg_server_url.set(database=name)
-
-
-def drop_database(pg_server_url, url) -> None:
+    yield url
     admin = sa.create_engine(pg_server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
@@ -118,108 +118,100 @@ def common_columns(source_url, source_table: str, target: sa.Table) -> list[str]
     return [c.name for c in target.columns if c.name in present]
 
 
-def test_import_from_the_seeds_sql_in_public_carries_every_row(pg_server_url, pg_url, tmp_path):
-    source = source_database(pg_server_url)
-    try:
-        build_from_seed(source, "voice")
-        build_from_seed(source, "chattrain")
-        fill_voice_and_chattrain(source)
-        assert tdb(pg_url, "migrate", cwd=tmp_path).returncode == 0
-        env_source = url_text(source)
+def test_import_from_the_seeds_sql_in_public_carries_every_row(source, pg_url, tmp_path):
+    build_from_seed(source, "voice")
+    build_from_seed(source, "chattrain")
+    fill_voice_and_chattrain(source)
+    assert tdb(pg_url, "migrate", cwd=tmp_path).returncode == 0
+    env_source = url_text(source)
 
-        preview = tdb(pg_url, "import", env_source, "--dry-run", "--json", cwd=tmp_path)
-        assert preview.returncode == 0, preview.stderr
-        plan = {t["source"]: t for t in json.loads(preview.stdout)["tables"]}
-        assert plan["public.conversations"]["target"] == "voice.conversations"
-        assert plan["public.scenarios"]["target"] == "chattrain.scenarios"  # not academy.scenarios
-        assert plan["public.schema_migrations"]["target"] is None  # ChatTrain's own ledger has no home
-        assert plan["public.system_metrics"]["rows"] == 120 and plan["public.system_metrics"]["key"] == []
-        assert plan["public.messages"]["rows"] == 200
-        target = create_engine(pg_url)
-        with target.connect() as conn:
-            assert conn.exec_driver_sql("SELECT count(*) FROM voice.conversations").scalar() == 0
+    preview = tdb(pg_url, "import", env_source, "--dry-run", "--json", cwd=tmp_path)
+    assert preview.returncode == 0, preview.stderr
+    plan = {t["source"]: t for t in json.loads(preview.stdout)["tables"]}
+    assert plan["public.conversations"]["target"] == "voice.conversations"
+    assert plan["public.scenarios"]["target"] == "chattrain.scenarios"  # not academy.scenarios
+    assert plan["public.schema_migrations"]["target"] is None  # ChatTrain's own ledger has no home
+    assert plan["public.system_metrics"]["rows"] == 120 and plan["public.system_metrics"]["key"] == []
+    assert plan["public.messages"]["rows"] == 200
+    target = create_engine(pg_url)
+    with target.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM voice.conversations").scalar() == 0
 
-        done = tdb(pg_url, "import", env_source, cwd=tmp_path)
-        assert done.returncode == 0, done.stderr
-        copied = [name for name, t in plan.items() if t["target"] and not t["blocking"]]
-        for source_table in copied:
-            table = metadata.tables[plan[source_table]["target"]]
-            columns = common_columns(source, source_table, table)
-            order = plan[source_table]["key"] or columns
-            assert rows_by_key(source, source_table, columns, order) == rows_by_key(
-                target, table.fullname, columns, order), source_table
-        with target.connect() as conn:
-            assert conn.exec_driver_sql("SELECT count(*) FROM voice.conversation_turns").scalar() == 900
-        assert tdb(pg_url, "migrate", "check", cwd=tmp_path).returncode == 0
+    done = tdb(pg_url, "import", env_source, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    copied = [name for name, t in plan.items() if t["target"] and not t["blocking"]]
+    for source_table in copied:
+        table = metadata.tables[plan[source_table]["target"]]
+        columns = common_columns(source, source_table, table)
+        order = plan[source_table]["key"] or columns
+        assert rows_by_key(source, source_table, columns, order) == rows_by_key(
+            target, table.fullname, columns, order), source_table
+    with target.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM voice.conversation_turns").scalar() == 900
+    assert tdb(pg_url, "migrate", "check", cwd=tmp_path).returncode == 0
 
-        again = tdb(pg_url, "import", env_source, "--json", cwd=tmp_path)
-        assert again.returncode == 0, again.stderr
-        results = json.loads(again.stdout)["results"]
-        assert {r["status"] for r in results} == {"verified"} and sum(r["written_now"] for r in results) == 0
-        assert all(r["source_checksum"] == r["target_checksum"] for r in results)
-        assert {r["source"]: r["verified_rows"] for r in results if r["verified_rows"]} == {
-            "public.conversations": 300, "public.conversation_turns": 900, "public.system_metrics": 120,
-            "public.scenarios": 3, "public.sessions": 40, "public.messages": 200, "public.system_config": 5}
-        with target.connect() as conn:
-            assert conn.exec_driver_sql("SELECT count(*) FROM voice.conversation_turns").scalar() == 900
-        target.dispose()
-    finally:
-        drop_database(pg_server_url, source)
+    again = tdb(pg_url, "import", env_source, "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    results = json.loads(again.stdout)["results"]
+    assert {r["status"] for r in results} == {"verified"} and sum(r["written_now"] for r in results) == 0
+    assert all(r["source_checksum"] == r["target_checksum"] for r in results)
+    assert {r["source"]: r["verified_rows"] for r in results if r["verified_rows"]} == {
+        "public.conversations": 300, "public.conversation_turns": 900, "public.system_metrics": 120,
+        "public.scenarios": 3, "public.sessions": 40, "public.messages": 200, "public.system_config": 5}
+    with target.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM voice.conversation_turns").scalar() == 900
+    target.dispose()
 
 
-def test_import_maps_seed_002_values_and_stops_on_one_it_cannot(pg_server_url, pg_url, tmp_path):
-    source = source_database(pg_server_url)
-    try:
-        build_from_seed(source, "academy", schema="academy")  # the per-domain schema layout
-        engine = sa.create_engine(source)
-        with engine.begin() as conn:
-            conn.exec_driver_sql(
-                "INSERT INTO academy.users (email, username, password_hash) "
-                "SELECT 'u' || g || '@example.com', 'user' || g, 'x' FROM generate_series(1, 4) g")
-            conn.exec_driver_sql(
-                "INSERT INTO academy.conversation_logs (message_type, sender_name, message_content, turn_number, "
-                "created_at) SELECT (ARRAY['user_message', 'ai_persona', 'system_message'])[g %% 3 + 1], 's', "
-                "'message ' || g, g, now() - g * interval '1 day' FROM generate_series(1, 30) g")
-        assert tdb(pg_url, "migrate", cwd=tmp_path).returncode == 0
-        done = tdb(pg_url, "import", url_text(source), "--json", cwd=tmp_path)
-        assert done.returncode == 0, done.stderr
-        plan = {t["source"]: t for t in json.loads(done.stdout)["tables"]}
-        mapped = {c["source"]: c for c in plan["academy.conversation_logs"]["columns"]}
-        assert mapped["message_type"]["values"] == {"user_message": "user", "system_message": "system"}
-        target = create_engine(pg_url)
-        by_id = dict(rows_by_key(source, "academy.conversation_logs", ["id", "message_type"], ["id"]))
-        expected = {i: {"user_message": "user", "system_message": "system"}.get(v, v) for i, v in by_id.items()}
-        assert dict(rows_by_key(target, "academy.conversation_logs", ["id", "message_type"], ["id"])) == expected
-        # The sequences follow the copied keys: a new user gets the next id, not a taken one.
-        with target.begin() as conn:
-            new_id = conn.exec_driver_sql(
-                "INSERT INTO academy.users (email, username, password_hash) VALUES ('n@example.com', 'new', 'x') "
-                "RETURNING id").scalar()
-        assert new_id == 5
+def test_import_maps_seed_002_values_and_stops_on_one_it_cannot(source, pg_url, tmp_path):
+    build_from_seed(source, "academy", schema="academy")  # the per-domain schema layout
+    engine = sa.create_engine(source)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO academy.users (email, username, password_hash) "
+            "SELECT 'u' || g || '@example.com', 'user' || g, 'x' FROM generate_series(1, 4) g")
+        conn.exec_driver_sql(
+            "INSERT INTO academy.conversation_logs (message_type, sender_name, message_content, turn_number, "
+            "created_at) SELECT (ARRAY['user_message', 'ai_persona', 'system_message'])[g %% 3 + 1], 's', "
+            "'message ' || g, g, now() - g * interval '1 day' FROM generate_series(1, 30) g")
+    assert tdb(pg_url, "migrate", cwd=tmp_path).returncode == 0
+    done = tdb(pg_url, "import", url_text(source), "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    plan = {t["source"]: t for t in json.loads(done.stdout)["tables"]}
+    mapped = {c["source"]: c for c in plan["academy.conversation_logs"]["columns"]}
+    assert mapped["message_type"]["values"] == {"user_message": "user", "system_message": "system"}
+    target = create_engine(pg_url)
+    by_id = dict(rows_by_key(source, "academy.conversation_logs", ["id", "message_type"], ["id"]))
+    expected = {i: {"user_message": "user", "system_message": "system"}.get(v, v) for i, v in by_id.items()}
+    assert dict(rows_by_key(target, "academy.conversation_logs", ["id", "message_type"], ["id"])) == expected
+    # The sequences follow the copied keys: a new user gets the next id, not a taken one.
+    with target.begin() as conn:
+        new_id = conn.exec_driver_sql(
+            "INSERT INTO academy.users (email, username, password_hash) VALUES ('n@example.com', 'new', 'x') "
+            "RETURNING id").scalar()
+    assert new_id == 5
 
-        with engine.begin() as conn:
-            narrator = conn.exec_driver_sql(
-                "INSERT INTO academy.conversation_logs (message_type, message_content, created_at) "
-                "VALUES ('narrator', 'once upon a time', now()) RETURNING id").scalar()
-            conn.exec_driver_sql(
-                "INSERT INTO academy.conversation_logs (message_type, message_content, created_at) "
-                "VALUES ('ai_persona', 'after it', now())")
-        stopped = tdb(pg_url, "import", url_text(source), cwd=tmp_path)
-        assert stopped.returncode == 3 and stopped.stderr.count("\n") == 1, stopped.stderr
-        assert f"stopped at the row with key [{narrator}]" in stopped.stderr and "'narrator'" in stopped.stderr
-        with target.connect() as conn:
-            assert conn.exec_driver_sql("SELECT count(*) FROM academy.conversation_logs").scalar() == 30
-        skipped = tdb(pg_url, "import", url_text(source), "--on-unmapped", "skip", cwd=tmp_path)
-        assert skipped.returncode == 0, skipped.stderr
-        assert "1 row message_type is none of user, ai_persona, system, hint" in skipped.stderr
-        assert f"first key [{narrator}]" in skipped.stderr
-        with target.connect() as conn:
-            ids = set(conn.exec_driver_sql("SELECT id FROM academy.conversation_logs").scalars())
-        assert ids == set(by_id) | {narrator + 1}
-        target.dispose()
-        engine.dispose()
-    finally:
-        drop_database(pg_server_url, source)
+    with engine.begin() as conn:
+        narrator = conn.exec_driver_sql(
+            "INSERT INTO academy.conversation_logs (message_type, message_content, created_at) "
+            "VALUES ('narrator', 'once upon a time', now()) RETURNING id").scalar()
+        conn.exec_driver_sql(
+            "INSERT INTO academy.conversation_logs (message_type, message_content, created_at) "
+            "VALUES ('ai_persona', 'after it', now())")
+    stopped = tdb(pg_url, "import", url_text(source), cwd=tmp_path)
+    assert stopped.returncode == 3 and stopped.stderr.count("\n") == 1, stopped.stderr
+    assert f"stopped at the row with key [{narrator}]" in stopped.stderr and "'narrator'" in stopped.stderr
+    with target.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM academy.conversation_logs").scalar() == 30
+    skipped = tdb(pg_url, "import", url_text(source), "--on-unmapped", "skip", cwd=tmp_path)
+    assert skipped.returncode == 0, skipped.stderr
+    assert "1 row message_type is none of user, ai_persona, system, hint" in skipped.stderr
+    assert f"first key [{narrator}]" in skipped.stderr
+    with target.connect() as conn:
+        ids = set(conn.exec_driver_sql("SELECT id FROM academy.conversation_logs").scalars())
+    assert ids == set(by_id) | {narrator + 1}
+    target.dispose()
+    engine.dispose()
 
 
 def chattrain_sqlite(path: Path) -> None:
@@ -276,47 +268,43 @@ def test_import_from_chattrains_sqlite_file(tmp_path):
     raw.close()
 
 
-def test_a_killed_import_continues_without_duplicates(pg_server_url, pg_url, tmp_path):
-    source = source_database(pg_server_url)
-    try:
-        build_from_seed(source, "voice")
-        engine = sa.create_engine(source)
-        with engine.begin() as conn:
-            conn.exec_driver_sql(
-                "INSERT INTO conversations (session_id, room_name, status) "
-                "SELECT 's' || g, 'r', 'completed' FROM generate_series(1, 2000) g")
-            conn.exec_driver_sql(
-                "INSERT INTO conversation_turns (conversation_id, turn_number, role, text) "
-                "SELECT c.id, t, 'user', repeat('x', 200) FROM conversations c, generate_series(1, 30) t")
-        assert tdb(pg_url, "migrate", cwd=tmp_path).returncode == 0
-        target = create_engine(pg_url)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tdbctl", "--database-url", url_text(pg_url), "import", url_text(source),
-             "--batch-size", "500"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with target.connect() as conn:
-                moved = conn.exec_driver_sql(
-                    "SELECT coalesce(max(rows_read), 0) FROM tdbctl.imports "
-                    "WHERE source_table = 'public.conversation_turns'").scalar()
-            if moved >= 5000:
-                break
-            time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+def test_a_killed_import_continues_without_duplicates(source, pg_url, tmp_path):
+    build_from_seed(source, "voice")
+    engine = sa.create_engine(source)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO conversations (session_id, room_name, status) "
+            "SELECT 's' || g, 'r', 'completed' FROM generate_series(1, 2000) g")
+        conn.exec_driver_sql(
+            "INSERT INTO conversation_turns (conversation_id, turn_number, role, text) "
+            "SELECT c.id, t, 'user', repeat('x', 200) FROM conversations c, generate_series(1, 30) t")
+    assert tdb(pg_url, "migrate", cwd=tmp_path).returncode == 0
+    target = create_engine(pg_url)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tdbctl", "--database-url", url_text(pg_url), "import", url_text(source),
+         "--batch-size", "500"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         with target.connect() as conn:
-            partial = conn.exec_driver_sql("SELECT count(*) FROM voice.conversation_turns").scalar()
-        assert 0 < partial < 60000, partial
-        rerun = tdb(pg_url, "import", url_text(source), "--json", cwd=tmp_path)
-        assert rerun.returncode == 0, rerun.stderr
-        results = {r["source"]: r for r in json.loads(rerun.stdout)["results"]}
-        turns = results["public.conversation_turns"]
-        assert turns["status"] == "verified" and turns["rows_written"] == 60000
-        assert turns["written_now"] == 60000 - partial  # the rest, each row once
-        columns = common_columns(source, "public.conversation_turns", metadata.tables["voice.conversation_turns"])
-        assert rows_by_key(source, "public.conversation_turns", columns, ["id"]) == rows_by_key(
-            target, "voice.conversation_turns", columns, ["id"])
-        target.dispose()
-        engine.dispose()
-    finally:
-        drop_database(pg_server_url, source)
+            moved = conn.exec_driver_sql(
+                "SELECT coalesce(max(rows_read), 0) FROM tdbctl.imports "
+                "WHERE source_table = 'public.conversation_turns'").scalar()
+        if moved >= 5000:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    with target.connect() as conn:
+        partial = conn.exec_driver_sql("SELECT count(*) FROM voice.conversation_turns").scalar()
+    assert 0 < partial < 60000, partial
+    rerun = tdb(pg_url, "import", url_text(source), "--json", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    results = {r["source"]: r for r in json.loads(rerun.stdout)["results"]}
+    turns = results["public.conversation_turns"]
+    assert turns["status"] == "verified" and turns["rows_written"] == 60000
+    assert turns["written_now"] == 60000 - partial  # the rest, each row once
+    columns = common_columns(source, "public.conversation_turns", metadata.tables["voice.conversation_turns"])
+    assert rows_by_key(source, "public.conversation_turns", columns, ["id"]) == rows_by_key(
+        target, "voice.conversation_turns", columns, ["id"])
+    target.dispose()
+    engine.dispose()

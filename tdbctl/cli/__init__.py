@@ -74,6 +74,7 @@ _plain_argument_names()
 # The commands in the order a platform meets them, each with the line `tdbctl --help` shows.
 LIFECYCLE = {
     "migrate": "Create or upgrade the schema; down, history, check, validate",
+    "import": "Copy a platform database built from the seeds in, verified",
     "seed": "Load the reference data, or synthetic activity for trials",
     "info": "Where the URL points, the server, revision and tables",
     "stats": "The on-call page: what is wrong first, then the rest",

@@ -508,7 +508,7 @@ def baseline(settings: Settings, revision: str = "head", *, force: bool = False,
                              "`tdbctl migrate` takes it to head, `tdbctl migrate check` shows any drift")
         result = BaselineResult(target, forced=force)
         # The domains named in the configuration, else those whose schema holds any of their tables.
-        chosen = domain_choice.configured(settings) or domain_choice.installed(conn)
+        chosen = domain_choice.configured(settings) or domain_choice.present(conn)
         inspector = sa.inspect(conn)
         if db.dialect.name == "postgresql":
             conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{TOOL_SCHEMA}"')
