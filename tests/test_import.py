@@ -74,6 +74,12 @@ def rows_by_key(url, qualified: str, columns: list[str], key: list[str]) -> list
     return [tuple(r) for r in found]
 
 
+def one_error_line(result) -> bool:
+    """The error is one line, the last (progress lines may come before it)."""
+    lines = result.stderr.splitlines()
+    return [line for line in lines if line.startswith("tdbctl: error:")] == lines[-1:]
+
+
 def tdb(target, *args, cwd):
     return run_cli("--database-url", url_text(target), *args, cwd=cwd)
 
@@ -199,7 +205,7 @@ def test_import_maps_seed_002_values_and_stops_on_one_it_cannot(source, pg_url, 
             "INSERT INTO academy.conversation_logs (message_type, message_content, created_at) "
             "VALUES ('ai_persona', 'after it', now())")
     stopped = tdb(pg_url, "import", url_text(source), cwd=tmp_path)
-    assert stopped.returncode == 3 and stopped.stderr.count("\n") == 1, stopped.stderr
+    assert stopped.returncode == 3 and one_error_line(stopped), stopped.stderr
     assert f"stopped at the row with key [{narrator}]" in stopped.stderr and "'narrator'" in stopped.stderr
     with target.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM academy.conversation_logs").scalar() == 30
@@ -248,12 +254,22 @@ def chattrain_sqlite(path: Path) -> None:
 def test_import_from_chattrains_sqlite_file(tmp_path):
     source = tmp_path / "chattrain.db"
     chattrain_sqlite(source)
+    orphan = str(uuid.UUID(int=999))
+    raw = sqlite3.connect(source)  # SQLite enforced no foreign key: a message of a session long gone
+    raw.execute("INSERT INTO messages (id, session_id, role, content, timestamp) VALUES (?, ?, 'user', 'lost', "
+                "'2026-11-30 10:00:00')", (orphan, str(uuid.UUID(int=4242))))
+    raw.commit()
+    raw.close()
     work = tmp_path / "work"
     work.mkdir()
     assert run_cli("migrate", cwd=work).returncode == 0
-    done = run_cli("import", f"sqlite:///{source}", cwd=work)
+    refused = run_cli("import", f"sqlite:///{source}", cwd=work)
+    assert refused.returncode == 3 and one_error_line(refused), refused.stderr
+    assert f"the target refused the row with key ['{orphan}']" in refused.stderr
+    done = run_cli("import", f"sqlite:///{source}", "--on-unmapped", "skip", cwd=work)
     assert done.returncode == 0, done.stderr
     assert "public" not in done.stdout and "main.sessions" in done.stdout
+    assert f"1 row refused by the target: FOREIGN KEY constraint failed (first key ['{orphan}'])" in done.stderr
     target = create_engine(sa.engine.make_url(f"sqlite:///{work / 'tdbctl.db'}"))
     with target.connect() as conn:
         sessions = {(uuid.UUID(i), u) for i, u in conn.exec_driver_sql("SELECT id, user_id FROM chattrain.sessions")}
@@ -264,7 +280,7 @@ def test_import_from_chattrains_sqlite_file(tmp_path):
     assert sessions == {(uuid.UUID(int=n + 1), f"user{n}") for n in range(25)} and messages == 100
     assert data == {"n": 3}
     raw = sqlite3.connect(source)
-    assert raw.execute("SELECT count(*) FROM messages").fetchone()[0] == 100  # the source is untouched
+    assert raw.execute("SELECT count(*) FROM messages").fetchone()[0] == 101  # the source is untouched
     raw.close()
 
 

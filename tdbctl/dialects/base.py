@@ -189,6 +189,11 @@ class Dialect:
 
         return nullcontext()
 
+    def insert_new(self, conn, table, rows: list[dict]) -> int:
+        """Write ``rows`` (dicts of column values, the same keys each) into ``table``, leaving
+        out those whose key the table already holds; returns how many it wrote."""
+        raise NotImplementedError
+
     def user_triggers_off(self, conn, tables):
         """For the caller's transaction: the tables' own triggers do not fire (rows copied as
         they were, not touched again by a trigger); foreign keys are still checked."""

@@ -132,6 +132,14 @@ class SqliteDialect(Dialect):
         with self.user_triggers_off(conn, tables):
             yield
 
+    def insert_new(self, conn, table, rows: list[dict]) -> int:
+        from sqlalchemy.dialects import sqlite
+
+        if not rows:
+            return 0
+        counted = list(table.primary_key.columns) or list(table.columns)[:1]
+        return len(conn.execute(sqlite.insert(table).on_conflict_do_nothing().returning(*counted), rows).all())
+
     @contextmanager
     def user_triggers_off(self, conn, tables):
         # SQLite cannot disable a trigger: drop the tables' triggers and create them again before

@@ -20,8 +20,6 @@ from tdbctl.importing.layout import TableMap
 COMMAND = "import"
 ON_UNMAPPED = ("stop", "skip", "null")
 DEFAULT_BATCH = 2000
-MAX_PARAMETERS = 30000
-"""Bound parameters in one INSERT: under SQLite's 32766 and PostgreSQL's 65535."""
 
 
 @dataclass
@@ -291,7 +289,7 @@ def _converted(row, convert, target, request, table_map, result, *, record: bool
     out = {}
     for source_name, (target_name, function) in convert.items():
         try:
-            out[target_name] = function(row[source_name])
+            out[target_name] = row[source_name] if function is None else function(row[source_name])
         except Unmapped as exc:
             key = _json_key([row[k] for k in table_map.key])
             if request.on_unmapped == "null" and target.c[target_name].nullable:
@@ -313,24 +311,18 @@ def _skip(result: TableResult, reason: str, key, *, skipped: bool = True) -> Non
     """A row left out (or, ``skipped`` False, written with a NULL), counted under its reason."""
     entry = result.skipped.setdefault(reason, {"rows": 0, "first_key": key})
     entry["rows"] += 1
-    result.rows_skipped += skipped
+    if skipped:  # their keys, for the verification to leave out (few: rows the target cannot take)
+        entry.setdefault("keys", []).append(key)
+        result.rows_skipped += 1
 
 
 def _inserter(db, target):
     """Write a batch, a row already under its key left as it is; a row the target refuses
     (a CHECK, a foreign key) found by retrying the batch one row at a time."""
-    import sqlalchemy as sa
     import sqlalchemy.exc as sa_exc
 
-    from tdbctl.archive.rowio import rowio_for
-
-    statement = rowio_for(db.dialect.name).insert_ignoring(target).returning(sa.literal(1))
-    per_statement = max(1, MAX_PARAMETERS // max(1, len(target.columns)))
-
     def written_by(conn, rows) -> int:
-        """One multi-row INSERT per slice: RETURNING counts the rows it did not skip."""
-        return sum(len(conn.execute(statement.values(rows[i:i + per_statement])).all())
-                   for i in range(0, len(rows), per_statement))
+        return db.dialect.insert_new(conn, target, rows)
 
     def insert(conn, batch, table_map, request, result) -> int:
         if not batch:
@@ -369,35 +361,36 @@ def _verify(db, source, key, wanted, convert, target, table_map, request, result
     target_key = [target.c[k.name] for k in key]
     source_digest, target_digest = RowsDigest(), RowsDigest()
     mismatch = None
+    left_out = {tuple(k) for entry in result.skipped.values() for k in entry.get("keys", ())}
     for rows, _last in _pages(source, wanted, key, max(request.batch_size, 1000)):
         expected = {}
         for row in rows:
             converted = _converted(row, convert, target, request, table_map, result, record=False)
-            if converted is None:
+            if converted is None or (left_out and tuple(_json_key([row[k.name] for k in key])) in left_out):
                 continue
-            source_digest.add([converted[c.name] for c in columns])
+            values = [canonical(converted[c.name]) for c in columns]
+            source_digest.add(values)
             if key:
-                expected[tuple(canonical(converted[k.name]) for k in target_key)] = converted
+                expected[tuple(canonical(converted[k.name]) for k in target_key)] = (converted, values)
         if not key:
             continue
-        keys = [tuple(c[k.name] for k in target_key) for c in expected.values()]
+        keys = [tuple(c[k.name] for k in target_key) for c, _v in expected.values()]
         condition = (sa.tuple_(*target_key).in_(keys) if len(target_key) > 1
                      else target_key[0].in_([k[0] for k in keys]))
         with db.connect() as conn:
-            held = {tuple(canonical(v) for v in r[:len(target_key)]): r[len(target_key):]
+            held = {tuple(canonical(v) for v in r[:len(target_key)]): [canonical(v) for v in r[len(target_key):]]
                     for r in conn.execute(sa.select(*target_key, *columns).where(condition)).all()} if keys else {}
             conn.rollback()
-        for canonical_key, converted in expected.items():
+        for canonical_key, (_converted_row, values) in expected.items():
             found = held.get(canonical_key)
             if found is not None:
-                target_digest.add(list(found))
-            if mismatch is None and (found is None or [canonical(converted[c.name]) for c in columns]
-                                     != [canonical(v) for v in found]):
+                target_digest.add(found)
+            if mismatch is None and found != values:
                 mismatch = list(canonical_key)
     if not key:
         with db.connect() as conn:
             for found in conn.execute(sa.select(*columns)):
-                target_digest.add(list(found))
+                target_digest.add([canonical(v) for v in found])
             conn.rollback()
     result.verified_rows = source_digest.rows
     result.source_checksum, result.target_checksum = source_digest.hexdigest(), target_digest.hexdigest()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -24,43 +25,57 @@ class Unmapped(ValueError):
 
 
 def converter(target: sa.Column, dialect, values: dict | None = None):
-    """value -> the value to write into ``target`` (raising Unmapped)."""
+    """value -> the value to write into ``target`` (raising Unmapped); None when values go in as
+    they come (text, numbers)."""
     kind = target.type.dialect_impl(dialect)
     name = target.name
-    enum = list(target.type.enums) if isinstance(target.type, sa.Enum) else None
+    if isinstance(target.type, sa.Enum):
+        enum = set(target.type.enums)
+        listed = ", ".join(target.type.enums)
 
-    def convert(value):
-        if value is None:
-            return None
-        if values and isinstance(value, str) and value in values:
-            value = values[value]
-        if enum is not None:
+        def member(value):
+            if value is None:
+                return None
+            value = values.get(value, value) if values else value
             if value not in enum:
-                raise Unmapped(name, value, f"is none of {', '.join(enum)}, and no import value maps it")
+                raise Unmapped(name, value, f"is none of {listed}, and no import value maps it")
             return value
-        if isinstance(kind, sa.JSON) or type(kind).__name__ in ("JSONB", "JSON"):
-            return _json(name, value)
-        if isinstance(kind, sa.ARRAY):
-            return _json(name, value) if isinstance(value, str) else list(value)
-        if isinstance(kind, sa.Uuid):
+
+        return member
+    if isinstance(kind, sa.JSON) or type(kind).__name__ in ("JSONB", "JSON"):
+        return lambda value: _json(name, value)
+    if isinstance(kind, sa.ARRAY):
+        return lambda value: _json(name, value) if isinstance(value, str) else (None if value is None else list(value))
+    if isinstance(kind, sa.Uuid):
+        def identifier(value):
             try:
-                return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+                return value if value is None or isinstance(value, uuid.UUID) else uuid.UUID(str(value))
             except ValueError:
                 raise Unmapped(name, value, "is not a UUID") from None
-        if isinstance(kind, sa.DateTime):
-            return _moment(name, value, getattr(target.type, "timezone", False))
-        if isinstance(kind, sa.Boolean):
-            if isinstance(value, (int, bool)) and value in (0, 1):
+        return identifier
+    if isinstance(kind, sa.DateTime):
+        zone = getattr(target.type, "timezone", False)
+        return lambda value: None if value is None else _moment(name, value, zone)
+    if isinstance(kind, sa.Boolean):
+        def truth(value):
+            if value is None or isinstance(value, bool):
+                return value
+            if isinstance(value, int) and value in (0, 1):
                 return bool(value)
             raise Unmapped(name, value, "is not a boolean")
-        if isinstance(kind, sa.Integer) and isinstance(value, str):
+        return truth
+    if isinstance(kind, sa.Integer):
+        def whole(value):
+            if not isinstance(value, str):
+                return value
             try:
                 return int(value)
             except ValueError:
                 raise Unmapped(name, value, "is not an integer") from None
-        return value
-
-    return convert
+        return whole
+    if values:
+        return lambda value: values.get(value, value) if isinstance(value, str) else value
+    return None
 
 
 def _json(name: str, value):
@@ -87,10 +102,16 @@ def _moment(name: str, value, with_zone: bool):
     return value
 
 
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
 def canonical(value):
     """One text for equal values whatever side they were read from."""
-    if value is None:
-        return None
+    kind = type(value)
+    if value is None or kind is int or kind is bool:
+        return value
+    if kind is str:  # SQLite's Uuid storage (32 hex digits) is PostgreSQL's UUID
+        return str(uuid.UUID(value)) if len(value) == 32 and _HEX32.fullmatch(value) else value
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
@@ -107,9 +128,7 @@ def canonical(value):
         return repr(value)
     if isinstance(value, (bytes, memoryview)):
         return bytes(value).hex()
-    if isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value):
-        return str(uuid.UUID(value))  # SQLite's Uuid storage, as PostgreSQL's
-    return str(value) if not isinstance(value, (int, str, bool)) else value
+    return str(value)
 
 
 class RowsDigest:
@@ -120,8 +139,9 @@ class RowsDigest:
         self._sum = 0
         self.rows = 0
 
-    def add(self, values) -> None:
-        row = json.dumps([canonical(v) for v in values], default=str).encode()
+    def add(self, canonical_values: list) -> None:
+        """One row, its values already canonical()."""
+        row = repr(canonical_values).encode()
         self._sum = (self._sum + int.from_bytes(hashlib.sha256(row).digest(), "big")) % (1 << 256)
         self.rows += 1
 
