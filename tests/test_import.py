@@ -166,6 +166,14 @@ def test_import_from_the_seeds_sql_in_public_carries_every_row(source, pg_url, t
         "public.scenarios": 3, "public.sessions": 40, "public.messages": 200, "public.system_config": 5}
     with target.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM voice.conversation_turns").scalar() == 900
+    # A row changed in the target since is found by the verification, by its key.
+    with target.begin() as conn:
+        changed = conn.exec_driver_sql(
+            "UPDATE voice.conversations SET room_name = 'moved' WHERE session_id = 'session-7' RETURNING id").scalar()
+    differs = tdb(pg_url, "import", env_source, cwd=tmp_path)
+    assert differs.returncode == 3 and one_error_line(differs), differs.stderr
+    assert f"public.conversations -> voice.conversations: 300 rows compared, the row with key ['{changed}'] " \
+           "differs in the target" in differs.stderr
     target.dispose()
 
 
@@ -279,6 +287,14 @@ def test_import_from_chattrains_sqlite_file(tmp_path):
     target.dispose()
     assert sessions == {(uuid.UUID(int=n + 1), f"user{n}") for n in range(25)} and messages == 100
     assert data == {"n": 3}
+    target = create_engine(sa.engine.make_url(f"sqlite:///{work / 'tdbctl.db'}"))
+    with target.begin() as conn:
+        conn.exec_driver_sql("UPDATE chattrain.sessions SET session_data = '{\"n\": 4}' WHERE user_id = 'user3'")
+    target.dispose()
+    differs = run_cli("import", f"sqlite:///{source}", "--on-unmapped", "skip", cwd=work)
+    assert differs.returncode == 3 and one_error_line(differs), differs.stderr
+    assert f"main.sessions -> chattrain.sessions: 25 rows compared, the row with key ['{uuid.UUID(int=4)}']" \
+           in differs.stderr
     raw = sqlite3.connect(source)
     assert raw.execute("SELECT count(*) FROM messages").fetchone()[0] == 101  # the source is untouched
     raw.close()
