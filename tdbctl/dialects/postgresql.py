@@ -337,19 +337,32 @@ class PostgresDialect(Dialect):
         if not rows:
             return 0
         names = list(rows[0])
-        quoted = ", ".join(f'"{n}"' for n in names)
-        qualified = f'"{table.schema}"."{table.name}"'
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{STAGE}")
-        conn.exec_driver_sql(f"CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS SELECT {quoted} FROM {qualified} WITH NO DATA")
         adapt = [_copy_adapter(table.c[n]) for n in names]
-        with conn.connection.driver_connection.cursor() as cursor:
-            with cursor.copy(f"COPY pg_temp.{STAGE} ({quoted}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row([a(row[n]) if a else row[n] for a, n in zip(adapt, names)])
-        written = conn.exec_driver_sql(
-            f"INSERT INTO {qualified} ({quoted}) SELECT {quoted} FROM pg_temp.{STAGE} ON CONFLICT DO NOTHING").rowcount
-        conn.exec_driver_sql(f"DROP TABLE pg_temp.{STAGE}")
-        return written
+
+        def fill(copy) -> None:
+            for row in rows:
+                copy.write_row([a(row[n]) if a else row[n] for a, n in zip(adapt, names)])
+
+        return _insert_staged(conn, table, names, fill)
+
+    def insert_new_copied(self, conn, table, names: list[str], data: bytes, count: int) -> int:
+        """insert_new for ``count`` rows already in COPY's text format (another server's COPY ...
+        TO STDOUT): straight into the table; through the staging table when a key is taken."""
+        import sqlalchemy.exc as sa_exc
+
+        if not data:
+            return 0
+        quoted = ", ".join(f'"{n}"' for n in names)
+        try:
+            with conn.begin_nested():
+                with conn.connection.driver_connection.cursor() as cursor:
+                    with cursor.copy(f'COPY "{table.schema}"."{table.name}" ({quoted}) FROM STDIN') as copy:
+                        copy.write(data)
+                return count
+        except sa_exc.IntegrityError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "23505":  # not a taken key: the caller's to handle
+                raise
+        return _insert_staged(conn, table, names, lambda copy: copy.write(data))
 
     def bulk_insert(self, conn, table, columns, rows) -> None:
         self.bulk_write(conn, table, columns, self.bulk_encoder(table, columns)(rows) if rows else b"")
@@ -387,6 +400,20 @@ class PostgresDialect(Dialect):
 
 
 STAGE = "tdbctl_insert_stage"
+
+
+def _insert_staged(conn, table, names: list[str], fill) -> int:
+    quoted = ", ".join(f'"{n}"' for n in names)
+    qualified = f'"{table.schema}"."{table.name}"'
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{STAGE}")
+    conn.exec_driver_sql(f"CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS SELECT {quoted} FROM {qualified} WITH NO DATA")
+    with conn.connection.driver_connection.cursor() as cursor:
+        with cursor.copy(f"COPY pg_temp.{STAGE} ({quoted}) FROM STDIN") as copy:
+            fill(copy)
+    written = conn.exec_driver_sql(
+        f"INSERT INTO {qualified} ({quoted}) SELECT {quoted} FROM pg_temp.{STAGE} ON CONFLICT DO NOTHING").rowcount
+    conn.exec_driver_sql(f"DROP TABLE pg_temp.{STAGE}")
+    return written
 
 
 def _copy_adapter(column):

@@ -227,12 +227,20 @@ def _copy(db, claim, source, identity: str, table_map: TableMap, request: Import
     last = [_key_value(k, v) for k, v in zip(key, found["last_key"])] if found["last_key"] else None
     # A table copied before is read on from its last key too: rows the source gained are copied.
     insert = _inserter(db, target)
-    for rows, last in _pages(source, wanted, key, request.batch_size, last, result.rows_read):
-        batch = [c for c in (_converted(row, convert, target, request, table_map, result) for row in rows)
-                 if c is not None]
+    raw = _same_text(source, db, table_map, key)
+    names = [c.source for c in table_map.columns]
+    pages = (_raw_pages(source, key, names, request.batch_size, last) if raw
+             else _pages(source, wanted, key, request.batch_size, last, result.rows_read))
+    for rows, last in pages:
+        batch = None if raw else [c for c in (_converted(row, convert, target, request, table_map, result)
+                                              for row in rows) if c is not None]
         with db.engine.begin() as conn, db.dialect.user_triggers_off(conn, [target]):
             claim.check(conn)
-            written = insert(conn, batch, table_map, request, result)
+            if raw:
+                written = _insert_raw(db, conn, source, target, names, rows, wanted, key, convert, insert,
+                                      table_map, request, result)
+            else:
+                written = insert(conn, batch, table_map, request, result)
             result.rows_read += len(rows)
             result.rows_written += written
             result.written_now += written
@@ -250,6 +258,72 @@ def _copy(db, claim, source, identity: str, table_map: TableMap, request: Import
     return result
 
 
+class RawPage:
+    """A page of source rows in COPY's text format: ``len()`` rows after the key ``after``."""
+
+    def __init__(self, data: bytes, count: int, after):
+        self.data, self.count, self.after = data, count, after
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def _raw_pages(source, key, names: list[str], size: int, last=None):
+    """The source rows as its own COPY ... TO STDOUT writes them, a page of keys at a time (in
+    a transaction under ROW_TEXT_SETTINGS, so the text means the same to the target)."""
+    import sqlalchemy as sa
+
+    quoted = ", ".join(f'"{n}"' for n in names)
+    while True:
+        with source.connect() as conn:
+            for statement in ROW_TEXT_SETTINGS:
+                conn.exec_driver_sql(statement)
+            query = sa.select(*key).order_by(*key).limit(size)
+            if last is not None:
+                query = query.where(_after(key, last))
+            keys = conn.execute(query).all()
+            if not keys:
+                conn.rollback()
+                return
+            upto = list(keys[-1])
+            page = sa.select(sa.literal_column(quoted)).select_from(key[0].table).where(
+                sa.not_(_after(key, upto))).order_by(*key)
+            if last is not None:
+                page = page.where(_after(key, last))
+            sql = str(page.compile(source, compile_kwargs={"literal_binds": True}))
+            chunks = []
+            with conn.connection.driver_connection.cursor() as cursor:
+                with cursor.copy(f"COPY ({sql}) TO STDOUT") as copy:
+                    chunks.extend(bytes(chunk) for chunk in copy)
+            conn.rollback()
+        yield RawPage(b"".join(chunks), len(keys), last), upto
+        last = upto
+
+
+def _after(key, values):
+    import sqlalchemy as sa
+
+    return (sa.tuple_(*key) > sa.tuple_(*[sa.literal(v, k.type) for k, v in zip(key, values)])
+            if len(key) > 1 else key[0] > sa.literal(values[0], key[0].type))
+
+
+def _insert_raw(db, conn, source, target, names, page: RawPage, wanted, key, convert, insert, table_map,
+                request, result) -> int:
+    """A raw page into the target; a page it refuses (a CHECK, a foreign key) read again as rows,
+    to find the row and do with it what --on-unmapped says."""
+    import sqlalchemy.exc as sa_exc
+
+    try:
+        with conn.begin_nested():
+            return db.dialect.insert_new_copied(conn, target, names, page.data, page.count)
+    except (sa_exc.IntegrityError, sa_exc.DataError):
+        pass
+    rows, _last = next(_pages(source, wanted, key, page.count, page.after))
+    batch = [c for c in (_converted(row, convert, target, request, table_map, result) for row in rows)
+             if c is not None]
+    return insert(conn, batch, table_map, request, result)
+
+
 def _pages(source, wanted, key, size: int, last=None, offset: int = 0, setup=None):
     """The source rows in batches, in key order after ``last``; a table without a key in the
     order of all its columns after ``offset`` rows. Yields (rows, the last key read).
@@ -262,8 +336,7 @@ def _pages(source, wanted, key, size: int, last=None, offset: int = 0, setup=Non
         if not key:
             query = query.offset(offset)
         elif last is not None:
-            query = query.where(sa.tuple_(*key) > sa.tuple_(*[sa.literal(v, k.type) for k, v in zip(key, last)])
-                                if len(key) > 1 else key[0] > sa.literal(last[0], key[0].type))
+            query = query.where(_after(key, last))
         with source.connect() as conn:
             if setup is not None:
                 setup(conn)
@@ -368,7 +441,9 @@ def _same_text(source, db, table_map: TableMap, key) -> bool:
 
 def _verify_by_row_text(db, source, key, target, table_map, request, result) -> None:
     """The verification where both sides are PostgreSQL with the same types: each server hashes
-    its rows' text (md5 of ROW(...)::text), and only keys and hashes travel."""
+    its rows' text (md5 of ROW(...)::text) and sums the hashes of a range of keys; only where
+    the sums differ are keys and hashes fetched, to name the first row that differs. Rows left
+    out (skipped) are compared key by key."""
     import sqlalchemy as sa
 
     from tdbctl.importing.values import RowsDigest, canonical
@@ -377,46 +452,59 @@ def _verify_by_row_text(db, source, key, target, table_map, request, result) -> 
         for statement in ROW_TEXT_SETTINGS:
             conn.exec_driver_sql(statement)
 
-    def row_hash(names) -> sa.ColumnElement:
-        quoted = ", ".join(f'"{n}"' for n in names)
-        return sa.literal_column(f'md5(ROW({quoted})::text)').label("row_md5")
-
-    names = [c.source for c in table_map.columns]
+    quoted = ", ".join(f'"{c.source}"' for c in table_map.columns)
+    row_md5 = f"md5(ROW({quoted})::text)"
     target_key = [target.c[k.name] for k in key]
-    wanted = [*key, row_hash(names)]
-    source_digest, target_digest = RowsDigest(), RowsDigest()
-    mismatch = None
-    left_out = {tuple(k) for entry in result.skipped.values() for k in entry.get("keys", ())}
-    def beyond(columns, values, strict: bool):
-        bound = sa.tuple_(*[sa.literal(v, c.type) for c, v in zip(columns, values)])
-        row = sa.tuple_(*columns)
-        return row > bound if strict else row <= bound
 
-    previous = None
-    for rows, last in _pages(source, wanted, key, max(request.batch_size, 5000), setup=settle):
-        # The target's rows in the same key range: one range scan, the same order on both servers.
-        condition = beyond(target_key, last, strict=False)
-        if previous is not None:
-            condition = sa.and_(beyond(target_key, previous, strict=True), condition)
-        previous = last
-        expected = {}
-        for row in rows:
-            canonical_key = tuple(canonical(row[k.name]) for k in key)
-            if left_out and tuple(_json_key([row[k.name] for k in key])) in left_out:
-                continue
-            expected[canonical_key] = row["row_md5"]
-            source_digest.add([row["row_md5"]])
-        with db.connect() as conn:
+    def in_range(columns, after, upto):
+        condition = sa.not_(_after(columns, upto))
+        return condition if after is None else sa.and_(_after(columns, after), condition)
+
+    def summed(conn, columns, after, upto) -> tuple[int, int]:
+        total = sa.literal_column(f"coalesce(sum(('x' || substr({row_md5}, 1, 15))::bit(60)::bigint), 0)")
+        return tuple(conn.execute(sa.select(sa.func.count(), total).select_from(columns[0].table)
+                                  .where(in_range(columns, after, upto))).one())
+
+    def hashes(conn, columns, after, upto) -> dict:
+        return {tuple(canonical(v) for v in r[:-1]): r[-1] for r in conn.execute(
+            sa.select(*columns, sa.literal_column(row_md5)).where(in_range(columns, after, upto))).all()}
+
+    left_out = {tuple(k) for entry in result.skipped.values() for k in entry.get("keys", ())}
+    source_digest, target_digest = RowsDigest(), RowsDigest()
+    mismatch, after, size = None, None, max(request.batch_size, 5000) * 4
+    while True:
+        with source.connect() as conn, db.connect() as into:
             settle(conn)
-            held = {tuple(canonical(v) for v in r[:-1]): r[-1] for r in conn.execute(
-                sa.select(*target_key, row_hash(names)).where(condition)).all()}
+            settle(into)
+            query = sa.select(*key).order_by(*key).offset(size - 1).limit(1)
+            ending = sa.select(*key).order_by(*[k.desc() for k in key]).limit(1)
+            if after is not None:
+                query, ending = query.where(_after(key, after)), ending.where(_after(key, after))
+            upto = conn.execute(query).first() or conn.execute(ending).first()
+            if upto is None:
+                break
+            upto = list(upto)
+            if left_out:
+                ours, theirs = hashes(conn, key, after, upto), hashes(into, target_key, after, upto)
+                ours = {k: h for k, h in ours.items() if list(k) not in [list(x) for x in left_out]}
+                for digest in ours.values():
+                    source_digest.add([digest])
+                for canonical_key, digest in ours.items():
+                    if canonical_key in theirs:
+                        target_digest.add([theirs[canonical_key]])
+                    if mismatch is None and theirs.get(canonical_key) != digest:
+                        mismatch = list(canonical_key)
+            else:
+                (rows, ours), (held, theirs) = summed(conn, key, after, upto), summed(into, target_key, after, upto)
+                source_digest.merge(rows, ours)
+                target_digest.merge(held, theirs)
+                if mismatch is None and (rows, ours) != (held, theirs):
+                    mine, other = hashes(conn, key, after, upto), hashes(into, target_key, after, upto)
+                    differing = sorted(k for k in set(mine) | set(other) if mine.get(k) != other.get(k))
+                    mismatch = list(differing[0]) if differing else None
             conn.rollback()
-        for canonical_key, digest in expected.items():
-            found = held.get(canonical_key)
-            if found is not None:
-                target_digest.add([found])
-            if mismatch is None and found != digest:
-                mismatch = list(canonical_key)
+            into.rollback()
+        after = upto
     _conclude(result, source_digest, target_digest, mismatch)
 
 

@@ -145,5 +145,10 @@ class RowsDigest:
         self._sum = (self._sum + int.from_bytes(hashlib.sha256(row).digest(), "big")) % (1 << 256)
         self.rows += 1
 
+    def merge(self, rows: int, total: int) -> None:
+        """Rows summed elsewhere (a server's sum of its rows' hashes)."""
+        self._sum = (self._sum + int(total)) % (1 << 256)
+        self.rows += rows
+
     def hexdigest(self) -> str:
         return f"{self._sum:064x}"
