@@ -340,3 +340,35 @@ def test_a_killed_import_continues_without_duplicates(source, pg_url, tmp_path):
         target, "voice.conversation_turns", columns, ["id"])
     target.dispose()
     engine.dispose()
+
+
+def test_a_row_the_target_refuses_stops_the_copy_or_is_left_out(source, pg_url, tmp_path):
+    """Between two PostgreSQL servers pages go over as COPY text; a page the target refuses (a
+    turn whose conversation is gone, in a source that had dropped its foreign key) is read again
+    row by row to name the row."""
+    build_from_seed(source, "voice")
+    engine = sa.create_engine(source)
+    orphan = uuid.uuid4()
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO conversations (session_id, room_name, status) "
+            "SELECT 's' || g, 'r', 'completed' FROM generate_series(1, 100) g")
+        conn.exec_driver_sql(
+            "INSERT INTO conversation_turns (conversation_id, turn_number, role, text) "
+            "SELECT c.id, t, 'user', 'hello' FROM conversations c, generate_series(1, 5) t")
+        conn.exec_driver_sql("ALTER TABLE conversation_turns DROP CONSTRAINT conversation_turns_conversation_id_fkey")
+        conn.exec_driver_sql("INSERT INTO conversation_turns (id, conversation_id, turn_number, role, text) "
+                             f"VALUES ('{orphan}', '{uuid.uuid4()}', 1, 'user', 'lost')")
+    engine.dispose()
+    assert tdb(pg_url, "migrate", cwd=tmp_path).returncode == 0
+    stopped = tdb(pg_url, "import", url_text(source), "--batch-size", "200", cwd=tmp_path)
+    assert stopped.returncode == 3 and one_error_line(stopped), stopped.stderr
+    assert f"the target refused the row with key ['{orphan}']" in stopped.stderr
+    done = tdb(pg_url, "import", url_text(source), "--batch-size", "200", "--on-unmapped", "skip", "--json",
+               cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    turns = {r["source"]: r for r in json.loads(done.stdout)["results"]}["public.conversation_turns"]
+    assert turns["status"] == "verified" and turns["rows_skipped"] == 1 and turns["verified_rows"] == 500
+    columns = common_columns(source, "public.conversation_turns", metadata.tables["voice.conversation_turns"])
+    kept = [r for r in rows_by_key(source, "public.conversation_turns", columns, ["id"]) if r[0] != orphan]
+    assert kept == rows_by_key(create_engine(pg_url), "voice.conversation_turns", columns, ["id"])

@@ -348,20 +348,22 @@ class PostgresDialect(Dialect):
     def insert_new_copied(self, conn, table, names: list[str], data: bytes, count: int) -> int:
         """insert_new for ``count`` rows already in COPY's text format (another server's COPY ...
         TO STDOUT): straight into the table; through the staging table when a key is taken."""
-        import sqlalchemy.exc as sa_exc
+        import psycopg
 
         if not data:
             return 0
         quoted = ", ".join(f'"{n}"' for n in names)
+        statement = f'COPY "{table.schema}"."{table.name}" ({quoted}) FROM STDIN'
         try:
             with conn.begin_nested():
                 with conn.connection.driver_connection.cursor() as cursor:
-                    with cursor.copy(f'COPY "{table.schema}"."{table.name}" ({quoted}) FROM STDIN') as copy:
+                    with cursor.copy(statement) as copy:
                         copy.write(data)
                 return count
-        except sa_exc.IntegrityError as exc:
-            if getattr(exc.orig, "sqlstate", None) != "23505":  # not a taken key: the caller's to handle
-                raise
+        except psycopg.errors.UniqueViolation:
+            pass  # a key the table holds: the staging table's INSERT leaves those rows out
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+            raise _as_sqlalchemy(exc, statement) from exc
         return _insert_staged(conn, table, names, lambda copy: copy.write(data))
 
     def bulk_insert(self, conn, table, columns, rows) -> None:
@@ -402,14 +404,29 @@ class PostgresDialect(Dialect):
 STAGE = "tdbctl_insert_stage"
 
 
+def _as_sqlalchemy(exc, statement: str):
+    """A psycopg error met on the driver's own cursor (COPY), as SQLAlchemy raises it elsewhere."""
+    import psycopg
+    import sqlalchemy.exc as sa_exc
+
+    kind = sa_exc.IntegrityError if isinstance(exc, psycopg.errors.IntegrityError) else sa_exc.DataError
+    return kind(statement, None, exc)
+
+
 def _insert_staged(conn, table, names: list[str], fill) -> int:
+    import psycopg
+
     quoted = ", ".join(f'"{n}"' for n in names)
     qualified = f'"{table.schema}"."{table.name}"'
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{STAGE}")
     conn.exec_driver_sql(f"CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS SELECT {quoted} FROM {qualified} WITH NO DATA")
-    with conn.connection.driver_connection.cursor() as cursor:
-        with cursor.copy(f"COPY pg_temp.{STAGE} ({quoted}) FROM STDIN") as copy:
-            fill(copy)
+    statement = f"COPY pg_temp.{STAGE} ({quoted}) FROM STDIN"
+    try:
+        with conn.connection.driver_connection.cursor() as cursor:
+            with cursor.copy(statement) as copy:
+                fill(copy)
+    except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+        raise _as_sqlalchemy(exc, statement) from exc
     written = conn.exec_driver_sql(
         f"INSERT INTO {qualified} ({quoted}) SELECT {quoted} FROM pg_temp.{STAGE} ON CONFLICT DO NOTHING").rowcount
     conn.exec_driver_sql(f"DROP TABLE pg_temp.{STAGE}")
