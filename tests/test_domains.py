@@ -131,6 +131,10 @@ def test_a_dispatch_only_deployment_on_postgresql_15_without_pgvector(app_db, tm
     other = tdb(app_db, "cleanup", "--policy", "voice.error_logs", cwd=tmp_path)
     assert other.returncode == 2 and "domain voice is not installed" in other.stderr
     assert tdb(app_db, "stats", "--check", cwd=tmp_path).returncode == 0
+    for command in (["archive", "--dry-run"], ["reindex", "--all", "--dry-run"], ["partitions"]):
+        ran = tdb(app_db, *command, cwd=tmp_path)
+        assert ran.returncode == 0 and not any(d in ran.stdout for d in ("voice.", "academy.", "chattrain.")), (
+            command, ran.stdout, ran.stderr)
 
     # Backup and restore of what it has.
     backed = tdb(app_db, "backup", "--to", tmp_path / "backups", cwd=tmp_path)
