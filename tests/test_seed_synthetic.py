@@ -388,7 +388,7 @@ def test_sigkill_mid_domain_leaves_that_domain_untouched(db_url, tmp_path):
     indexes = _indexes(db_url) if on_postgresql else None
     env = {k: v for k, v in os.environ.items() if k not in ("TDB_DATABASE_URL", "DATABASE_URL")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "tdbctl", "--database-url", url_text(db_url), "seed", "--synthetic", "-n", "1000",
+        [sys.executable, "-m", "tdbctl", "--database-url", url_text(db_url), "seed", "--synthetic", "-n", "3000",
          "--domain", "voice", "--domain", "chattrain", "--until", UNTIL.isoformat()], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         text=True)
     try:
@@ -413,7 +413,7 @@ def test_sigkill_mid_domain_leaves_that_domain_untouched(db_url, tmp_path):
     voice = {n: c for n, c in counts.items() if n.startswith("voice.")}
     one_at_a_time = db_url.get_backend_name() == "sqlite"  # the dialect's bulk_load_workers() is 1
     if one_at_a_time or voice["voice.conversations"]:
-        assert voice["voice.conversations"] == 1000 and voice["voice.conversation_turns"] > 10_000
+        assert voice["voice.conversations"] == 3000 and voice["voice.conversation_turns"] > 30_000
     else:
         assert set(voice.values()) == {0}
     assert {n: c for n, c in counts.items() if n.startswith("chattrain.")} == {

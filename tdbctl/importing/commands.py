@@ -130,8 +130,7 @@ def run_import(settings: Settings, request: ImportRequest, progress: Callable[[T
                     for table_map in [m for m in maps if m.copies]:
                         result = _copy(db, claim, source, identity, table_map, request, progress)
                         report.results.append(result)
-                        for table, rows in ((table_map.target, result.rows_written),):
-                            run.add_rows(table, rows)
+                        run.add_rows(table_map.target, result.written_now)
                     _maintain_partitions(db, claim)
                     if report.mismatched:
                         run.status, run.message = "failed", _mismatch_line(report.mismatched[0])
