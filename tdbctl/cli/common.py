@@ -58,6 +58,12 @@ LockWaitOption = Annotated[
     typer.Option("--lock-wait", metavar="SECONDS", min=0, show_default=False,
                  help="Seconds to wait for another tdbctl run on this database to finish [default: 60]."),
 ]
+WaitForRunOption = Annotated[
+    float,
+    typer.Option("--lock-wait", min=0, metavar="SECONDS",
+                 help="Wait this long for another tdbctl run on this database to end (then exit 5)."),
+]
+"""--lock-wait for a command that by default does not wait (the default shown is the command's)."""
 LockTimeoutOption = Annotated[
     Optional[float],
     typer.Option("--lock-timeout", metavar="SECONDS", min=0.001, show_default=False,

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tdbctl.cli.common import DryRunOption, JsonOption, LockWaitOption, Output, settings
+from tdbctl.cli.common import DryRunOption, JsonOption, WaitForRunOption, Output, settings
 from tdbctl.ops.humanize import plural
 
 SOURCE_ENV = "TDB_IMPORT_SOURCE"
@@ -30,7 +30,7 @@ def import_(
     ] = "stop",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, metavar="N",
                                             help="Rows per batch (one transaction each).")] = 2000,
-    lock_wait: LockWaitOption = 0.0,
+    lock_wait: WaitForRunOption = 0.0,
     dry_run: DryRunOption = False,
     json: JsonOption = False,
 ) -> None:

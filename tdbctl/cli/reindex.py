@@ -5,7 +5,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from tdbctl.cli.common import DryRunOption, JsonOption, LockWaitOption, Output, settings
+from tdbctl.cli.common import DryRunOption, JsonOption, WaitForRunOption, Output, settings
 from tdbctl.ops.humanize import plural, seconds, size
 
 
@@ -23,7 +23,7 @@ def reindex(
     retune_ivfflat: Annotated[bool, typer.Option("--retune-ivfflat", help="Re-choose ivfflat lists from the row count (rows/1000, sqrt(rows) past 1M).")] = False,
     maintenance_work_mem: Annotated[Optional[str], typer.Option("--maintenance-work-mem", metavar="SIZE", help="For ivfflat/hnsw builds (default 512MB, or tdbctl.toml [reindex]).")] = None,
     lock_timeout: Annotated[Optional[float], typer.Option("--lock-timeout", metavar="SECONDS", min=0.001, help="Seconds a plain REINDEX or an ALTER INDEX may wait for its lock (default 10).")] = None,
-    lock_wait: LockWaitOption = 0.0,
+    lock_wait: WaitForRunOption = 0.0,
     dry_run: DryRunOption = False,
     json: JsonOption = False,
 ) -> None:
