@@ -49,16 +49,22 @@ def installed(conn) -> tuple[str, ...]:
     return DOMAINS
 
 
+def tables_held(inspector, domain: str) -> list[str]:
+    """The domain's tables (by the metadata) that its schema already holds, sorted."""
+    from tdbctl.schema import metadata
+
+    if domain not in inspector.get_schema_names():
+        return []
+    ours = {t.name for t in metadata.tables.values() if t.schema == domain}
+    return sorted(ours & set(inspector.get_table_names(schema=domain)))
+
+
 def present(conn) -> tuple[str, ...]:
     """The domains whose schema holds any of the domain's tables (a schema built otherwise)."""
     import sqlalchemy as sa
 
-    from tdbctl.schema import metadata
-
     inspector = sa.inspect(conn)
-    schemas = set(inspector.get_schema_names())
-    return tuple(domain for domain in DOMAINS if domain in schemas and {
-        t.name for t in metadata.tables.values() if t.schema == domain} & set(inspector.get_table_names(schema=domain)))
+    return tuple(domain for domain in DOMAINS if tables_held(inspector, domain))
 
 
 def extensions_for(domains) -> set[str]:
@@ -80,9 +86,10 @@ def record(conn, names, revision: str | None) -> None:
                                     for name in names])
 
 
-def only_installed(selected, installed_domains, *, explicit: bool) -> list[str]:
-    """``selected`` less the domains the database lacks; naming one of those is an error."""
-    missing = [d for d in selected if d not in installed_domains]
-    if missing and explicit:
-        raise not_installed(missing[0], installed_domains)
-    return [d for d in selected if d in installed_domains]
+def only_installed(items, installed_domains, *, explicit: bool, domain_of=lambda item: item) -> list:
+    """``items`` (domain names, or what ``domain_of`` gives a domain or schema name for) less those
+    of a domain the database lacks; when the user named them (``explicit``), that is an error."""
+    lacking = [item for item in items if domain_of(item) in DOMAINS and domain_of(item) not in installed_domains]
+    if lacking and explicit:
+        raise not_installed(domain_of(lacking[0]), installed_domains)
+    return [item for item in items if not any(item is other for other in lacking)]

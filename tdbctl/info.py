@@ -45,6 +45,7 @@ def gather(settings: Settings) -> dict:
 
     from tdbctl.migrate.commands import current_revision, script_directory, steps_between
     from tdbctl.schema import ALL_SCHEMAS, metadata
+    from tdbctl.schemas import other_schemas
 
     script = script_directory(settings)
     report = whereabouts(settings)
@@ -82,9 +83,8 @@ def gather(settings: Settings) -> dict:
             for schema in ALL_SCHEMAS
         }
         others = {}
-        for schema in sorted(present - set(ALL_SCHEMAS) - {"information_schema"}):
-            if not schema.startswith("pg_"):
-                others[schema] = len(inspector.get_table_names(schema=schema))
+        for schema in other_schemas(present):
+            others[schema] = len(inspector.get_table_names(schema=schema))
         report.update(
             database_exists=True,
             other_schemas={s: n for s, n in others.items() if n},

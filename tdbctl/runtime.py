@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterator
 
 from tdbctl.config import Settings, mask_secrets
@@ -22,20 +23,16 @@ class Database:
     def connect(self):
         return self.engine.connect()
 
-    @property
+    @cached_property
     def domains(self) -> tuple[str, ...]:
-        """The domains this database runs (tdbctl/domains.py), read once."""
-        if "_domains" not in self.__dict__:
-            from tdbctl.domains import installed
+        """The domains this database runs (tdbctl/domains.py), read once; a caller that holds a
+        connection (through a pooler of one, a second would wait for it) assigns it instead."""
+        from tdbctl.domains import installed
 
-            with self.connect() as conn:
-                self.__dict__["_domains"] = installed(conn)
-                conn.rollback()
-        return self.__dict__["_domains"]
-
-    @domains.setter
-    def domains(self, value) -> None:
-        self.__dict__["_domains"] = tuple(value)
+        with self.connect() as conn:
+            found = installed(conn)
+            conn.rollback()
+        return found
 
     def holds(self, schema_or_table: str) -> bool:
         """Whether a schema (or a schema-qualified table) is tdbctl's own or an installed domain's."""

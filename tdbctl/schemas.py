@@ -11,4 +11,10 @@ EXTENSIONS = {"academy": ("pg_trgm", "vector"), "chattrain": ("vector",)}
 """The PostgreSQL extensions each domain's tables need (a vector column, a trigram index): a
 deployment without those domains needs none of them."""
 VERSION_TABLE = "alembic_version"
+
+
+def other_schemas(names, ours=ALL_SCHEMAS) -> list[str]:
+    """Of a database's schema names, the application's own: not tdbctl's (``ours``), not the
+    server's catalogs."""
+    return sorted(n for n in names if n not in ours and n != "information_schema" and not n.startswith("pg_"))
 """Alembic's record of the applied revision, in TOOL_SCHEMA."""

@@ -106,7 +106,6 @@ def run(settings: Settings, options: ArchiveRequest, observer: Observer | None =
     from tdbctl.archive.rowio import rowio_for
     from tdbctl.migrate.commands import current_revision
     from tdbctl.runtime import HEAD, open_database
-    from tdbctl.retention.selection import in_database
     from tdbctl.schema import policies_of
 
     metadata = _metadata()
@@ -114,10 +113,9 @@ def run(settings: Settings, options: ArchiveRequest, observer: Observer | None =
     observer = observer or Observer()
     log = observer.note
     now = utcnow()
-    targets = options.targets(policies_of(metadata) if policies is None else policies, COMMAND, now, metadata)
     directory = archive_dir(settings, options.to)
     with open_database(settings, HEAD) as db:
-        targets = in_database(targets, db, explicit=bool(options.policies or options.tables))
+        targets = options.targets(policies_of(metadata) if policies is None else policies, COMMAND, now, metadata, db)
         if not options.dry_run:  # a preview counts rows; where they would go is not needed for that
             _check_destination(metadata, [t.policy for t in targets], directory)
         if directory is not None and not options.dry_run:

@@ -21,6 +21,16 @@ COMMAND = "import"
 ON_UNMAPPED = ("stop", "skip", "null")
 DEFAULT_BATCH = 2000
 
+ROW_TEXT_SETTINGS = ("SET LOCAL TimeZone = 'UTC'", "SET LOCAL DateStyle = 'ISO, YMD'",
+                     "SET LOCAL IntervalStyle = 'postgres'", "SET LOCAL extra_float_digits = 1",
+                     "SET LOCAL bytea_output = 'hex'")
+"""A row's text is the same on two PostgreSQL servers under these (for this transaction only)."""
+
+
+def _settle(conn) -> None:
+    for statement in ROW_TEXT_SETTINGS:
+        conn.exec_driver_sql(statement)
+
 
 @dataclass
 class ImportRequest:
@@ -225,7 +235,6 @@ def _copy(db, claim, source, identity: str, table_map: TableMap, request: Import
     result.skipped = dict(found["skipped"] or {})
     last = [_key_value(k, v) for k, v in zip(key, found["last_key"])] if found["last_key"] else None
     # A table copied before is read on from its last key too: rows the source gained are copied.
-    insert = _inserter(db, target)
     raw = _same_text(source, db, table_map, key)
     names = [c.source for c in table_map.columns]
     pages = (_raw_pages(source, key, names, request.batch_size, last) if raw
@@ -236,10 +245,10 @@ def _copy(db, claim, source, identity: str, table_map: TableMap, request: Import
         with db.engine.begin() as conn, db.dialect.user_triggers_off(conn, [target]):
             claim.check(conn)
             if raw:
-                written = _insert_raw(db, conn, source, target, names, rows, wanted, key, convert, insert,
-                                      table_map, request, result)
+                written = _insert_raw(db, conn, source, target, names, rows, wanted, key, convert, table_map,
+                                      request, result)
             else:
-                written = insert(conn, batch, table_map, request, result)
+                written = _insert_rows(db, conn, target, batch, table_map, request, result)
             result.rows_read += len(rows)
             result.rows_written += written
             result.written_now += written
@@ -275,8 +284,7 @@ def _raw_pages(source, key, names: list[str], size: int, last=None):
     quoted = ", ".join(f'"{n}"' for n in names)
     while True:
         with source.connect() as conn:
-            for statement in ROW_TEXT_SETTINGS:
-                conn.exec_driver_sql(statement)
+            _settle(conn)
             query = sa.select(*key).order_by(*key).limit(size)
             if last is not None:
                 query = query.where(_after(key, last))
@@ -306,8 +314,8 @@ def _after(key, values):
             if len(key) > 1 else key[0] > sa.literal(values[0], key[0].type))
 
 
-def _insert_raw(db, conn, source, target, names, page: RawPage, wanted, key, convert, insert, table_map,
-                request, result) -> int:
+def _insert_raw(db, conn, source, target, names, page: RawPage, wanted, key, convert, table_map, request,
+                result) -> int:
     """A raw page into the target; a page it refuses (a CHECK, a foreign key) read again as rows,
     to find the row and do with it what --on-unmapped says."""
     import sqlalchemy.exc as sa_exc
@@ -320,7 +328,7 @@ def _insert_raw(db, conn, source, target, names, page: RawPage, wanted, key, con
     rows, _last = next(_pages(source, wanted, key, page.count, page.after))
     batch = [c for c in (_converted(row, convert, target, request, table_map, result) for row in rows)
              if c is not None]
-    return insert(conn, batch, table_map, request, result)
+    return _insert_rows(db, conn, target, batch, table_map, request, result)
 
 
 def _pages(source, wanted, key, size: int, last=None, offset: int = 0, setup=None):
@@ -391,44 +399,32 @@ def _skip(result: TableResult, reason: str, key, *, skipped: bool = True) -> Non
         result.rows_skipped += 1
 
 
-def _inserter(db, target):
-    """Write a batch, a row already under its key left as it is; a row the target refuses
-    (a CHECK, a foreign key) found by retrying the batch one row at a time."""
+def _insert_rows(db, conn, target, batch, table_map, request, result) -> int:
+    """Write a batch, a row already under its key left as it is; a batch the target refuses (a
+    CHECK, a foreign key) retried a row at a time to find the row, which --on-unmapped decides."""
     import sqlalchemy.exc as sa_exc
 
-    def written_by(conn, rows) -> int:
-        return db.dialect.insert_new(conn, target, rows)
-
-    def insert(conn, batch, table_map, request, result) -> int:
-        if not batch:
-            return 0
+    if not batch:
+        return 0
+    try:
+        with conn.begin_nested():
+            return db.dialect.insert_new(conn, target, batch)
+    except (sa_exc.IntegrityError, sa_exc.DataError):
+        pass
+    written = 0
+    for row in batch:
         try:
             with conn.begin_nested():
-                return written_by(conn, batch)
-        except (sa_exc.IntegrityError, sa_exc.DataError):
-            pass
-        written = 0
-        for row in batch:
-            try:
-                with conn.begin_nested():
-                    written += written_by(conn, [row])
-            except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
-                reason = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
-                key = _json_key([row.get(k) for k in table_map.key])
-                if request.on_unmapped == "skip":
-                    _skip(result, f"refused by the target: {reason}", key)
-                    continue
-                raise ImportStopped(f"{table_map.source} -> {table_map.target}: the target refused the row with key "
-                                    f"{key}: {reason}; rerun with --on-unmapped skip to go on without it") from None
-        return written
-
-    return insert
-
-
-ROW_TEXT_SETTINGS = ("SET LOCAL TimeZone = 'UTC'", "SET LOCAL DateStyle = 'ISO, YMD'",
-                     "SET LOCAL IntervalStyle = 'postgres'", "SET LOCAL extra_float_digits = 1",
-                     "SET LOCAL bytea_output = 'hex'")
-"""A row's text is the same on two PostgreSQL servers under these (for this transaction only)."""
+                written += db.dialect.insert_new(conn, target, [row])
+        except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
+            reason = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+            key = _json_key([row.get(k) for k in table_map.key])
+            if request.on_unmapped == "skip":
+                _skip(result, f"refused by the target: {reason}", key)
+                continue
+            raise ImportStopped(f"{table_map.source} -> {table_map.target}: the target refused the row with key "
+                                f"{key}: {reason}; rerun with --on-unmapped skip to go on without it") from None
+    return written
 
 
 def _same_text(source, db, table_map: TableMap, key) -> bool:
@@ -445,11 +441,7 @@ def _verify_by_row_text(db, source, key, target, table_map, request, result) -> 
     out (skipped) are compared key by key."""
     import sqlalchemy as sa
 
-    from tdbctl.importing.values import RowsDigest, canonical
-
-    def settle(conn) -> None:
-        for statement in ROW_TEXT_SETTINGS:
-            conn.exec_driver_sql(statement)
+    from tdbctl.importing.values import RowsDigest
 
     quoted = ", ".join(f'"{c.source}"' for c in table_map.columns)
     row_md5 = f"md5(ROW({quoted})::text)"
@@ -465,16 +457,16 @@ def _verify_by_row_text(db, source, key, target, table_map, request, result) -> 
                                   .where(in_range(columns, after, upto))).one())
 
     def hashes(conn, columns, after, upto) -> dict:
-        return {tuple(canonical(v) for v in r[:-1]): r[-1] for r in conn.execute(
+        return {tuple(_json_key(r[:-1])): r[-1] for r in conn.execute(
             sa.select(*columns, sa.literal_column(row_md5)).where(in_range(columns, after, upto))).all()}
 
-    left_out = {tuple(k) for entry in result.skipped.values() for k in entry.get("keys", ())}
+    left_out = _left_out(result)
     source_digest, target_digest = RowsDigest(), RowsDigest()
     mismatch, after, size = None, None, max(request.batch_size, 5000) * 4
     while True:
         with source.connect() as conn, db.connect() as into:
-            settle(conn)
-            settle(into)
+            _settle(conn)
+            _settle(into)
             query = sa.select(*key).order_by(*key).offset(size - 1).limit(1)
             ending = sa.select(*key).order_by(*[k.desc() for k in key]).limit(1)
             if after is not None:
@@ -485,7 +477,7 @@ def _verify_by_row_text(db, source, key, target, table_map, request, result) -> 
             upto = list(upto)
             if left_out:
                 ours, theirs = hashes(conn, key, after, upto), hashes(into, target_key, after, upto)
-                ours = {k: h for k, h in ours.items() if list(k) not in [list(x) for x in left_out]}
+                ours = {k: h for k, h in ours.items() if k not in left_out}
                 for digest in ours.values():
                     source_digest.add([digest])
                 for canonical_key, digest in ours.items():
@@ -505,6 +497,11 @@ def _verify_by_row_text(db, source, key, target, table_map, request, result) -> 
             into.rollback()
         after = upto
     _conclude(result, source_digest, target_digest, mismatch)
+
+
+def _left_out(result: TableResult) -> set[tuple]:
+    """The keys of the rows the copy left out (skipped), as _json_key writes them."""
+    return {tuple(k) for entry in result.skipped.values() for k in entry.get("keys", ())}
 
 
 def _conclude(result, source_digest, target_digest, mismatch) -> None:
@@ -528,7 +525,7 @@ def _verify(db, source, key, wanted, convert, target, table_map, request, result
     target_key = [target.c[k.name] for k in key]
     source_digest, target_digest = RowsDigest(), RowsDigest()
     mismatch = None
-    left_out = {tuple(k) for entry in result.skipped.values() for k in entry.get("keys", ())}
+    left_out = _left_out(result)
     for rows, _last in _pages(source, wanted, key, max(request.batch_size, 1000)):
         expected = {}
         for row in rows:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from tdbctl.schemas import ALL_SCHEMAS, DOMAINS, TOOL_SCHEMA
+from tdbctl.schemas import ALL_SCHEMAS, DOMAINS, TOOL_SCHEMA, other_schemas
 
 MIN_SHARED = 0.5
 """Of a source table's columns, the share a managed table must have for the two to be one table."""
@@ -74,16 +74,12 @@ def _type_name(column_type, dialect) -> str:
 def source_tables(inspector, *, same_database: bool) -> list[tuple[str, str]]:
     """(schema, table) of every table the source has, but tdbctl's own (and, when the source is
     the target database itself, its managed schemas)."""
-    skip = set(ALL_SCHEMAS) if same_database else {TOOL_SCHEMA}
-    found = []
-    for schema in inspector.get_schema_names():
-        if schema in skip or schema == "information_schema" or schema.startswith("pg_"):
-            continue
-        found += [(schema, name) for name in sorted(inspector.get_table_names(schema=schema))]
-    return found
+    ours = ALL_SCHEMAS if same_database else (TOOL_SCHEMA,)
+    return [(schema, name) for schema in other_schemas(inspector.get_schema_names(), ours)
+            for name in sorted(inspector.get_table_names(schema=schema))]
 
 
-def _candidates(metadata, schema: str, name: str, domains) -> list[sa.Table]:
+def _candidates(metadata, schema: str, name: str) -> list[sa.Table]:
     if schema in DOMAINS and f"{schema}.{name}" in metadata.tables:
         return [metadata.tables[f"{schema}.{name}"]]
     return [t for t in metadata.tables.values() if t.name == name and t.schema in DOMAINS]
@@ -97,7 +93,7 @@ def plan(source_engine, metadata, domains, target_dialect, *, same_database: boo
     for schema, name in source_tables(inspector, same_database=same_database):
         columns = {c["name"]: c for c in inspector.get_columns(name, schema=schema)}
         key = list(inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or [])
-        maps.append(_map_table(f"{schema}.{name}", columns, key, _candidates(metadata, schema, name, domains),
+        maps.append(_map_table(f"{schema}.{name}", columns, key, _candidates(metadata, schema, name),
                                domains, source_engine.dialect, target_dialect))
     return sorted(maps, key=lambda m: (m.target is None, order.get(m.target, len(order)), m.source))
 
@@ -106,8 +102,7 @@ def _map_table(source: str, columns: dict, key: list[str], candidates, domains, 
                target_dialect) -> TableMap:
     if not candidates:
         return TableMap(source, None, no_home=list(columns), blocking="no table of tdbctl's has this name")
-    scored = sorted(candidates, key=lambda t: -len(set(columns) & {c.name for c in t.columns}))
-    table = scored[0]
+    table = max(candidates, key=lambda t: len(set(columns) & {c.name for c in t.columns}))
     shared = set(columns) & {c.name for c in table.columns}
     if len(shared) < MIN_SHARED * len(columns):
         return TableMap(source, None, no_home=list(columns),
@@ -137,4 +132,6 @@ def _map_table(source: str, columns: dict, key: list[str], candidates, domains, 
         if wanted and all(name in columns for name in wanted):
             found.key = wanted
         # else (seed 001's system_metrics): copied in the order of all its columns, resumed by count
+    elif not all(name in table.c for name in key):
+        found.blocking = found.blocking or f"its key ({', '.join(key)}) has no column in {table.fullname}"
     return found

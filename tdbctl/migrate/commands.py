@@ -262,7 +262,7 @@ def upgrade(
     from alembic import command
 
     from tdbctl import domains as domain_choice
-    from tdbctl.migrate.scope import tool_and
+    from tdbctl.schemas import TOOL_SCHEMA
 
     requested = domain_choice.configured(settings, domains)
     script = script_directory(settings)
@@ -294,7 +294,7 @@ def upgrade(
             raise PrerequisiteError("; ".join(problems) + "; nothing was changed")
         conn.commit()
         config = alembic_config(settings, connection=conn, claim=db.claim, lock_wait=lock_wait,
-                                schemas=tool_and(wanted), install=adding, **_timeouts(lock_timeout))
+                                schemas=(TOOL_SCHEMA, *wanted), install=adding, **_timeouts(lock_timeout))
         command.upgrade(config, target)
         conn.commit()
         after = current_revision(conn)

@@ -226,10 +226,10 @@ def compare(conn, dialect, domains=None) -> list[Difference]:
     and ``domains`` (default: those the database has): blocking first, by table."""
     from alembic.autogenerate import compare_metadata
 
-    from tdbctl import domains as installed
+    from tdbctl.domains import installed
     from tdbctl.schema import TOOL_SCHEMA, metadata
 
-    schemas = (TOOL_SCHEMA, *(installed.installed(conn) if domains is None else domains))
+    schemas = (TOOL_SCHEMA, *(installed(conn) if domains is None else domains))
     context = migration_context(conn, dialect.name, schemas)
     with warnings.catch_warnings():
         # Expression indexes (to_tsvector) cannot be reflected for comparison; their
@@ -253,23 +253,21 @@ def built_otherwise(conn, domains, *, beside_existing: bool = False) -> str | No
     tables named as tdbctl's, which a migrate would leave behind empty schemas every command looks at."""
     import sqlalchemy as sa
 
-    from tdbctl.schema import ALL_SCHEMAS, metadata
+    from tdbctl.domains import tables_held
+    from tdbctl.schema import metadata
+    from tdbctl.schemas import TOOL_SCHEMA, other_schemas
 
     inspector = sa.inspect(conn)
-    schemas = set(inspector.get_schema_names())
     for domain in domains:
-        ours = {t.name for t in metadata.tables.values() if t.schema == domain}
-        found = sorted(ours & set(inspector.get_table_names(schema=domain))) if domain in schemas else []
+        found = tables_held(inspector, domain)
         if found:
             return (f"{domain} already holds {len(found)} of tdbctl's tables ({', '.join(found[:4])}"
                     f"{', ...' if len(found) > 4 else ''}), which no tdbctl migrate created: `tdbctl migrate check` "
                     "shows how the schema differs, `tdbctl migrate baseline` takes it over; nothing was changed")
     if beside_existing:
         return None
-    names = {t.name for t in metadata.tables.values() if t.schema != "tdbctl"}
-    for schema in sorted(schemas - set(ALL_SCHEMAS) - {"information_schema"}):
-        if schema.startswith("pg_"):
-            continue
+    names = {t.name for t in metadata.tables.values() if t.schema != TOOL_SCHEMA}
+    for schema in other_schemas(inspector.get_schema_names()):
         found = sorted(names & set(inspector.get_table_names(schema=schema)))
         if len(found) >= 3:
             return (f"{schema} holds {len(found)} tables named as tdbctl's ({', '.join(found[:4])}"

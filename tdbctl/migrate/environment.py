@@ -100,13 +100,12 @@ def _install_domains(context, attributes) -> None:
     from tdbctl import domains
     from tdbctl.migrate import scope
 
-    if context.is_offline_mode() or not attributes.get("install"):
+    at = attributes.get("started_from")
+    if context.is_offline_mode() or not attributes.get("install") or not at:
         return
     connection = attributes["connection"]
-    at = attributes.get("started_from")
-    have = domains.installed(connection) if at else ()
-    new = [d for d in attributes["install"] if d not in have]
-    if not new or not at:
+    new = [d for d in attributes["install"] if d not in domains.installed(connection)]
+    if not new:
         return
     from alembic.script import ScriptDirectory
 

@@ -13,7 +13,7 @@ import re
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from tdbctl.schemas import ALL_SCHEMAS, DOMAINS, TOOL_SCHEMA
+from tdbctl.schemas import ALL_SCHEMAS, DOMAINS
 
 _SCOPE: ContextVar[frozenset | None] = ContextVar("tdbctl_migration_scope", default=None)
 _SCHEMA_NAMED = re.compile(r'(?<![\w."])"?(' + "|".join(ALL_SCHEMAS) + r')"?\s*\.(?=\s*"?\w)')
@@ -29,10 +29,6 @@ def scoped(schemas):
         yield
     finally:
         _SCOPE.reset(token)
-
-
-def current() -> frozenset | None:
-    return _SCOPE.get()
 
 
 def domains_in_scope() -> tuple[str, ...]:
@@ -99,6 +95,3 @@ def replay(migration_context, script, domains, upto: str) -> list[str]:
             revision.module.upgrade()
     return [r.revision for r in revisions]
 
-
-def tool_and(domains) -> set[str]:
-    return {TOOL_SCHEMA, *domains}

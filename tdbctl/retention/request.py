@@ -77,12 +77,17 @@ class RetentionRequest:
         }
 
     def targets(self, policies, command: str, now: datetime, metadata=None, db=None):
-        """The selected policies with their cutoffs; with ``db``, only those on its domains."""
-        from tdbctl.retention.selection import in_database, select
+        """The selected policies with their cutoffs; with ``db``, only those on the domains it has (a
+        policy named, or a table given, on a domain it lacks is an error)."""
+        from tdbctl.domains import only_installed
+        from tdbctl.retention.selection import select
 
         found = select(policies, command, names=self.policies, tables=self.tables, older_than=self.older_than,
                        before=self.before, typed=self.typed, now=now, metadata=metadata)
-        return found if db is None else in_database(found, db, explicit=bool(self.policies or self.tables))
+        if db is None:
+            return found
+        return only_installed(found, db.domains, explicit=bool(self.policies or self.tables),
+                              domain_of=lambda target: target.policy.table.split(".", 1)[0])
 
 
 def _text(value: timedelta | None) -> str | None:

@@ -88,17 +88,6 @@ def select(policies: Iterable, command: str, *, names: Iterable[str] = (), table
     return [replace(t, cutoff=in_column_time(t.policy, metadata, t.cutoff)) for t in targets]
 
 
-def in_database(targets: list[Target], db, *, explicit: bool) -> list[Target]:
-    """The targets on the domains the database has (tdbctl/domains.py); a policy named (or a
-    table given) on a domain it lacks is an error, the rest of the declared policies are left out."""
-    from tdbctl.domains import not_installed
-
-    missing = [t for t in targets if not db.holds(t.policy.table)]
-    if missing and explicit:
-        raise not_installed(missing[0].policy.table.split(".", 1)[0], db.domains)
-    return [t for t in targets if db.holds(t.policy.table)]
-
-
 def _qualified(given: str, tables: list[str], metadata) -> str:
     if "." in given or metadata is None:
         return given
