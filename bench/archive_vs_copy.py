@@ -77,9 +77,9 @@ def load(url: str, sessions: int, transcripts: int, live: int) -> None:
         )
         conn.execute(
             """
-            INSERT INTO dispatch.extracted_entities (transcript_id, entity_type, entity_value, confidence_score,
-                                                     start_char, end_char, metadata)
-            SELECT t.id, 'LOCATION', 'kitchen', 0.88, 50, 57, '{"source": "ner"}' FROM dispatch.call_transcripts t
+            INSERT INTO dispatch.extracted_entities (transcript_id, session_id, entity_type, entity_value,
+                                                     confidence_score, start_char, end_char, metadata)
+            SELECT t.id, t.session_id, 'LOCATION', 'kitchen', 0.88, 50, 57, '{"source": "ner"}' FROM dispatch.call_transcripts t
             """
         )
         conn.execute("VACUUM ANALYZE")

@@ -64,12 +64,25 @@ def open_database(settings: Settings, purpose: str = EXISTS) -> Iterator[Databas
     engine = create_engine(settings.url, create=purpose == CREATE)
     try:
         with translate_errors(settings):
-            db = Database(settings, engine, dialect_for(settings.dialect))
+            db = Database(settings, engine, _dialect(engine, dialect_for(settings.dialect), purpose))
             if purpose in (TOOL, HEAD):
                 _check_revision(db, purpose)
             yield db
     finally:
         engine.dispose()
+
+
+def _dialect(engine, dialect, purpose: str):
+    """The dialect for this very database (a Citus coordinator is Citus), asked once; a database
+    that may not exist yet is asked by migrate itself."""
+    from tdbctl.dialects.base import Dialect
+
+    if purpose == CREATE or type(dialect).refined is Dialect.refined:
+        return dialect
+    with engine.connect() as conn:
+        found = dialect.refined(conn)
+        conn.rollback()
+    return found
 
 
 def _sqlite_files_exist(settings: Settings) -> None:

@@ -328,10 +328,12 @@ def test_a_row_joining_a_batch_meanwhile_is_archived_not_lost(archive_db, tmp_pa
         if table.fullname == "dispatch.call_transcripts" and not injected:
             roots = [row[0] for row in conn.exec_driver_sql(f"SELECT k FROM {KEYS_TABLE}")]
             with db.engine.begin() as other:  # another session, committed before the transcripts go
-                transcript = other.execute(sa.select(T["dispatch.call_transcripts"].c.id).where(
-                    T["dispatch.call_transcripts"].c.session_id.in_(roots)).limit(1)).scalar_one()
+                transcript, session = other.execute(sa.select(
+                    T["dispatch.call_transcripts"].c.id, T["dispatch.call_transcripts"].c.session_id).where(
+                    T["dispatch.call_transcripts"].c.session_id.in_(roots)).limit(1)).one()
+                roots_of = {transcript: session}
                 other.execute(sa.insert(T["dispatch.extracted_entities"]).values(
-                    id=late, transcript_id=transcript, entity_type="LATE", entity_value="joined meanwhile",
+                    id=late, transcript_id=transcript, session_id=roots_of[transcript], entity_type="LATE", entity_value="joined meanwhile",
                     confidence_score=0.5, start_char=0, end_char=1))
             injected.append(transcript)
         return take_rows(self, conn, table, condition, sink)

@@ -85,7 +85,8 @@ def fill(engine, now: dt.datetime, *, transcripts: int = 2) -> dict[str, set]:
                     speaker=["operator", "caller"][j % 2], text=TEXTS[(i + j) % len(TEXTS)],
                     confidence_score=[0.1, 1e-300, None][j % 3])
                 entity = uid(n := n + 1)
-                put("dispatch.extracted_entities", id=entity, transcript_id=transcript, entity_type="WEAPON",
+                put("dispatch.extracted_entities", id=entity, transcript_id=transcript, session_id=session,
+                    entity_type="WEAPON",
                     entity_value=TEXTS[j % len(TEXTS)], confidence_score=0.5, start_char=0, end_char=j,
                     metadata=_json(j))
                 if takes:

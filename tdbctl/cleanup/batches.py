@@ -141,6 +141,7 @@ class _Keyset:
     after: Callable
     sort_key: Callable | None  # None: rows come back in key order already
     names: list[str]
+    unique: bool = True
 
 
 def keyset_for(table: sa.Table, dialect) -> _Keyset:
@@ -153,7 +154,7 @@ def keyset_for(table: sa.Table, dialect) -> _Keyset:
     # No primary key (voice.system_metrics): walk by the physical row locator instead.
     locator = dialect.locator_keyset(table)
     return _Keyset([locator.column], locator.order_by, lambda last: locator.after(last[0]),
-                   None if locator.order_by else (lambda row: locator.sort_key(row[0])), ["loc"])
+                   None if locator.order_by else (lambda row: locator.sort_key(row[0])), ["loc"], locator.unique)
 
 
 class PolicyDeleter:
@@ -314,8 +315,8 @@ class PolicyDeleter:
             .where(self.where, keyset.after(last) if last is not None else sa.true())
             .order_by(*keyset.order_by)
             .limit(self.batch_size)
-            .with_for_update(skip_locked=True)
         )
+        batch = dialect.lock_batch(batch)
         name = self.counted_as
         if not self.has_dependents:
             one = dialect.delete_batch_in_one_statement(conn, table, batch, keyset.names, self.where)
@@ -336,6 +337,6 @@ class PolicyDeleter:
             reached = cascade.impact(self.metadata, table, dialect.locator_in(table, locators))
             rows, cleared = cascade.count(conn, reached, skip_root=True)
         deleted = conn.execute(sa.delete(table).where(dialect.locator_in(table, locators), self.where)).rowcount
-        if deleted != len(found):
+        if deleted < len(found) or (deleted > len(found) and keyset.unique):
             raise _BatchChanged()
         return deleted, new_last, {name: deleted, **{t: n for t, n in rows.items() if n}}, {t: n for t, n in cleared.items() if n}

@@ -105,7 +105,7 @@ def upgrade(
                 "name: migrated with the rest (tdbctl never removes a domain)")
     if out.json:
         out.data({"before": result.before, "after": result.after, "applied": _steps(result),
-                  "domains": list(result.domains), "added": result.added,
+                  "domains": list(result.domains), "added": result.added, "distributed": result.distributed,
                   "partitions": maintained.to_json() if maintained is not None else None})
         return
     for domain in result.added:
@@ -113,8 +113,10 @@ def upgrade(
     if result.steps:
         out.log(f"migrated {result.before or 'empty database'} -> {result.after} ({plural(len(result.steps), 'migration')} applied)"
                 + (f"; domains: {', '.join(result.domains)}" if result.before is None else ""))
-    elif not result.added:
+    elif not result.added and not result.distributed:
         out.log(f"already at {result.after}: nothing to do")
+    for placed in result.distributed:
+        out.log(f"cluster: {placed}")
     if maintained is not None:
         for conversion in maintained.conversions:
             out.log(f"{conversion['table']}: partitioned, {conversion['rows_moved']:,} old rows moved and verified")

@@ -2,7 +2,8 @@
 
 ``dialect_for(name)`` returns the implementation of :class:`Dialect` registered for a SQLAlchemy
 dialect name: a new dialect is one module here and one line in ``REGISTRY``. A name with no
-implementation is refused, never served by another dialect's.
+implementation is refused, never served by another dialect's. ``dialect_of(conn)`` is the one
+for that very database: a PostgreSQL that is a Citus coordinator gets Citus's.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from tdbctl.dialects.base import Dialect, ExtensionState
 
 REGISTRY = {
     "postgresql": "tdbctl.dialects.postgresql:PostgresDialect",
+    "citus": "tdbctl.dialects.citus:CitusDialect",
     "sqlite": "tdbctl.dialects.sqlite:SqliteDialect",
 }
 
@@ -25,4 +27,8 @@ def dialect_for(name: str) -> Dialect:
     return getattr(import_module(module), cls)()
 
 
-__all__ = ["REGISTRY", "Dialect", "ExtensionState", "dialect_for"]
+def dialect_of(conn) -> Dialect:
+    return dialect_for(conn.dialect.name).refined(conn)
+
+
+__all__ = ["REGISTRY", "Dialect", "ExtensionState", "dialect_for", "dialect_of"]

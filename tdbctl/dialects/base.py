@@ -29,6 +29,9 @@ class LocatorKeyset:
     after: object  # Callable[[value], ColumnElement[bool]]
     order_by: tuple
     sort_key: object  # Callable[[value], Any]
+    unique: bool = True
+    """False: rows may share a locator value; a batch then takes every row at the values it
+    selected (each one the policy's, checked again), so it may delete more rows than it selected."""
 
 
 class Dialect:
@@ -48,6 +51,24 @@ class Dialect:
     }
     """Where each command keeps its part for a dialect (the stats collector, the archive's row
     mover, the backup strategy): found through the dialect, so no command asks which it is on."""
+
+    clustered = False
+    """Whether the database is a cluster that places tables on nodes (Citus)."""
+
+    def refined(self, conn) -> "Dialect":
+        """The dialect for this very database: a PostgreSQL that is a Citus coordinator is Citus."""
+        return self
+
+    def misplaced(self, conn, metadata, schemas) -> list[tuple[str, str]]:
+        """(table, what differs) for each table not placed on the cluster as declared."""
+        return []
+
+    def distribute(self, conn, metadata, schemas) -> list[str]:
+        """Place the tables on the cluster as declared; what was done, a line a table."""
+        return []
+
+    def begin_load(self, conn) -> None:
+        """First thing in a transaction that loads rows in bulk (seed --synthetic)."""
 
     def implementation(self, part: str):
         from importlib import import_module
@@ -138,6 +159,10 @@ class Dialect:
     def locator_keyset(self, table) -> LocatorKeyset:
         """How to walk a table in batches by its row locator (tables without a primary key)."""
         raise NotImplementedError
+
+    def lock_batch(self, select):
+        """The batch SELECT, locking its rows and skipping those others hold."""
+        return select.with_for_update(skip_locked=True)
 
     def locator_in(self, table, locators: list):
         """A clause matching the rows at these locators."""

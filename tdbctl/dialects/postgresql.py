@@ -74,6 +74,12 @@ class PostgresDialect(Dialect):
     prefix = "Postgres"
     partitioned = True
 
+    def refined(self, conn):
+        from tdbctl.dialects import dialect_for
+
+        citus = conn.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'citus'").first()
+        return dialect_for("citus") if citus else self
+
     def partition_tables(self, conn, schemas) -> set[tuple[str, str]]:
         from tdbctl.partitions.catalog import partition_tables
         from tdbctl.partitions.convert import pending

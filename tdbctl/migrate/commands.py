@@ -57,6 +57,8 @@ class MigrationResult:
     """Domains installed by this run in a database that was migrated already."""
     unrequested: list[str] = field(default_factory=list)
     """Domains the database has that the configuration does not name: left as they are."""
+    distributed: list[str] = field(default_factory=list)
+    """On a Citus coordinator: the tables this run placed on the cluster, a line each."""
 
 
 @dataclass
@@ -307,7 +309,8 @@ def upgrade(
         steps = steps_between(script, before, after) if after and before != after else []
     return MigrationResult(before, after, steps, partitions=partitions, domains=installed,
                            added=config.attributes.get("installed", []),
-                           unrequested=[d for d in installed if requested and d not in requested])
+                           unrequested=[d for d in installed if requested and d not in requested],
+                           distributed=config.attributes.get("distributed", []))
 
 
 def _maintain_partitions(db, revision: str | None, head: str, on_progress, lock_wait: float):

@@ -203,13 +203,17 @@ def migration_context(conn, dialect_name: str, schemas=None):
 def _without_partitioning(diffs, conn, dialect, metadata) -> list:
     """Leave out what declared partitioning makes differ by design: the partitions (and a plain
     table still emptying into its partitioned successor) are parts of their table, not tables
-    the metadata lacks; the partition column, in the primary key, is NOT NULL."""
-    from tdbctl.schema import ALL_SCHEMAS, partitioning_of
+    the metadata lacks; the partition and tenant columns, in the primary key, are NOT NULL."""
+    from tdbctl.schema import ALL_SCHEMAS
 
     if not dialect.partitioned:
         return diffs
     parts = dialect.partition_tables(conn, ALL_SCHEMAS)
-    keyed = {(d.schema, d.name, d.column) for d in partitioning_of(metadata).values() if d.key(metadata)}
+    from tdbctl.schema.distribution import primary_key
+
+    # Columns PostgreSQL's primary key adds to the declared one: the partition and tenant columns.
+    keyed = {(t.schema, t.name, c) for t in metadata.tables.values()
+             for c in primary_key(metadata, t.fullname) if c not in {k.name for k in t.primary_key.columns}}
 
     def kept(diff) -> bool:
         if isinstance(diff, list):  # a column's modifications
@@ -217,6 +221,39 @@ def _without_partitioning(diffs, conn, dialect, metadata) -> list:
         obj = diff[1]
         table = obj if diff[0].endswith("_table") else getattr(obj, "table", None)
         return table is None or (table.schema, table.name) not in parts
+
+    return [d for d in diffs if kept(d)]
+
+
+def _without_distribution(diffs, conn, dialect, metadata) -> list:
+    """Leave out what the distribution plan makes differ by design (tdbctl/schema/distribution.py):
+    on PostgreSQL, a tenant link that the database holds over (key, tenant); on a Citus cluster,
+    a constraint the plan calls loose, as the plan replaces it (a plain index, or nothing)."""
+    import sqlalchemy as sa
+
+    from tdbctl.schema.distribution import distribution_of, tenant_links
+
+    if not dialect.partitioned:  # PostgreSQL's keys; SQLite keeps the declared ones
+        return diffs
+    inspector = sa.inspect(conn)
+    widened = set()
+    for link in tenant_links(metadata):
+        child = link.child
+        if inspector.has_table(child.name, schema=child.schema):
+            held = {f["name"]: f["constrained_columns"] for f in inspector.get_foreign_keys(child.name, schema=child.schema)}
+            if held.get(link.constraint.name) == list(link.columns):
+                widened.add((child.fullname, link.constraint.name))
+    loose = {(name, c) for name, d in distribution_of(metadata).items() for c in d.loose} if dialect.clustered else set()
+
+    def kept(diff) -> bool:
+        if isinstance(diff, list) or diff[0] not in ("add_fk", "remove_fk", "add_constraint", "remove_constraint",
+                                                         "add_index", "remove_index"):
+            return True
+        obj = diff[1]
+        key = (obj.table.fullname if obj.table is not None else "", obj.name)
+        if diff[0].endswith("_fk") and key in widened:
+            return False
+        return key not in loose
 
     return [d for d in diffs if kept(d)]
 
@@ -236,13 +273,15 @@ def compare(conn, dialect, domains=None) -> list[Difference]:
         # presence is what matters and PostgreSQL reports it through the index list.
         warnings.filterwarnings("ignore", message=".*expression-based index.*")
         diffs = compare_metadata(context, metadata)
-    differences = classify(_without_partitioning(diffs, conn, dialect, metadata)) + [
+    diffs = _without_distribution(_without_partitioning(diffs, conn, dialect, metadata), conn, dialect, metadata)
+    differences = classify(diffs) + [
         d for d in missing_expression_indexes(conn, dialect.name) if d.table.split(".", 1)[0] in schemas]
     extensions = {n for n, e in dialect.extensions(conn).items() if e.installed}
     existing = dialect.existing_objects(conn, schemas)
     for obj in expected_objects(dialect.name, extensions, schemas):
         if (obj.kind, obj.schema, obj.name) not in existing:
             differences.append(Difference(obj.qualified_name, True, f"{obj.kind} missing"))
+    differences += [Difference(table, True, what) for table, what in dialect.misplaced(conn, metadata, schemas)]
     return sorted(differences, key=lambda d: (not d.blocking, d.table, d.what))
 
 

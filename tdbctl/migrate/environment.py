@@ -91,6 +91,30 @@ def run_migrations(context) -> None:
             dialect.prepare_schemas(context.execute, [s for s in ALL_SCHEMAS if scope.allows_schema(s)])
             _install_domains(context, attributes)
             context.run_migrations()
+            _distribute(context, attributes, dialect)
+
+
+def _distribute(context, attributes, dialect) -> None:
+    """At head, on a Citus coordinator: the tables placed on the cluster as declared, in the
+    migration's transaction (tdbctl/ddl/distribution.py). Before head the keys may not be ready."""
+    if context.is_offline_mode():
+        return
+    from alembic.script import ScriptDirectory
+
+    from tdbctl.migrate import scope
+    from tdbctl.schema import metadata
+
+    connection = attributes["connection"]
+    cluster = dialect.refined(connection)
+    if not cluster.clustered:
+        return
+    head = ScriptDirectory.from_config(context.config).get_current_head()
+    if context.get_context().get_current_revision() != head:
+        return
+    from tdbctl import domains
+
+    schemas = [d for d in domains.installed(connection) if scope.allows_schema(d)]
+    attributes["distributed"] = cluster.distribute(connection, metadata, schemas)
 
 
 def _install_domains(context, attributes) -> None:

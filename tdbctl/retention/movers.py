@@ -41,7 +41,7 @@ def physical(parent: sa.Table, name: str) -> sa.Table:
     """One partition as a table with the parent's columns (no foreign keys: nothing references it)."""
     return sa.Table(name, sa.MetaData(),
                     *(sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable) for c in parent.columns),
-                    schema=parent.schema)
+                    schema=parent.schema, info={"partition_of": parent.fullname})
 
 
 def steps(conn, dialect, metadata: sa.MetaData, target, command: str, tree=None) -> list[Step]:

@@ -9,6 +9,7 @@ together. Each table carries the union of both documents' columns; where they tr
 import sqlalchemy as sa
 
 from tdbctl.schema.base import metadata, postgresql_only
+from tdbctl.schema.distribution import distribute, distributed, local, reference
 from tdbctl.schema.objects import redundant_seed_indexes
 from tdbctl.schema.partitioning import Partitioning, partition_by
 from tdbctl.schema.policies import RetentionPolicy, register_policy
@@ -596,4 +597,23 @@ partition_by(
     metadata,
     Partitioning("academy.conversation_logs", "created_at",
                  source="seed 004: large tables partitioned by date (conversation_logs)"),
+)
+
+
+# On Citus (docs/schema.md, Distribution on Citus): the catalogue on every node, the caches and
+# embeddings sharded by their own keys. A learner's progress and what hangs from it stay on the
+# coordinator: seed 002 lets user_progress_id be empty, and a tenant column cannot be.
+_PROGRESS = "seed 002 lets user_progress_id be NULL; sharding by it needs it NOT NULL first"
+distribute(
+    metadata,
+    reference("academy.users", "academy.scenarios", "academy.scenario_files", "academy.scenario_personas",
+              "academy.scenario_reviews", "academy.scenario_scenes", "academy.scene_personas"),
+    distributed("academy.vector_embeddings", "id"),
+    distributed("academy.cache_entries", "cache_key"),
+    distributed("academy.session_memory", "session_id"),
+    local("academy.user_progress", _PROGRESS),
+    local("academy.agent_sessions", _PROGRESS),
+    local("academy.conversation_logs", _PROGRESS),
+    local("academy.conversation_summaries", _PROGRESS),
+    local("academy.scene_progress", _PROGRESS),
 )

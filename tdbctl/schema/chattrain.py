@@ -9,6 +9,7 @@ recorded in docs/_drafts/chattrain.md.
 import sqlalchemy as sa
 
 from tdbctl.schema.base import metadata, postgresql_only
+from tdbctl.schema.distribution import distribute, distributed, reference
 from tdbctl.schema.objects import SchemaObject, register
 from tdbctl.schema.partitioning import Partitioning, partition_by
 from tdbctl.schema.policies import RetentionPolicy, register_policy
@@ -479,4 +480,20 @@ partition_by(
     metadata,
     Partitioning("chattrain.user_activity_logs", "timestamp",
                  source="decision: an append-only log retained by age (seed 003: clean up logs older than 90 days)"),
+)
+
+
+# On Citus, a session is the tenant (docs/schema.md, Distribution on Citus).
+distribute(
+    metadata,
+    reference("chattrain.scenarios", "chattrain.system_config"),
+    distributed("chattrain.documents", "id"),
+    distributed("chattrain.sessions", "id"),
+    distributed("chattrain.messages", "session_id", "chattrain.sessions"),
+    distributed("chattrain.feedback", "session_id", "chattrain.sessions", loose=("feedback_message_id_fkey",),
+                why="Citus refuses ON DELETE SET NULL on a foreign key that holds the tenant column: not kept "
+                    "on the cluster (a message goes only with its session, which takes the feedback)"),
+    distributed("chattrain.user_activity_logs", "id", loose=("user_activity_logs_session_id_fkey",),
+                why="the link may be empty (activity outside a session): sharded by its own key, "
+                    "without the foreign key on the cluster"),
 )

@@ -8,6 +8,8 @@ NOT NULL. Decisions where the seed is silent are recorded in docs/schema.md (dis
 import sqlalchemy as sa
 
 from tdbctl.schema.base import metadata
+from tdbctl.schema.distribution import distribute, distributed, reference
+from tdbctl.schema.objects import SchemaObject, register
 from tdbctl.schema.policies import RetentionPolicy, register_policy
 from tdbctl.schema.types import JSONB, TIMESTAMPTZ, UUID, new_uuid, now
 
@@ -111,6 +113,9 @@ extracted_entities = sa.Table(
     metadata,
     _id(),
     _parent("transcript_id", "call_transcripts", "Reference to call_transcripts"),
+    # NULL only until the insert trigger below fills it; NOT NULL on PostgreSQL, in the key.
+    sa.Column("session_id", UUID, nullable=True,
+              comment="The transcript's call session: the tenant these rows are sharded by on Citus"),
     sa.Column(
         "entity_type",
         sa.String(50),
@@ -168,4 +173,61 @@ register_policy(
         description="Completed training calls, archived with their transcripts, entities and metrics",
         source="decision (seed 000 has no retention rule)",
     ),
+)
+
+
+# The application of seed 000 writes entities without their session: filled in from the transcript
+# (on Citus the writer must give it, as it routes the row).
+register(
+    metadata,
+    SchemaObject(
+        kind="function",
+        schema=SCHEMA,
+        name="entity_session",
+        create={"postgresql": """\
+CREATE OR REPLACE FUNCTION dispatch.entity_session()
+RETURNS TRIGGER AS $$
+BEGIN
+    IF NEW.session_id IS NULL THEN
+        SELECT t.session_id INTO NEW.session_id FROM dispatch.call_transcripts t WHERE t.id = NEW.transcript_id;
+    END IF;
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql""",
+        },
+        note="Trigger function: an entity written without its session_id gets its transcript's.",
+    ),
+    SchemaObject(
+        kind="trigger",
+        schema=SCHEMA,
+        name="extracted_entities_session",
+        table="extracted_entities",
+        create={
+            "postgresql": """\
+CREATE TRIGGER extracted_entities_session
+    BEFORE INSERT ON dispatch.extracted_entities
+    FOR EACH ROW
+    EXECUTE FUNCTION dispatch.entity_session()""",
+            "sqlite": """\
+CREATE TRIGGER dispatch.extracted_entities_session
+    AFTER INSERT ON extracted_entities
+    FOR EACH ROW WHEN NEW.session_id IS NULL
+BEGIN
+    UPDATE extracted_entities SET session_id = (SELECT session_id FROM call_transcripts WHERE id = NEW.transcript_id)
+    WHERE id = NEW.id;
+END""",
+        },
+        note="An entity written without its session_id gets its transcript's.",
+    ),
+)
+
+# On Citus, a call session is the tenant: its transcripts, entities and metrics share its node
+# (docs/schema.md, Distribution on Citus).
+distribute(
+    metadata,
+    reference("dispatch.training_scenarios"),
+    distributed("dispatch.call_sessions", "id"),
+    distributed("dispatch.call_transcripts", "session_id", "dispatch.call_sessions"),
+    distributed("dispatch.performance_metrics", "session_id", "dispatch.call_sessions"),
+    distributed("dispatch.extracted_entities", "session_id", "dispatch.call_sessions"),
 )

@@ -7,6 +7,7 @@ over system_metrics. Decisions where the seed is silent are recorded in docs/sch
 import sqlalchemy as sa
 
 from tdbctl.schema.base import metadata, postgresql_only
+from tdbctl.schema.distribution import distribute, distributed
 from tdbctl.schema.objects import SchemaObject, redundant_seed_indexes, register
 from tdbctl.schema.partitioning import Partitioning, partition_by
 from tdbctl.schema.policies import RetentionPolicy, register_policy
@@ -350,4 +351,28 @@ partition_by(
     metadata,
     Partitioning("voice.system_metrics", "time", source="seed 001: system_metrics is a time-series hypertable"),
     Partitioning("voice.error_logs", "created_at", source="decision: an append-only log retained by age"),
+)
+
+
+# On Citus, a conversation is the tenant (docs/schema.md, Distribution on Citus). A UNIQUE over
+# another column cannot be enforced across shards, nor a link a log may leave empty.
+_UNIQUE_ACROSS_SHARDS = "unique across all shards only with the tenant column: a plain index on the cluster"
+_OPTIONAL_LINK = ("the link may be empty (a log of no conversation): sharded by its own key, "
+                  "without the foreign key on the cluster")
+_SET_NULL_IN_TENANT = ("Citus refuses ON DELETE SET NULL on a foreign key that holds the tenant column: "
+                       "not kept on the cluster (a turn goes only with its conversation, which takes the slots)")
+distribute(
+    metadata,
+    distributed("voice.conversations", "id", loose=("conversations_session_id_key",), why=_UNIQUE_ACROSS_SHARDS),
+    distributed("voice.conversations_archive", "id", "voice.conversations",
+                loose=("conversations_archive_session_id_key",), why=_UNIQUE_ACROSS_SHARDS),
+    distributed("voice.conversation_turns", "conversation_id", "voice.conversations"),
+    distributed("voice.appointments", "conversation_id", "voice.conversations",
+                loose=("appointments_confirmation_code_key",), why=_UNIQUE_ACROSS_SHARDS),
+    distributed("voice.state_transitions", "conversation_id", "voice.conversations"),
+    distributed("voice.user_feedback", "conversation_id", "voice.conversations"),
+    distributed("voice.extracted_slots", "conversation_id", "voice.conversations",
+                loose=("extracted_slots_turn_id_fkey",), why=_SET_NULL_IN_TENANT),
+    distributed("voice.error_logs", "id", loose=("error_logs_conversation_id_fkey",), why=_OPTIONAL_LINK),
+    distributed("voice.system_metrics", "time", loose=("system_metrics_conversation_id_fkey",), why=_OPTIONAL_LINK),
 )

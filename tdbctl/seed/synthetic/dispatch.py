@@ -66,7 +66,7 @@ class DispatchGenerator:
                                    "status", "metadata", "created_at", "updated_at"),
         "dispatch.call_transcripts": ("id", "session_id", "timestamp_ms", "speaker", "text", "audio_url",
                                       "emotional_state", "confidence_score", "created_at"),
-        "dispatch.extracted_entities": ("id", "transcript_id", "entity_type", "entity_value", "confidence_score",
+        "dispatch.extracted_entities": ("id", "transcript_id", "session_id", "entity_type", "entity_value", "confidence_score",
                                         "start_char", "end_char", "metadata", "created_at"),
         "dispatch.performance_metrics": ("id", "session_id", "metric_name", "metric_value", "measured_at"),
     }
@@ -123,7 +123,7 @@ class DispatchGenerator:
                     for _ in range(ri(1, 2)):
                         entity_type, value = pick(ENTITIES)
                         begin = ri(0, max(0, len(text) - len(value)))
-                        entities.append((uuid(), transcript_id, entity_type, value, uni(0.6, 0.99), begin,
+                        entities.append((uuid(), transcript_id, session_id, entity_type, value, uni(0.6, 0.99), begin,
                                          begin + len(value), SYNTHETIC_JSON if R() < 0.3 else None,
                                          ctx.clamp(at + ri(200, 2000))))
             if status in ("completed", "terminated"):
