@@ -34,7 +34,7 @@ from tdbctl.archive.files import (
 from tdbctl.archive.rowio import keys_table
 from tdbctl.errors import ConnectionLost, TdbError
 from tdbctl.ops.files import fsync_dir
-from tdbctl.ops.cascade import CascadeTree, cascade_tree
+from tdbctl.ops.cascade import CascadeTree, cascade_tree, clear_links
 from tdbctl.ops.retry import with_retries
 from tdbctl.partitions import partitioned_here
 
@@ -134,7 +134,7 @@ def _name(table: sa.Table, role: str) -> str:
 
 def archive_policy(ctx: Context, policy, cutoff, result: PolicyResult, partitions=()) -> PolicyResult:
     """The ``archive_partition`` steps (``partitions``: each a batch of its own), then ``archive_rows``."""
-    tree = cascade_tree(ctx.metadata, policy.table)
+    tree = cascade_tree(ctx.metadata, policy.table, ctx.dialect.unkept_links(ctx.metadata))
     archive_table = ctx.metadata.tables[policy.archive_table] if policy.archive_table else None
     age = tree.root.c[policy.age_column] if policy.age_column else None
     # Batches follow the rows' physical order (ctid, rowid), not the key's: with random keys
@@ -304,8 +304,8 @@ def _write_and_delete(ctx: Context, policy, tree, archive_table, keys, cutoff, a
         keys.create(conn)
     else:
         conn.execute(sa.delete(keys))
-    select = eligible(tree, policy, ctx.metadata, cutoff, after, walk).limit(ctx.batch_size).with_for_update(
-        of=tree.root)
+    select = ctx.dialect.lock_rows(eligible(tree, policy, ctx.metadata, cutoff, after, walk).limit(ctx.batch_size),
+                                   of=tree.root)
     conn.execute(sa.insert(keys).from_select([c.name for c in keys.columns], select))
     taken = conn.execute(sa.select(*keys.columns).order_by(keys.c.k)).all()
     if not taken:
@@ -326,6 +326,8 @@ def _write_and_delete(ctx: Context, policy, tree, archive_table, keys, cutoff, a
         files.append(handle)
         links.append((handle, link, io.take_links(conn, link, tree.referencing(link, in_keys), handle)))
         handle.finish()
+    clear_links(conn, [(link, tree.referencing(link, in_keys)) for link in tree.detached],
+                        ctx.dialect.unkept_links(ctx.metadata))
     if archive_table is not None:
         names = [c.name for c in tree.root.columns]
         conn.execute(sa.insert(archive_table).from_select(

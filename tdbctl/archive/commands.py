@@ -134,7 +134,7 @@ def run(settings: Settings, options: ArchiveRequest, observer: Observer | None =
                             record.add_rows(table, count)
                     return RunReport(record.id, "dry_run", True, plans, [])
                 recovered = recover(conn, run.claim, metadata, log)
-                io = rowio_for(db.settings.dialect)
+                io = rowio_for(db.dialect)
                 io.prepare(conn)
                 conn.commit()
                 results: list[PolicyResult] = []
@@ -152,7 +152,7 @@ def run(settings: Settings, options: ArchiveRequest, observer: Observer | None =
                                   options.batch_size or io.batch_size, options.lock_timeout, options.level,
                                   run.should_stop, revision, log, progress, run.claim)
                     moves = movers.steps(conn, db.dialect, metadata, target, COMMAND,
-                                         cascade_tree(metadata, policy.table))
+                                         cascade_tree(metadata, policy.table, db.dialect.unkept_links(metadata)))
                     conn.rollback()
                     if moves[0].mover == "archive_in_place":
                         archive_in_place(ctx, policy, cutoff, result)
@@ -178,7 +178,7 @@ def _plan(conn, dialect, metadata, target, directory: Path | None) -> dict:
         conn.rollback()
         return {"policy": policy.name, "table": policy.table, "mode": mode, "destination": in_place_destination(policy),
                 "cutoff": cutoff, "rows": {policy.table: count}, "blocked": 0, "held_by": []}
-    tree = cascade_tree(metadata, policy.table)
+    tree = cascade_tree(metadata, policy.table, dialect.unkept_links(metadata))
     whole = [s.describe() for s in movers.steps(conn, dialect, metadata, target, COMMAND, tree)
              if s.mover == "archive_partition"]
     conn.rollback()

@@ -60,7 +60,7 @@ def archive_in_place(ctx: Context, policy, cutoff, result: PolicyResult) -> Poli
             ctx.dialect.set_lock_timeout(ctx.conn.exec_driver_sql, ctx.lock_timeout)
             ctx.dialect.reserve_for_write(ctx.conn, [table, catalog.batches])
             ctx.claim.check(ctx.conn)
-            rows = ctx.conn.execute(query.with_for_update()).all()
+            rows = ctx.conn.execute(ctx.dialect.lock_rows(query)).all()
             if not rows:
                 catalog.mark(ctx.conn, batch_id, "discarded", note="nothing left to archive when the batch started")
                 break
@@ -117,8 +117,8 @@ def restore_in_place(conn, dialect, batch: catalog.Batch, metadata) -> dict[str,
     key = table.primary_key.columns.values()[0]
     archive_status = batch.manifest.get("archive_status")
     dialect.reserve_for_write(conn, [table, catalog.batches])
-    rows = conn.execute(sa.select(key, marker).where(marked(table, batch.id), status == archive_status)
-                        .with_for_update()).all()
+    rows = conn.execute(dialect.lock_rows(sa.select(key, marker).where(marked(table, batch.id),
+                                                                   status == archive_status))).all()
     updates = [{"k": row_key, "v_status": meta.get(MARK, {}).get("status"), "v_meta": _original_metadata(meta)}
                for row_key, meta in rows]
     where = key == sa.bindparam("k", type_=key.type)

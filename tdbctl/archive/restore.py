@@ -179,7 +179,7 @@ def restore(settings: Settings, batch_id: int, *, dry_run: bool = False, lock_wa
                 return report
             mark_killed(db.engine, RESTORE_COMMAND)
             with recorded_run(db.engine, RESTORE_COMMAND, {"batch": batch.id}) as record:
-                io = rowio_for(db.settings.dialect)
+                io = rowio_for(db.dialect)
                 io.prepare(conn)
                 conn.commit()
                 with conn.begin():

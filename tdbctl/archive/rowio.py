@@ -1,6 +1,6 @@
 """Moving rows between tables and batch files: one implementation per dialect.
 
-``rowio_for(name)`` picks it; the batch logic never asks which dialect it is on. Both write the
+``rowio_for(dialect)`` picks it; the batch logic never asks which dialect it is on. Both write the
 same line format (tdbctl.archive.codec). PostgreSQL's server writes and reads the lines itself
 (COPY), which is what makes archiving fast there; SQLite's rows go through Python.
 """
@@ -96,7 +96,6 @@ def keys_table(key: sa.Column, time: sa.Column | None, locator_type, *, per_tran
                     prefixes=["TEMPORARY"], **({"postgresql_on_commit": "DROP"} if per_transaction else {}))
 
 
-def rowio_for(name: str) -> RowIO:
-    from tdbctl.dialects import dialect_for
-
-    return dialect_for(name).implementation("archive")()
+def rowio_for(dialect) -> RowIO:
+    """``dialect``: the database's (tdbctl.dialects.Dialect)."""
+    return dialect.implementation("archive")()

@@ -117,14 +117,15 @@ class PostgresRowIO(RowIO):
         finally:
             cursor.close()
 
-    def _copy_chunks(self, conn, query: str, sink) -> int:
+    def _copy_chunks(self, conn, query: str, sink, *, before: str = "") -> int:
         """Write the ``line`` column of ``query`` (a DELETE ... RETURNING, run to completion as a
         CTE is) to ``sink``, CHUNK_LINES lines a message; returns the rows the server counted.
 
         Each message is ``<count>\\x02\\x01<lines, each ending in a newline>\\x01\\n``: the field holds
         newlines, so CSV always quotes it, with a quote byte JSON never contains raw (never doubled).
+        ``before``: common table expressions ``query`` reads, each followed by a comma.
         """
-        chunked = (f"WITH taken AS ({query}) SELECT count(*), string_agg(line || E'\\n', '') FROM "
+        chunked = (f"WITH {before}taken AS ({query}) SELECT count(*), string_agg(line || E'\\n', '') FROM "
                    f"(SELECT line, (row_number() OVER ()) / {CHUNK_LINES} AS chunk FROM taken) numbered GROUP BY chunk")
         rows = 0
         cursor = conn.connection.driver_connection.cursor()
@@ -255,3 +256,19 @@ def _indexed(link: Link) -> bool:
     leading = [[c.name for c in index.columns][:len(wanted)] for index in link.child.indexes]
     leading.append([c.name for c in link.child.primary_key.columns][:len(wanted)])
     return wanted in leading
+
+
+class CitusRowIO(PostgresRowIO):
+    """On a Citus coordinator: RETURNING runs on the shards, which allow only immutable functions
+    there, so the rows come back whole and the coordinator builds their lines; no row lock spans
+    shards, so the batch's tables are locked instead (CitusDialect.reserve_for_write)."""
+
+    def take_rows(self, conn, table: sa.Table, condition, sink) -> int:
+        line = self.line_expression(table).replace(f"{self._table(table)}.", "gone.")
+        return self._copy_chunks(conn, f"SELECT {line} AS line FROM gone", sink,
+                                 before=f"gone AS ({self._sql(sa.delete(table).where(condition))} RETURNING *), ")
+
+    def take_links(self, conn, link: Link, condition, sink) -> int:
+        columns = [*link.child.primary_key.columns, *link.columns]
+        select = sa.select(sa.literal_column(self.line_expression(link.child, columns)))
+        return self._copy_out(conn, self._sql(select.select_from(link.child).where(condition)), sink)

@@ -336,6 +336,7 @@ class PolicyDeleter:
             # The batch's rows are locked: no new child can reference them until we commit.
             reached = cascade.impact(self.metadata, table, dialect.locator_in(table, locators))
             rows, cleared = cascade.count(conn, reached, skip_root=True)
+            cascade.clear_links(conn, reached.clearing, dialect.unkept_links(self.metadata))
         deleted = conn.execute(sa.delete(table).where(dialect.locator_in(table, locators), self.where)).rowcount
         if deleted < len(found) or (deleted > len(found) and keyset.unique):
             raise _BatchChanged()

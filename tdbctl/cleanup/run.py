@@ -71,11 +71,11 @@ class CleanupReport:
         }
 
 
-def effective_where(metadata: sa.MetaData, target: Target) -> tuple[sa.ColumnElement[bool], list[str]]:
+def effective_where(metadata: sa.MetaData, target: Target, dialect) -> tuple[sa.ColumnElement[bool], list[str]]:
     """The policy's rows, less those a child references without ON DELETE (they cannot go)."""
     table = metadata.tables[target.policy.table]
     where = target.policy.where(metadata, target.cutoff)
-    exclusion, blockers = cascade.blocking_exclusion(table, metadata)
+    exclusion, blockers = cascade.blocking_exclusion(table, metadata, dialect.unkept_links(metadata))
     return sa.and_(where, exclusion), blockers
 
 
@@ -169,7 +169,7 @@ def _dry_run(db, metadata, targets, run, report, observer) -> None:
         for target, outcome in _acting(targets, report, observer):
             observer.policy_started(outcome, None)
             table = metadata.tables[target.policy.table]
-            where, outcome.blocked_by = effective_where(metadata, target)
+            where, outcome.blocked_by = effective_where(metadata, target, db.dialect)
             prior = gone.get(table.fullname)
             rows_clause = sa.and_(where, sa.not_(sa.or_(*prior))) if prior else where
             reached = cascade.impact(metadata, table, rows_clause)
@@ -205,7 +205,7 @@ def _delete(db, metadata, targets, request, report, observer, run, vacuum_db, no
             outcome.status = "stopped"
             observer.policy_finished(outcome)
             continue
-        where, outcome.blocked_by = effective_where(metadata, target)
+        where, outcome.blocked_by = effective_where(metadata, target, db.dialect)
         total = None
         if observer.wants_totals:
             with db.engine.connect() as conn:

@@ -67,6 +67,11 @@ class Dialect:
         """Place the tables on the cluster as declared; what was done, a line a table."""
         return []
 
+    def unkept_links(self, metadata) -> set[str]:
+        """Foreign keys of the metadata the database does not hold here, by name: their ON DELETE
+        is then the deleting command's to do."""
+        return set()
+
     def begin_load(self, conn) -> None:
         """First thing in a transaction that loads rows in bulk (seed --synthetic)."""
 
@@ -163,6 +168,10 @@ class Dialect:
     def lock_batch(self, select):
         """The batch SELECT, locking its rows and skipping those others hold."""
         return select.with_for_update(skip_locked=True)
+
+    def lock_rows(self, select, of=None):
+        """The SELECT, locking its rows (of the table ``of``) until the transaction ends."""
+        return select.with_for_update(of=of)
 
     def locator_in(self, table, locators: list):
         """A clause matching the rows at these locators."""

@@ -25,6 +25,12 @@ class CitusDialect(PostgresDialect):
     def refined(self, conn):
         return self
 
+    def unkept_links(self, metadata):
+        from tdbctl.schema.distribution import distribution_of
+
+        names = {fk.name for t in metadata.tables.values() for fk in t.foreign_key_constraints}
+        return {c for d in distribution_of(metadata).values() for c in d.loose if c in names}
+
     def misplaced(self, conn, metadata, schemas):
         from tdbctl.ddl.distribution import misplaced
 
@@ -89,6 +95,16 @@ class CitusDialect(PostgresDialect):
         # FOR UPDATE cannot span shards: the batch is read unlocked, and the DELETE, which does
         # lock, takes again only the rows that still match (a row changed meanwhile stays).
         return select
+
+    def lock_rows(self, select, of=None):
+        return select  # reserve_for_write locked the tables instead
+
+    def reserve_for_write(self, conn, tables) -> None:
+        # No row lock spans shards: the tables a batch reads and then deletes from are locked
+        # against writers for the batch (short), so that no row joins its rows meanwhile and
+        # goes by ON DELETE CASCADE without being written out. Citus takes the lock on every shard.
+        names = ", ".join(f'"{t.schema}"."{t.name}"' for t in tables)
+        conn.exec_driver_sql(f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE")
 
     def delete_batch_in_one_statement(self, conn, table, batch, key_names, recheck):
         return None

@@ -134,7 +134,9 @@ class CascadeError(TdbError):
     """The foreign keys form a shape that rows cannot be followed through (a cascade cycle)."""
 
 
-def cascade_tree(metadata: sa.MetaData, root: sa.Table | str) -> CascadeTree:
+def cascade_tree(metadata: sa.MetaData, root: sa.Table | str, unkept: frozenset[str] | set[str] = frozenset()) -> CascadeTree:
+    """``unkept``: foreign keys the database does not hold (Dialect.unkept_links): one without
+    ON DELETE holds no row back there."""
     root = metadata.tables[root] if isinstance(root, str) else root
     links = links_of(metadata)
     if len(root.primary_key.columns) != 1 and any(link.parent is root for link in links):
@@ -166,7 +168,7 @@ def cascade_tree(metadata: sa.MetaData, root: sa.Table | str) -> CascadeTree:
             tree.internal.append(link)
         elif link.ondelete in ("SET NULL", "SET DEFAULT"):
             tree.detached.append(link)
-        elif link.ondelete != "CASCADE":
+        elif link.ondelete != "CASCADE" and link.name not in unkept:
             tree.blocking.append(link)
     return tree
 
@@ -219,6 +221,8 @@ class Impact:
     deleted: dict[str, list] = field(default_factory=lambda: defaultdict(list))
     cleared: dict[str, list] = field(default_factory=lambda: defaultdict(list))
     tables: dict[str, sa.Table] = field(default_factory=dict)
+    clearing: list[tuple[Link, sa.ColumnElement[bool]]] = field(default_factory=list)
+    """Each SET NULL / SET DEFAULT link reached, with the rows it rewrites."""
 
     @property
     def dependent_tables(self) -> list[str]:
@@ -261,7 +265,9 @@ def impact(metadata: sa.MetaData, table: sa.Table, rows: sa.ColumnElement[bool],
                 result.tables[link.child.fullname] = link.child
                 walk(link.child, reached, (*path, link))
             elif link.ondelete in _CLEARS:
-                result.cleared[link.child.fullname].append(_references(link, parent_rows))
+                reached = _references(link, parent_rows)
+                result.cleared[link.child.fullname].append(reached)
+                result.clearing.append((link, reached))
                 result.tables[link.child.fullname] = link.child
 
     walk(table, rows, ())
@@ -288,15 +294,25 @@ def count(conn, found: Impact, *, skip_root: bool = False,
     return deleted, cleared
 
 
+def clear_links(conn, reached: list[tuple[Link, sa.ColumnElement[bool]]], unkept: set[str]) -> None:
+    """Do what the database does not for the links named in ``unkept`` (foreign keys a Citus
+    cluster cannot hold): ON DELETE SET NULL, before the delete; ``reached``: links and the rows
+    of their child the delete reaches (Impact.clearing)."""
+    for link, rows in reached:
+        if link.name in unkept and link.ondelete == "SET NULL":
+            conn.execute(sa.update(link.child).where(rows).values({c.name: None for c in link.columns}))
+
+
 def _count(conn, table: sa.Table, where, excluded) -> int:
     if excluded:
         where = sa.and_(where, sa.not_(sa.or_(*excluded)))
     return conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one()
 
 
-def blocking_exclusion(table: sa.Table, metadata: sa.MetaData) -> tuple[sa.ColumnElement[bool], list[str]]:
+def blocking_exclusion(table: sa.Table, metadata: sa.MetaData,
+                       unkept: frozenset[str] | set[str] = frozenset()) -> tuple[sa.ColumnElement[bool], list[str]]:
     """Rows of ``table`` a delete can take: none of them, nor any row their delete cascades to,
     referenced through a foreign key without ON DELETE (the delete would fail). The clause, and
     the tables whose references hold rows back; TRUE and none when nothing can."""
-    tree = cascade_tree(metadata, table)
+    tree = cascade_tree(metadata, table, unkept)
     return tree.unblocked(), tree.held_by
