@@ -272,3 +272,25 @@ class CitusRowIO(PostgresRowIO):
         columns = [*link.child.primary_key.columns, *link.columns]
         select = sa.select(sa.literal_column(self.line_expression(link.child, columns)))
         return self._copy_out(conn, self._sql(select.select_from(link.child).where(condition)), sink)
+
+    # A batch's staged lines sit in a temporary table, which Citus joins to no distributed one:
+    # they are read in a materialized CTE first, which it ships to the shards as a result.
+    def missing_staged(self, conn, table: sa.Table) -> int:
+        key = ", ".join(self._quote.quote(c.name) for c in table.primary_key.columns)
+        return conn.exec_driver_sql(
+            f"WITH s AS MATERIALIZED (SELECT {', '.join(f'r.{self._quote.quote(c.name)}' for c in table.primary_key.columns)} "
+            f"FROM {self._staged(table)}) SELECT count(*) FROM s WHERE ({key}) NOT IN "
+            f"(SELECT {key} FROM {self._table(table)} WHERE ({key}) IN (SELECT * FROM s))"
+        ).scalar()
+
+    def relink_staged(self, conn, link: Link) -> int:
+        child = link.child
+        wanted = [*child.primary_key.columns, *link.columns]
+        sets = ", ".join(f"{self._quote.quote(c.name)} = r.{self._quote.quote(c.name)}" for c in link.columns)
+        still_null = " AND ".join(f"x.{self._quote.quote(c.name)} IS NULL" for c in link.columns)
+        result = conn.exec_driver_sql(
+            f"WITH r AS MATERIALIZED (SELECT {', '.join(f'r.{self._quote.quote(c.name)}' for c in wanted)} "
+            f"FROM {self._staged(child)}) UPDATE {self._table(child)} x SET {sets} FROM r "
+            f"WHERE {self._key_match(child, 'x')} AND {still_null}"
+        )
+        return result.rowcount

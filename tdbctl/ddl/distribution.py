@@ -159,6 +159,11 @@ def placements(conn, schemas) -> dict[str, Placement]:
     return found
 
 
+def _placement(kind: str, column: str | None) -> str:
+    return {"distributed": f"distributed by {column}", "reference": "a reference table",
+            "local": "on the coordinator", "plain": "on the coordinator only"}[kind]
+
+
 def misplaced(conn, metadata: sa.MetaData, schemas) -> list[tuple[str, str]]:
     """(table, what differs) for each table of ``schemas`` not placed as the plan declares."""
     from tdbctl.schema.distribution import distribution_of
@@ -175,9 +180,7 @@ def misplaced(conn, metadata: sa.MetaData, schemas) -> list[tuple[str, str]]:
         else:
             ok = have.kind == declared.kind and (declared.kind != "distributed" or have.column == declared.column)
         if not ok:
-            now = have.kind + (f" by {have.column}" if have.column else "")
-            want = declared.kind + (f" by {declared.column}" if declared.column else "")
-            wrong.append((name, f"{now} on the cluster, declared {want}"))
+            wrong.append((name, f"{_placement(have.kind, have.column)}, declared {_placement(declared.kind, declared.column)}"))
         elif declared.colocate_with and found.get(declared.colocate_with) and \
                 found[declared.colocate_with].colocation != have.colocation:
             wrong.append((name, f"not colocated with {declared.colocate_with}"))
@@ -258,10 +261,10 @@ def distribute(conn, metadata: sa.MetaData, schemas) -> list[str]:
     for child, name, definition in held:
         conn.exec_driver_sql(f"ALTER TABLE {child} ADD CONSTRAINT {conn.dialect.identifier_preparer.quote(name)} "
                              + definition.replace("%", "%%"))
-    # A foreign key to a reference table makes a local table Citus's (a shell over one shard on
-    # the coordinator), and the shell comes without the comments: they go back on.
+    # A table Citus rebuilds (undistribute_table; a local table that a foreign key to a reference
+    # table makes Citus's, a shell over one shard) comes back without its comments: they go back on.
     for name in order:
-        if plan[name].kind == "local" and found.get(name) and found[name].kind == "plain":
+        if name in moving or (plan[name].kind == "local" and found.get(name) and found[name].kind == "plain"):
             table = metadata.tables[name]
             if table.comment:
                 conn.execute(sa.schema.SetTableComment(table))
