@@ -56,6 +56,7 @@ def gather(settings: Settings) -> dict:
                       other_schemas={},
                       pending=[r.revision for r in steps_between(script, None, head)],
                       domains={s: {"tables": 0, "expected": n, "partitions": 0, "installed": False} for s, n in expected.items()},
+                      cluster=None,
                       not_on_this_dialect=not_on_dialect("sqlite", set()))
         return report
     with open_database(settings) as db, db.connect() as conn:
@@ -95,6 +96,7 @@ def gather(settings: Settings) -> dict:
             baselined=baselined,
             pending=[r.revision for r in steps_between(script, current, head)],
             domains=domains,
+            cluster=db.dialect.cluster(conn, metadata, db.domains if current else ()),
             not_on_this_dialect=not_on_dialect(
                 db.dialect.name, {n for n, e in extensions.items() if e.installed}
             ),

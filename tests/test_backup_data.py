@@ -108,11 +108,14 @@ def fill(url, *, rows: int = ROWS, salt: int = 1) -> dict[str, int]:
     try:
         with engine.begin() as conn:
             present = set(present_tables(conn))
+            inspector = sa.inspect(conn)
             for table in metadata.sorted_tables:
                 if table.fullname not in present or table.fullname in SKIP:
                     continue
+                # At an older revision a table may lack a column the metadata has since gained.
+                there = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
                 batch = [
-                    {c.name: _value(table, c, i, salt, parents) for c in table.columns}
+                    {c.name: _value(table, c, i, salt, parents) for c in table.columns if c.name in there}
                     for i in range(rows)
                 ]
                 conn.execute(table.insert(), batch)

@@ -348,3 +348,87 @@ def test_archive_and_restore_round_trip_distributed_rows(url, tmp_path):
         assert after[name] == before[name], name
     with engine_of(url).connect() as conn:
         assert unparented(conn) == {}
+
+
+# --- stats, info, reindex, backup -------------------------------------------------------------------
+
+
+def test_stats_shows_both_workers_and_a_skew_finding_when_one_tenant_dominates(url, cluster):
+    ok(url, "migrate")
+    ok(url, "seed", "--synthetic", "-n", "100")
+    report = json.loads(ok(url, "stats", "--json").stdout)
+    nodes = {n["node"]: n for n in report["cluster"]["nodes"]}
+    workers = {f"{cluster.sockets}:{port}" for port in cluster.ports[1:]}
+    assert {n for n, v in nodes.items() if v["role"] == "worker"} == workers
+    assert all(nodes[w]["reachable"] and nodes[w]["distributed_rows"] > 0 for w in workers)
+    assert report["cluster"]["skew"]["ratio"] < 1.5
+    assert not [f for f in report["findings"] if f["check"] == "node_skew"]
+    with engine_of(url).connect() as conn:
+        # The rows the statistics count, shard by shard, add up to the table's.
+        counted = conn.exec_driver_sql("SELECT count(*) FROM dispatch.call_transcripts").scalar()
+        # One call session, and so one shard of one worker, gets 200,000 transcript lines.
+        tenant = conn.exec_driver_sql("SELECT id FROM dispatch.call_sessions LIMIT 1").scalar()
+        conn.exec_driver_sql(
+            "INSERT INTO dispatch.call_transcripts (session_id, timestamp_ms, speaker, text) "
+            "SELECT %(t)s, g, 'caller', 'help' FROM generate_series(1, 200000) g", {"t": tenant})
+        conn.commit()
+        (home,) = nodes_of(conn, "dispatch.call_sessions", [tenant])
+    tables = {f"{t['schema']}.{t['table']}": t for t in report["tables"]}
+    assert tables["dispatch.call_transcripts"]["rows"] == counted
+    time.sleep(1)  # the workers' statistics flush
+    skewed = json.loads(tdb(url, "stats", "--json").stdout)
+    finding = [f for f in skewed["findings"] if f["check"] == "node_skew"]
+    assert finding and finding[0]["subject"] == f"{cluster.sockets}:{home}", skewed["cluster"]["skew"]
+    assert finding[0]["severity"] == "warning" and skewed["status"] == "warning"
+    assert tdb(url, "stats", "--check").returncode == 3
+    text = ok(url, "stats").stdout
+    assert "Cluster nodes" in text and text.count("\tworker\tup\t") == 2
+    metrics = ok(url, "stats", "--format", "prometheus").stdout
+    for worker in workers:
+        assert f'tdbctl_citus_node_up{{node="{worker}",role="worker"}} 1' in metrics
+    assert "tdbctl_citus_skew_ratio " in metrics
+
+
+def test_info_shows_the_nodes_and_the_placement(url, cluster):
+    ok(url, "migrate")
+    report = json.loads(ok(url, "info", "--json").stdout)["cluster"]
+    assert [n["role"] for n in report["nodes"]] == ["coordinator", "worker", "worker"]
+    declared = [d.kind for d in PLAN.values()]
+    assert report["placed"]["distributed"] == declared.count("distributed")
+    assert report["placed"]["reference"] == declared.count("reference")
+    assert report["misplaced"] == []
+    assert "as declared" in ok(url, "info").stdout
+
+
+def _shard_index_files(url, index_prefix: str) -> dict:
+    with engine_of(url).connect() as conn:
+        found = {}
+        for node, ok_, result in conn.exec_driver_sql(
+                "SELECT nodeid, success, result FROM run_command_on_all_nodes($$SELECT coalesce(json_object_agg("
+                f"relname, relfilenode), '{{}}') FROM pg_class WHERE relname LIKE '{index_prefix}%%'$$)").all():
+            assert ok_, result
+            found.update({(node, k): v for k, v in json.loads(result).items()})
+        return found
+
+
+def test_reindex_rebuilds_the_shards_indexes(url):
+    ok(url, "migrate")
+    ok(url, "seed", "--synthetic", "-n", "50")
+    before = _shard_index_files(url, "call_transcripts_pkey_")
+    assert len(before) == 32  # a shard index on the workers for each of the 32 shards
+    done = ok(url, "reindex", "--table", "dispatch.call_transcripts", "--table", "voice.error_logs_p202612",
+              "--table", "voice.error_logs")
+    assert "rebuilt" in done.stderr
+    after = _shard_index_files(url, "call_transcripts_pkey_")
+    assert before.keys() == after.keys() and all(before[k] != after[k] for k in before)
+    assert tdb(url, "migrate", "check").returncode == 0
+
+
+def test_backup_of_a_cluster_is_refused_saying_what_a_consistent_one_needs(url, tmp_path):
+    ok(url, "migrate")
+    for engine in ("pg_dump", "pgbackrest"):
+        done = tdb(url, "backup", "--engine", engine, *(["--to", tmp_path / "b"] if engine == "pg_dump" else []))
+        assert done.returncode == 2, done.stderr
+        assert "citus_create_restore_point" in done.stderr and "every node" in done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "b").exists()

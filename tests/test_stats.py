@@ -26,7 +26,7 @@ from stats_support import engine, migrate, settings_for, write_toml
 # The report's layout: a change here is a change for every script and dashboard reading --json.
 TOP_KEYS = {"schema_version", "generated_at", "elapsed_seconds", "database", "dialect", "status", "health",
             "activity", "replication", "tables", "indexes", "top_queries", "files", "integrity", "platform",
-            "notes", "findings", "unindexed_foreign_keys", "partitions", "backups"}
+            "notes", "findings", "unindexed_foreign_keys", "partitions", "backups", "cluster"}
 HEALTH_KEYS = {"server_version", "uptime_seconds", "database_bytes", "connections_used", "max_connections",
                "cache_hit_ratio", "cache_blocks", "xid_age", "xid_age_database", "stats_reset"}
 ACTIVITY_KEYS = {"visible", "hidden_sessions", "long_running", "idle_in_transaction", "blocking"}
@@ -66,6 +66,7 @@ def test_json_layout_is_stable(migrated, tmp_path):
     assert set(report["top_queries"]) == {"available", "hint", "queries"}
     assert set(report["backups"]) == {"archiving", "rpo_seconds", "pgbackrest"}
     assert report["backups"]["pgbackrest"] is None and report["backups"]["rpo_seconds"] == 900
+    assert report["cluster"] is None  # one server: tests/test_citus.py shows a cluster
     archiving = report["backups"]["archiving"]
     assert archiving is None if report["dialect"] == "sqlite" else archiving["archive_mode"] == "off"
     assert {frozenset(t) for t in report["tables"]} == {frozenset(TABLE_KEYS)}
@@ -231,11 +232,13 @@ def test_an_unindexed_foreign_key_whose_parent_rows_get_deleted(migrated, tmp_pa
     eng.dispose()
     report = _stats_json(migrated, tmp_path)
     assert {frozenset(k) for k in report["unindexed_foreign_keys"]} == {frozenset(FOREIGN_KEY_KEYS)}
+    # On PostgreSQL the link is a tenant link, over (message_id, session_id): docs/schema.md.
+    link = ("message_id", "session_id") if report["dialect"] == "postgresql" else ("message_id",)
     assert unindexed(report) - before == {
-        ("chattrain", "feedback", ("message_id",), "chattrain.messages", "SET NULL", True),
+        ("chattrain", "feedback", link, "chattrain.messages", "SET NULL", True),
         ("dispatch", "call_sessions", ("scenario_id",), "dispatch.training_scenarios", "CASCADE", False)}
     findings = [(f["severity"], f["check"], f["subject"]) for f in report["findings"]]
-    assert findings == [("info", "unindexed_foreign_key", "chattrain.feedback(message_id)")]
+    assert findings == [("info", "unindexed_foreign_key", f"chattrain.feedback({', '.join(link)})")]
 
 
 def test_the_nightly_cleanup_does_not_trip_the_probe(migrated, tmp_path):

@@ -114,6 +114,9 @@ def _head(settings: Settings) -> str | None:
 def create(settings: Settings, *, to: str | None = None, jobs: int | None = None, pg_bin: str | None = None,
            keep: int | None = None, keep_days: float | None = None, log: Log = quiet) -> BackupResult:
     """Back the database up into a new timestamped directory, then prune (only after success)."""
+    from tdbctl.backup.cluster import refuse_on_cluster
+
+    refuse_on_cluster(settings)
     strategy = strategy_for(settings.dialect)
     if jobs is not None and settings.dialect != "postgresql":
         raise UsageError("--jobs applies to PostgreSQL (pg_dump's directory format)")

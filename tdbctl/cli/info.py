@@ -57,6 +57,15 @@ def info(json: JsonOption = False) -> None:
         [(s, d["tables"], d["expected"], d["partitions"] or "", "yes" if d["installed"] else "no")
          for s, d in report["domains"].items()],
     )
+    cluster = report.get("cluster")
+    if cluster:
+        placed = cluster["placed"]
+        out.table("Cluster (Citus)", ["node", "role", "state"],
+                  [(n["node"], n["role"], "active" if n["active"] else "INACTIVE") for n in cluster["nodes"]])
+        out.line(f"tables: {placed.get('distributed', 0)} distributed, {placed.get('reference', 0)} reference, "
+                 f"{placed.get('local', 0) + placed.get('plain', 0)} on the coordinator; "
+                 + (f"{len(cluster['misplaced'])} not as declared (`tdbctl migrate` places them)"
+                    if cluster["misplaced"] else "as declared"))
     if report["other_schemas"]:
         out.table("Other schemas (not tdbctl's)", ["schema", "tables"], list(report["other_schemas"].items()))
     if report["not_on_this_dialect"]:

@@ -180,6 +180,7 @@ def _render(out: Output, r: dict, full: bool) -> None:
         out.table("Long-running queries and idle transactions", ["pid", "user", "state", "for", "query"],
                   [(str(s["pid"]), s["user"], s["state"], _secs(s["seconds"]), _one_line(s["query"]))
                    for s in a["long_running"] + a["idle_in_transaction"]])
+    _render_cluster(out, r.get("cluster"))
     if not full:
         _summary(out, r)
         return
@@ -239,6 +240,16 @@ def _status(out: Output, r: dict) -> None:
     backups = _backup_line(r.get("backups") or {})
     if backups:
         pairs.append(("backups", backups))
+    c = r.get("cluster")
+    if c:
+        workers = [n for n in c["nodes"] if n["holds_shards"]]
+        down = [n["node"] for n in c["nodes"] if not (n["active"] and n["reachable"])]
+        skew = c["skew"]["ratio"]
+        pairs.append(("cluster", ", ".join([
+            f"Citus, {plural(len(workers), 'worker')}", f"DOWN: {', '.join(down)}" if down else "all nodes reachable",
+            f"{sum(n['shards'] for n in c['nodes']):,} shards",
+            f"skew {skew:.2f}x" if skew is not None else "no distributed rows",
+            "rebalancing" if c["rebalance"]["running"] else "rebalancer idle"])))
     out.fields("", pairs)
 
 
@@ -291,6 +302,26 @@ def _summary(out: Output, r: dict) -> None:
 def _whole_tables(r: dict) -> list[dict]:
     """Tables, a partitioned one once with its partitions' sums (`tdbctl partitions` lists them)."""
     return [t for t in r["tables"] if not t.get("partition_of")]
+
+
+def _render_cluster(out: Output, c: dict | None) -> None:
+    if not c:
+        return
+    out.table("Cluster nodes", ["node", "role", "state", "shards", "rows", "size", "distributed rows", "sessions"],
+              [(n["node"], n["role"], "up" if n["active"] and n["reachable"] else
+                ("inactive" if not n["active"] else "UNREACHABLE"), f"{n['shards']:,}", f"{n['rows']:,}",
+                _size(n["bytes"]), f"{n['distributed_rows']:,}", f"{n['sessions']:,}") for n in c["nodes"]])
+    if c["lock_waits"]:
+        out.table("Cluster lock waits", ["waiting", "on node", "blocked by", "on node", "query"],
+                  [(str(w["waiting_gpid"]), str(w["waiting_node_id"]), str(w["blocking_gpid"]),
+                    str(w["blocking_node_id"]), _one_line(w["waiting_query"])) for w in c["lock_waits"]])
+    if c["activity"]:
+        out.table("Long-running queries on the cluster", ["global pid", "node", "user", "for", "query"],
+                  [(str(s["global_pid"]), str(s["node_id"]), s["user"], _secs(s["seconds"]), _one_line(s["query"]))
+                   for s in c["activity"]])
+    if c["rebalance"]["moves"]:
+        out.table("Rebalancer moves", ["table", "shard", "from", "to", "progress"],
+                  [(m["table"], str(m["shard"]), m["from"], m["to"], str(m["progress"])) for m in c["rebalance"]["moves"]])
 
 
 def _render_tables(out: Output, r: dict) -> None:

@@ -48,6 +48,7 @@ class Dialect:
         "stats": "tdbctl.stats.{name}:{prefix}Collector",
         "archive": "tdbctl.archive.rowio_{name}:{prefix}RowIO",
         "backup": "tdbctl.backup.{name}:{prefix}Backup",
+        "reindex": "tdbctl.reindex.{name}:{prefix}Reindex",
     }
     """Where each command keeps its part for a dialect (the stats collector, the archive's row
     mover, the backup strategy): found through the dialect, so no command asks which it is on."""
@@ -62,6 +63,10 @@ class Dialect:
     def misplaced(self, conn, metadata, schemas) -> list[tuple[str, str]]:
         """(table, what differs) for each table not placed on the cluster as declared."""
         return []
+
+    def cluster(self, conn, metadata, schemas) -> dict | None:
+        """The cluster's nodes and how the tables of ``schemas`` are placed; None on one server."""
+        return None
 
     def distribute(self, conn, metadata, schemas) -> list[str]:
         """Place the tables on the cluster as declared; what was done, a line a table."""

@@ -16,11 +16,9 @@ from tdbctl.dialects.postgresql import PostgresDialect
 class CitusDialect(PostgresDialect):
     prefix = "Citus"
     clustered = True
-    PARTS = {
-        **PostgresDialect.PARTS,
-        "stats": "tdbctl.stats.citus:CitusCollector",
-        "backup": "tdbctl.backup.citus:CitusBackup",
-    }
+    PARTS = {**PostgresDialect.PARTS, "stats": "tdbctl.stats.citus:CitusCollector",
+             "backup": "tdbctl.backup.postgresql:PostgresBackup",
+             "reindex": "tdbctl.reindex.postgresql:CitusReindex"}
 
     def refined(self, conn):
         return self
@@ -35,6 +33,20 @@ class CitusDialect(PostgresDialect):
         from tdbctl.ddl.distribution import misplaced
 
         return misplaced(conn, metadata, schemas)
+
+    def cluster(self, conn, metadata, schemas):
+        from collections import Counter
+
+        from tdbctl.ddl.distribution import misplaced, placements
+
+        nodes = [{"node": f"{host}:{port}", "role": "coordinator" if group == 0 else "worker", "active": active,
+                  "holds_shards": shards}
+                 for group, host, port, active, shards in conn.exec_driver_sql(
+                     "SELECT groupid, nodename, nodeport, isactive, shouldhaveshards FROM pg_dist_node "
+                     "ORDER BY groupid, nodeid").all()]
+        placed = Counter(p.kind for p in placements(conn, schemas).values())
+        return {"nodes": nodes, "placed": dict(placed),
+                "misplaced": [{"table": t, "what": w} for t, w in misplaced(conn, metadata, schemas)]}
 
     def distribute(self, conn, metadata, schemas):
         from tdbctl.ddl.distribution import distribute

@@ -93,16 +93,6 @@ class Options:
     lock_wait: float = 0.0
 
 
-def executor_for(dialect: str):
-    if dialect == "postgresql":
-        from tdbctl.reindex.postgresql import PostgresReindex
-
-        return PostgresReindex
-    from tdbctl.reindex.sqlite import SqliteReindex
-
-    return SqliteReindex
-
-
 def options_from_settings(settings, **given) -> Options:
     """tdbctl.toml [reindex] maintenance_work_mem / lock_timeout, under what the command line says."""
     section = settings.section("reindex")
@@ -121,7 +111,7 @@ def plan(settings, selection: Selection, options: Options | None = None) -> Plan
     selection.validate()
     options = options or Options()
     with open_direct(settings, WORK) as direct:
-        executor = executor_for(settings.dialect)(direct.engine, options, from_settings(settings))
+        executor = direct.dialect.implementation("reindex")(direct.engine, options, from_settings(settings))
         return executor.plan(selection)
 
 
@@ -141,7 +131,7 @@ def run(settings, selection: Selection, options: Options | None = None,
     with open_database(settings, HEAD) as db, open_direct(settings, WORK) as direct:
         with claimed(db, "reindex", options.lock_wait):
             mark_killed(db.engine, "reindex")
-            executor = executor_for(settings.dialect)(direct.engine, options, from_settings(settings))
+            executor = direct.dialect.implementation("reindex")(direct.engine, options, from_settings(settings))
             the_plan = executor.plan(selection)
             for warning in the_plan.warnings:
                 progress("warning", message=warning)

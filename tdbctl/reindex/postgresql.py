@@ -176,3 +176,20 @@ class PostgresReindex:
                 conn.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {_q(target.schema, leftover)}")
                 dropped.append(f"{target.schema}.{leftover}")
         return dropped
+
+
+class CitusReindex(PostgresReindex):
+    """On a Citus coordinator, REINDEX of a distributed table's index goes to each of its shards;
+    Citus refuses it on a distributed partitioned table's index, whose partitions' indexes (each
+    a distributed table's) are rebuilt one by one instead."""
+
+    def plan(self, selection: Selection) -> Plan:
+        the_plan = super().plan(selection)
+        with self._connect() as conn:
+            parents = {tuple(row) for row in conn.exec_driver_sql(
+                "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind = 'I'").all()}
+        the_plan.targets = [t for t in the_plan.targets if (t.schema, t.index) not in parents]
+        the_plan.warnings.append("Citus cluster: each index is rebuilt on every shard of its table, in turn; "
+                                 "the sizes shown are the coordinator's")
+        return the_plan

@@ -21,11 +21,6 @@ from tdbctl.stats.thresholds import from_settings
 SCHEMA_VERSION = 1
 DEFAULT_SINCE = "7d"
 
-def collector_for(dialect: str):
-    from tdbctl.dialects import dialect_for
-
-    return dialect_for(dialect).implementation("stats")
-
 
 def collect(settings, *, since: timedelta = timedelta(days=7), since_text: str = DEFAULT_SINCE,
             platform: bool = True, top: int = 10, integrity_check: bool = False,
@@ -39,7 +34,7 @@ def collect(settings, *, since: timedelta = timedelta(days=7), since_text: str =
     started = time.monotonic()
     now = utcnow()
     with open_database(settings) as db:
-        cls = collector_for(settings.dialect)
+        cls = db.dialect.implementation("stats")
         conn = cls.connect(db.engine)
         try:
             collector = cls(conn, ALL_SCHEMAS, thresholds)
@@ -52,6 +47,7 @@ def collect(settings, *, since: timedelta = timedelta(days=7), since_text: str =
                 ("files", collector.files), ("unindexed_foreign_keys", collector.unindexed_foreign_keys),
                 ("partitions", lambda: _partitions(db, conn, now)),
                 ("backups", lambda: _backups(settings, collector, conn, now)),
+                ("cluster", collector.cluster),
             ):
                 report[section] = _read(section, read, collector.notes, settings, conn)
             report["integrity"] = (_read("integrity", collector.integrity, collector.notes, settings, conn)
@@ -88,6 +84,7 @@ _EMPTY = {
     "tables": [], "indexes": [], "files": [], "unindexed_foreign_keys": [], "partitions": [], "integrity": None,
     "backups": {"archiving": None, "rpo_seconds": None, "pgbackrest": None},
     "platform": None,
+    "cluster": None,
     "top_queries": {"available": False, "hint": None, "queries": []},
 }
 

@@ -54,6 +54,7 @@ def evaluate(report: dict, t: dict) -> list[dict]:
               f"transaction ID age {h['xid_age']:,} in {h['xid_age_database']}: VACUUM (FREEZE) it")
 
     _backups(report.get("backups") or {}, found)
+    _cluster(report.get("cluster"), t, found, judge)
 
     for note in report.get("notes", []):
         section, refused, reason = note.partition(": not read: ")
@@ -204,6 +205,28 @@ def _backups(b: dict, found: list[dict]) -> None:
 def status(findings: list[dict]) -> str:
     severities = {f["severity"] for f in findings}
     return "critical" if "critical" in severities else "warning" if "warning" in severities else "ok"
+
+
+def _cluster(c: dict | None, t: dict, found: list, judge) -> None:
+    if not c:
+        return
+    for n in c["nodes"]:
+        if not n["active"] or not n["reachable"]:
+            found.append(_finding("critical", "node_down", n["node"], 0, None,
+                                  f"Citus {n['role']} {n['node']} is " + ("inactive" if not n["active"] else
+                                  "unreachable from another node") + ": queries touching its shards fail"))
+    s = c["skew"]
+    if s["ratio"] is not None and s["rows"] >= t["node_skew_min_rows"]:
+        judge("node_skew", s["heaviest"], s["ratio"], "node_skew_warning", "node_skew_critical",
+              f"worker {s['heaviest']} holds {s['ratio']:.2f}x the workers' mean of distributed rows: a tenant "
+              "that dominates (citus_stat_tenants names it)? isolate_tenant_to_new_shard, then citus_rebalance_start")
+    for w in c["lock_waits"]:
+        found.append(_finding("warning", "cluster_lock_wait", f"gpid {w['waiting_gpid']}", None, None,
+                              f"on node {w['waiting_node_id']}, waiting for gpid {w['blocking_gpid']} on node "
+                              f"{w['blocking_node_id']}: {_short(w['waiting_query'] or '')}"))
+    if c["rebalance"]["running"]:
+        found.append(_finding("info", "rebalance_running", "cluster", len(c["rebalance"]["moves"]), None,
+                              f"the shard rebalancer is moving {len(c['rebalance']['moves'])} shards"))
 
 
 def _short(query: str | None, width: int = 80) -> str:

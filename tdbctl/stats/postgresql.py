@@ -97,8 +97,10 @@ SELECT n.nspname, c.relname, k.conname,
    AND NOT EXISTS (
        SELECT 1 FROM pg_index i
         WHERE i.indrelid = k.conrelid AND i.indisvalid AND i.indpred IS NULL
-          AND (i.indkey::int2[])[0:cardinality(k.conkey) - 1] @> k.conkey
-          AND (i.indkey::int2[])[0:cardinality(k.conkey) - 1] <@ k.conkey)
+          AND (((i.indkey::int2[])[0:cardinality(k.conkey) - 1] @> k.conkey
+                AND (i.indkey::int2[])[0:cardinality(k.conkey) - 1] <@ k.conkey)
+               -- A tenant link (key, tenant), docs/schema.md: found by its key, the tenant filters.
+               OR (i.indkey::int2[])[0] = k.conkey[1]))
  ORDER BY 1, 2, 3
 """
 ON_DELETE = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
@@ -296,6 +298,10 @@ class PostgresCollector:
         ]
         return {"role": "replica" if in_recovery else "primary", "replay_lag_seconds": _round(lag),
                 "replicas": replicas}
+
+    def cluster(self) -> dict | None:
+        """A Citus cluster's nodes, shards and skew (tdbctl/stats/citus.py); None on one server."""
+        return None
 
     def archiving(self) -> dict | None:
         from tdbctl.backup.pgbackrest.server import archiver

@@ -87,6 +87,7 @@ def render(report: dict) -> str:
               {"replica": replica["name"], "client": replica["client"]})
 
     _backups(m, report.get("backups") or {})
+    _cluster(m, report.get("cluster"))
 
     for t in report["tables"]:
         if t.get("partition_of"):  # its figures are in its table's
@@ -133,6 +134,28 @@ def render(report: dict) -> str:
         m.add("finding", "gauge", "Each finding (1), by check, subject and severity.", 1,
               {"check": f["check"], "subject": f["subject"], "severity": f["severity"]})
     return m.text()
+
+
+def _cluster(m: _Families, c: dict | None) -> None:
+    if not c:
+        return
+    for n in c["nodes"]:
+        labels = {"node": n["node"], "role": n["role"]}
+        m.add("citus_node_up", "gauge", "Citus node active and reachable from every other node (1) or not (0).",
+              n["active"] and n["reachable"], labels)
+        m.add("citus_node_shards", "gauge", "Shard placements on the Citus node.", n["shards"], labels)
+        m.add("citus_node_rows", "gauge", "Rows in the node's shards (statistics' live tuples).", n["rows"], labels)
+        m.add("citus_node_bytes", "gauge", "Bytes of the node's shards.", n["bytes"], labels)
+        m.add("citus_node_distributed_rows", "gauge", "Rows of distributed tables on the node.",
+              n["distributed_rows"], labels)
+        m.add("citus_node_sessions", "gauge", "Non-idle sessions on the node (citus_stat_activity).",
+              n["sessions"], labels)
+    m.add("citus_skew_ratio", "gauge", "Heaviest worker's distributed rows over the workers' mean.",
+          c["skew"]["ratio"])
+    m.add("citus_lock_waits", "gauge", "Sessions waiting on a lock anywhere in the cluster (citus_lock_waits).",
+          len(c["lock_waits"]))
+    m.add("citus_rebalance_running", "gauge", "Whether the shard rebalancer is moving shards.",
+          c["rebalance"]["running"])
 
 
 def _backups(m: _Families, b: dict) -> None:

@@ -62,6 +62,9 @@ class SqliteCollector:
     def replication(self) -> dict:
         return {"role": None, "replay_lag_seconds": None, "replicas": []}
 
+    def cluster(self) -> None:
+        return None
+
     def archiving(self) -> None:
         return None
 

@@ -49,6 +49,10 @@ THRESHOLDS: tuple[Threshold, ...] = (
     Threshold("index_bloat_critical", 0.80, "... critical"),
     Threshold("index_bloat_min_bytes", 10 * MIB, "smaller indexes are never flagged as bloated"),
     Threshold("unused_index_min_bytes", 1 * MIB, "smaller never-scanned indexes are not reported (info)"),
+    Threshold("node_skew_warning", 1.5, "Citus: the heaviest worker's distributed rows, as a multiple of the "
+              "workers' mean"),
+    Threshold("node_skew_critical", 3.0, "... critical"),
+    Threshold("node_skew_min_rows", 100_000, "Citus: clusters with fewer distributed rows are never flagged"),
     Threshold("freelist_ratio_warning", 0.25, "SQLite: free pages / pages of a domain file"),
     Threshold("freelist_min_pages", 1000, "SQLite: files with fewer free pages are never flagged"),
 )

@@ -268,6 +268,9 @@ def _stanza_exists(program: Program) -> bool:
 def backup(settings: Settings, *, type: str = "incr", log: Log = _quiet) -> dict:
     if type not in BACKUP_TYPES:
         raise UsageError(f"--type {type}: choose one of {', '.join(BACKUP_TYPES)}")
+    from tdbctl.backup.cluster import refuse_on_cluster
+
+    refuse_on_cluster(settings)
     ctx = context(settings)
     program = ctx.program()
     clock = time.monotonic()
