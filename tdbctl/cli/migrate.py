@@ -42,8 +42,9 @@ def _log_progress() -> None:
     """Alembic's 'Running upgrade ...' lines go to stderr as progress."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    # Only the steps; "Context impl ..." and "Will assume ..." are Alembic's internals.
-    handler.addFilter(lambda record: record.getMessage().startswith("Running "))
+    # Only the steps and what a step warns of; "Context impl ..." and "Will assume ..." are
+    # Alembic's internals.
+    handler.addFilter(lambda record: record.levelno >= logging.WARNING or record.getMessage().startswith("Running "))
     logger = logging.getLogger("alembic.runtime.migration")
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)

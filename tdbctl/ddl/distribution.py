@@ -28,13 +28,23 @@ def _table(conn, table: sa.Table) -> str:
     return _q(conn, table.schema, table.name)
 
 
-def _foreign_key_sql(conn, link) -> str:
+def _foreign_key_sql(conn, link, *, valid: bool = True) -> str:
     ondelete = (link.constraint.ondelete or "NO ACTION").upper()
     if link.set_null:
         ondelete += f" ({_cols(conn, link.set_null)})"  # PostgreSQL 15+: the tenant column stays
     return (f"ALTER TABLE {_table(conn, link.child)} ADD CONSTRAINT {conn.dialect.identifier_preparer.quote(link.constraint.name)} "
             f"FOREIGN KEY ({_cols(conn, link.columns)}) REFERENCES {_table(conn, link.parent)} "
-            f"({_cols(conn, link.referred)}) ON DELETE {ondelete}")
+            f"({_cols(conn, link.referred)}) ON DELETE {ondelete}" + ("" if valid else " NOT VALID"))
+
+
+def _across_tenants(conn, link) -> int:
+    """Rows of the link's child pointing at a parent row of another tenant (the single-column
+    key allowed it)."""
+    child, parent = _table(conn, link.child), _table(conn, link.parent)
+    own = " AND ".join(f"p.{_cols(conn, [r])} = c.{_cols(conn, [c])}" for c, r in zip(link.columns, link.referred))
+    present = " AND ".join(f"c.{_cols(conn, [c])} IS NOT NULL" for c in link.columns)
+    return conn.exec_driver_sql(f"SELECT count(*) FROM {child} c WHERE {present} AND NOT EXISTS "
+                                f"(SELECT 1 FROM {parent} p WHERE {own})").scalar()
 
 
 def _foreign_key_columns(conn, table: sa.Table, name: str) -> list[str] | None:
@@ -75,7 +85,16 @@ def widen_keys(conn, metadata: sa.MetaData, schemas) -> list[str]:
             execute(f"ALTER TABLE {_table(conn, table)} DROP CONSTRAINT {constraint}")
             execute(f"ALTER TABLE {_table(conn, table)} ADD CONSTRAINT {constraint} PRIMARY KEY ({_cols(conn, wanted)})")
     for link in stale:
-        execute(_foreign_key_sql(conn, link))
+        crossing = _across_tenants(conn, link)
+        if crossing:
+            # Never a failed deploy for old rows: they stay as they are, new ones are checked.
+            import logging
+
+            logging.getLogger("alembic.runtime.migration").warning(
+                "%s: %d rows point at a %s row of another tenant; the link over (key, tenant) is added NOT VALID "
+                "(new rows are checked); find them with the query in docs/schema.md, then VALIDATE CONSTRAINT",
+                link.child.fullname, crossing, link.parent.fullname)
+        execute(_foreign_key_sql(conn, link, valid=not crossing))
     return run
 
 
