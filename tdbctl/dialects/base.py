@@ -77,8 +77,8 @@ class Dialect:
         is then the deleting command's to do."""
         return set()
 
-    def begin_load(self, conn) -> None:
-        """First thing in a transaction that loads rows in bulk (seed --synthetic)."""
+    def begin_load(self, conn, tables: list[str]) -> None:
+        """First thing in a transaction that loads rows in bulk into ``tables`` (seed --synthetic)."""
 
     def implementation(self, part: str):
         from importlib import import_module

@@ -53,16 +53,26 @@ class CitusDialect(PostgresDialect):
 
         return distribute(conn, metadata, schemas)
 
-    def begin_load(self, conn) -> None:
-        # A load that writes a reference table (academy's users) after reading or writing a
-        # distributed one must keep to one connection a node, from its start, or Citus refuses.
-        conn.exec_driver_sql("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'")
+    def begin_load(self, conn, tables) -> None:
+        # A load that writes a reference table (academy's users) beside distributed ones must
+        # keep to one connection a node, from its start, or Citus refuses the write; the others
+        # write every shard at once.
+        from tdbctl.schema import metadata
+        from tdbctl.schema.distribution import distribution_of
+
+        plan = distribution_of(metadata)
+        if any(plan.get(t) is not None and plan[t].kind == "reference" for t in tables):
+            conn.exec_driver_sql("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'")
 
     @contextmanager
     def bulk_load(self, conn, tables):
-        # Indexes and triggers off around a load are DDL on every shard, which Citus refuses in a
-        # transaction that has read in parallel: the shards keep both, and COPY through the
-        # coordinator fills them.
+        # Dropping indexes or triggers around a load is DDL on every shard, which Citus refuses in
+        # a transaction that has read in parallel: the shards keep their indexes. A superuser's
+        # load goes as pg_restore --disable-triggers' does, on the workers too: the SET LOCAL
+        # travels to them with the transaction (citus.propagate_set_commands), and ends with it.
+        if conn.exec_driver_sql("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").scalar():
+            conn.exec_driver_sql("SET LOCAL citus.propagate_set_commands TO 'local'")
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
         yield
 
     # --- Batched deletes: by key, never by ctid or page ranges --------------------------------

@@ -148,7 +148,7 @@ def _generate_domain(db, plan, domain, progress, dry_run, chunk_sessions, before
     with db.connect() as conn:
         transaction = conn.begin()
         try:
-            db.dialect.begin_load(conn)
+            db.dialect.begin_load(conn, list(generator_class.tables))
             if db.claim is not None:
                 db.claim.check(conn)
             if before is not None:
