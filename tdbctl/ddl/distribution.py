@@ -69,13 +69,19 @@ def widen_keys(conn, metadata: sa.MetaData, schemas) -> list[str]:
     present = {(s, t) for s in schemas for t in inspector.get_table_names(schema=s)}
     links = [link for link in tenant_links(metadata)
              if (link.child.schema, link.child.name) in present and (link.parent.schema, link.parent.name) in present]
+    kept = set()
+    if int(conn.exec_driver_sql("SHOW server_version_num").scalar()) < 150000:
+        # No ON DELETE SET NULL (column) before PostgreSQL 15: such a link, and its parent's key,
+        # stay as declared there (Citus needs 16 or later anyway).
+        kept = {link.parent.fullname for link in links if link.set_null}
+        links = [link for link in links if link.parent.fullname not in kept]
     stale = [link for link in links if _foreign_key_columns(conn, link.child, link.constraint.name) != list(link.columns)]
     for link in stale:  # they refer to the keys about to change
         execute(f"ALTER TABLE {_table(conn, link.child)} DROP CONSTRAINT IF EXISTS "
                 f"{conn.dialect.identifier_preparer.quote(link.constraint.name)}")
     for name, declared in distribution_of(metadata).items():
         table = metadata.tables[name]
-        if declared.kind != "distributed" or (table.schema, table.name) not in present:
+        if declared.kind != "distributed" or (table.schema, table.name) not in present or name in kept:
             continue
         wanted = primary_key(metadata, name)
         current = inspector.get_pk_constraint(table.name, schema=table.schema)
