@@ -257,13 +257,18 @@ def _policies() -> list[str]:
     return [arg for name in POLICIES for arg in ("--policy", name)]
 
 
-def test_cleanup_by_rows_and_by_partition_keeps_exactly_the_right_keys_across_shards(url):
+def seeded(url, sessions: int):
+    """(engine, cutoff, rows before, rows the five policies leave) of a migrated, seeded cluster."""
     ok(url, "migrate")
-    ok(url, "seed", "--synthetic", "-n", "300")
+    ok(url, "seed", "--synthetic", "-n", str(sessions))
     cutoff = _cutoff()
     engine = engine_of(url)
     before = state(engine)
-    expected = expected_after_cleanup(before, cutoff)
+    return engine, cutoff, before, expected_after_cleanup(before, cutoff)
+
+
+def test_cleanup_by_rows_and_by_partition_keeps_exactly_the_right_keys_across_shards(url):
+    engine, cutoff, before, expected = seeded(url, 300)
     assert expected["dispatch.call_sessions"] != before["dispatch.call_sessions"]
     assert expected["voice.system_metrics"] != before["voice.system_metrics"]
 
@@ -284,12 +289,7 @@ def test_cleanup_by_rows_and_by_partition_keeps_exactly_the_right_keys_across_sh
 
 
 def test_cleanup_killed_mid_run_then_run_again_loses_nothing(url):
-    ok(url, "migrate")
-    ok(url, "seed", "--synthetic", "-n", "1200")
-    cutoff = _cutoff()
-    engine = engine_of(url)
-    before = state(engine)
-    expected = expected_after_cleanup(before, cutoff)
+    engine, cutoff, before, expected = seeded(url, 1200)
     env = {k: v for k, v in os.environ.items() if k not in ("TDB_DATABASE_URL", "DATABASE_URL")}
     env["TDB_DATABASE_URL"] = url.render_as_string(hide_password=False).replace("postgresql+psycopg", "postgresql")
     run = subprocess.Popen([sys.executable, "-m", "tdbctl", "cleanup", *_policies(), "--before",

@@ -113,6 +113,8 @@ def test_a_second_run_exits_at_once_with_the_lock_code(db):
 def test_cron_output_is_one_plain_line_per_policy_and_json_is_one_document(db, invoke):
     World(db.engine).build()
     names = [p.name for p in policies_of(metadata)]
+    # Feedback naming another session's message: SQLite only (PostgreSQL's tenant link refuses it).
+    crossing = "chattrain.feedback=2 " if db.dialect.name == "sqlite" else ""
 
     dry = invoke(db, "--dry-run")
     assert dry.returncode == 0, dry.stderr
@@ -122,7 +124,7 @@ def test_cron_output_is_one_plain_line_per_policy_and_json_is_one_document(db, i
     fields = {line.split("\t")[0]: line.split("\t") for line in lines}
     assert fields["chattrain.abandoned_sessions"][1:3] == ["would delete", "4"]
     assert "chattrain.messages=8" in fields["chattrain.abandoned_sessions"][3]
-    assert "set null: chattrain.feedback=2 chattrain.user_activity_logs=8" in fields["chattrain.abandoned_sessions"][3]
+    assert f"set null: {crossing}chattrain.user_activity_logs=8" in fields["chattrain.abandoned_sessions"][3]
     assert fields["voice.conversations"][1] == "archive policy: left for tdbctl archive"
     total = re.fullmatch(r"cleanup \(dry run\): would delete (\d+) rows in \d+ tables in [\d.]+s",
                          dry.stderr.splitlines()[-1])
@@ -134,7 +136,7 @@ def test_cron_output_is_one_plain_line_per_policy_and_json_is_one_document(db, i
     assert total and int(total.group(1)) == sum(summary["rows"].values())
     assert [p["policy"] for p in summary["policies"]] == names
     assert summary["rows"]["chattrain.sessions"] == 4 and summary["rows"]["voice.system_metrics"] == 4
-    assert summary["set_null"] == {"chattrain.feedback": 2, "chattrain.user_activity_logs": 8}
+    assert summary["set_null"] == {**({"chattrain.feedback": 2} if crossing else {}), "chattrain.user_activity_logs": 8}
     assert all(p["longest_batch_seconds"] < 5 for p in summary["policies"])
 
     history = invoke(db, "--history", "--json")

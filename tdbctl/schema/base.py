@@ -15,6 +15,20 @@ NAMING_CONVENTION = {
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class OnTable:
+    """A declaration about one table beside it (partitioning, distribution), by its qualified name."""
+
+    table: str
+
+    @property
+    def schema(self) -> str:
+        return self.table.split(".", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.table.split(".", 1)[1]
+
+
 def postgresql_only(index: sa.Index) -> sa.Index:
     """Mark an index (GIN, trigram, ivfflat, expression) as created on PostgreSQL only."""
     return index.ddl_if(dialect="postgresql")

@@ -24,13 +24,14 @@ from typing import Literal
 
 import sqlalchemy as sa
 
+from tdbctl.schema.base import OnTable
 from tdbctl.schema.partitioning import partitioning_of
 
 Kind = Literal["distributed", "reference", "local"]
 
 
 @dataclass(frozen=True)
-class Distribution:
+class Distribution(OnTable):
     table: str
     """Schema-qualified table: ``voice.conversation_turns``."""
     kind: Kind
@@ -43,14 +44,6 @@ class Distribution:
     plain index, a foreign key to a table of another tenant is not created. Cluster only."""
     why: str = ""
     """For a local table, or a loose constraint: the reason, as migrate check prints it."""
-
-    @property
-    def schema(self) -> str:
-        return self.table.split(".", 1)[0]
-
-    @property
-    def name(self) -> str:
-        return self.table.split(".", 1)[1]
 
 
 def distributed(table: str, column: str, colocate_with: str | None = None, *, loose: tuple[str, ...] = (),

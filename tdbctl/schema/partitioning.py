@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from tdbctl.schema.base import OnTable
+
 INTERVALS = ("month", "day")
 
 
 @dataclass(frozen=True)
-class Partitioning:
+class Partitioning(OnTable):
     table: str
     """Schema-qualified table: ``voice.error_logs``."""
     column: str
@@ -29,14 +31,6 @@ class Partitioning:
     def __post_init__(self) -> None:
         if self.interval not in INTERVALS:
             raise ValueError(f"{self.table}: interval {self.interval!r} is not one of {', '.join(INTERVALS)}")
-
-    @property
-    def schema(self) -> str:
-        return self.table.split(".", 1)[0]
-
-    @property
-    def name(self) -> str:
-        return self.table.split(".", 1)[1]
 
     def key(self, metadata: sa.MetaData) -> list[str]:
         """The primary key on PostgreSQL: the declared one plus the partition column, which a
