@@ -180,7 +180,7 @@ def _render(out: Output, r: dict, full: bool) -> None:
         out.table("Long-running queries and idle transactions", ["pid", "user", "state", "for", "query"],
                   [(str(s["pid"]), s["user"], s["state"], _secs(s["seconds"]), _one_line(s["query"]))
                    for s in a["long_running"] + a["idle_in_transaction"]])
-    _render_cluster(out, r.get("cluster"))
+    _render_cluster(out, r.get("cluster"), full)
     if not full:
         _summary(out, r)
         return
@@ -304,7 +304,7 @@ def _whole_tables(r: dict) -> list[dict]:
     return [t for t in r["tables"] if not t.get("partition_of")]
 
 
-def _render_cluster(out: Output, c: dict | None) -> None:
+def _render_cluster(out: Output, c: dict | None, full: bool) -> None:
     if not c:
         return
     out.table("Cluster nodes", ["node", "role", "state", "shards", "rows", "size", "distributed rows", "sessions"],
@@ -319,6 +319,10 @@ def _render_cluster(out: Output, c: dict | None) -> None:
         out.table("Long-running queries on the cluster", ["global pid", "node", "user", "for", "query"],
                   [(str(s["global_pid"]), str(s["node_id"]), s["user"], _secs(s["seconds"]), _one_line(s["query"]))
                    for s in c["activity"]])
+    if full:
+        out.table("Citus tables", ["table", "type", "distributed by", "colocation", "shards", "size"],
+                  [(t["table"], t["type"], t["distribution_column"] or "", str(t["colocation_id"]), f"{t['shards']:,}",
+                    _size(t["bytes"])) for t in c["tables"]])
     if c["rebalance"]["moves"]:
         out.table("Rebalancer moves", ["table", "shard", "from", "to", "progress"],
                   [(m["table"], str(m["shard"]), m["from"], m["to"], str(m["progress"])) for m in c["rebalance"]["moves"]])

@@ -72,6 +72,11 @@ class Dialect:
         """Place the tables on the cluster as declared; what was done, a line a table."""
         return []
 
+    def with_shard_rows(self, conn, partitions):
+        """``partitions`` (tdbctl.partitions.catalog.Partition), with row counts where this
+        database keeps them elsewhere than in the table's own statistics (Citus's shards)."""
+        return partitions
+
     def unkept_links(self, metadata) -> set[str]:
         """Foreign keys of the metadata the database does not hold here, by name: their ON DELETE
         is then the deleting command's to do."""

@@ -13,6 +13,35 @@ from contextlib import contextmanager
 from tdbctl.dialects.postgresql import PostgresDialect
 
 
+# On each node, in one query: every shard's rows as the statistics count them (no scan). A
+# shard is its table's name and _<shard id>.
+NODE_ROWS = ("SELECT coalesce(json_agg(json_build_array(substring(relname from '_([0-9]+)$'), n_live_tup)), '[]') "
+             "FROM pg_stat_user_tables WHERE relname ~ '_[0-9]+$'")
+
+
+def node_name(host: str, port: int) -> str:
+    return f"{host}:{port}"
+
+
+def shard_figures(conn, tables: list[str] | None = None) -> list[tuple]:
+    """(table, shard id, node, rows, bytes, Citus table type) of every shard placement of the
+    Citus tables (or of ``tables``): the coordinator's own tables are empty shells."""
+    import json
+
+    placements = conn.exec_driver_sql(
+        "SELECT table_name::text, shardid, nodename, nodeport, shard_size, citus_table_type FROM citus_shards "
+        + ("WHERE table_name = ANY(%(t)s::regclass[]) " if tables is not None else "") + "ORDER BY 1, 2",
+        {"t": tables} if tables is not None else {}).all()
+    rows: dict[tuple[str, int], int] = {}
+    for host, port, ok, result in conn.exec_driver_sql(
+            "SELECT n.nodename, n.nodeport, r.success, r.result FROM run_command_on_all_nodes(%(q)s) r "
+            "JOIN pg_dist_node n USING (nodeid)", {"q": NODE_ROWS}).all():
+        if ok:
+            rows.update({(node_name(host, port), int(shard)): int(count or 0) for shard, count in json.loads(result)})
+    return [(table, shard, node_name(host, port), rows.get((node_name(host, port), shard), 0), int(size or 0), kind)
+            for table, shard, host, port, size, kind in placements]
+
+
 class CitusDialect(PostgresDialect):
     prefix = "Citus"
     clustered = True
@@ -22,6 +51,17 @@ class CitusDialect(PostgresDialect):
 
     def refined(self, conn):
         return self
+
+    def with_shard_rows(self, conn, partitions):
+        # A partition's statistics are its shards': the coordinator's table is an empty shell.
+        from dataclasses import replace
+
+        if not partitions:
+            return partitions
+        rows: dict[str, int] = {}
+        for table, _shard, _node, count, _size, _kind in shard_figures(conn, [p.qualified for p in partitions]):
+            rows[table] = rows.get(table, 0) + count
+        return [replace(p, rows=rows.get(f"{p.schema}.{p.name}", p.rows)) for p in partitions]
 
     def unkept_links(self, metadata):
         from tdbctl.schema.distribution import distribution_of

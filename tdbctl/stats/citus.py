@@ -11,17 +11,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from tdbctl.dialects.citus import node_name as _node, shard_figures
 from tdbctl.stats.postgresql import PostgresCollector, _round
-
-# On each node, in one query: every shard's rows as the statistics count them (no scan). A
-# shard is its table's name and _<shard id>.
-NODE_ROWS = ("SELECT coalesce(json_agg(json_build_array(substring(relname from '_([0-9]+)$'), n_live_tup)), '[]') "
-             "FROM pg_stat_user_tables WHERE relname ~ '_[0-9]+$'")
-
-
-def _node(host: str, port: int) -> str:
-    return f"{host}:{port}"
-
 
 class CitusCollector(PostgresCollector):
     def __init__(self, conn, schemas, thresholds):
@@ -29,21 +20,8 @@ class CitusCollector(PostgresCollector):
         self._shards: list[tuple] | None = None
 
     def _shard_figures(self) -> list[tuple]:
-        """(table, shard id, node, rows, bytes) of every shard placement of a Citus table."""
         if self._shards is None:
-            import json
-
-            placements = self._all(
-                "SELECT table_name::text, shardid, nodename, nodeport, shard_size, citus_table_type "
-                "FROM citus_shards ORDER BY 1, 2")
-            rows: dict[tuple[str, int], int] = {}
-            for host, port, ok, result in self._all(
-                    "SELECT n.nodename, n.nodeport, r.success, r.result FROM run_command_on_all_nodes(%(q)s) r "
-                    "JOIN pg_dist_node n USING (nodeid)", {"q": NODE_ROWS}):
-                if ok:
-                    rows.update({(_node(host, port), int(shard)): int(count or 0) for shard, count in json.loads(result)})
-            self._shards = [(table, shard, _node(host, port), rows.get((_node(host, port), shard), 0), int(size or 0),
-                             kind) for table, shard, host, port, size, kind in placements]
+            self._shards = shard_figures(self.conn)
         return self._shards
 
     def tables(self) -> list[dict]:
