@@ -72,9 +72,9 @@ class Dialect:
         """Place the tables on the cluster as declared; what was done, a line a table."""
         return []
 
-    def with_shard_rows(self, conn, partitions):
-        """``partitions`` (tdbctl.partitions.catalog.Partition), with row counts where this
-        database keeps them elsewhere than in the table's own statistics (Citus's shards)."""
+    def with_shard_figures(self, conn, partitions):
+        """``partitions`` (tdbctl.partitions.catalog.Partition), with rows and bytes where this
+        database keeps them elsewhere than in the table itself (Citus's shards)."""
         return partitions
 
     def unkept_links(self, metadata) -> set[str]:

@@ -52,16 +52,19 @@ class CitusDialect(PostgresDialect):
     def refined(self, conn):
         return self
 
-    def with_shard_rows(self, conn, partitions):
-        # A partition's statistics are its shards': the coordinator's table is an empty shell.
+    def with_shard_figures(self, conn, partitions):
+        # A partition's rows and bytes are its shards': the coordinator's table is an empty shell.
         from dataclasses import replace
 
         if not partitions:
             return partitions
         rows: dict[str, int] = {}
-        for table, _shard, _node, count, _size, _kind in shard_figures(conn, [p.qualified for p in partitions]):
+        sizes: dict[str, int] = {}
+        for table, _shard, _node, count, size, _kind in shard_figures(conn, [p.qualified for p in partitions]):
             rows[table] = rows.get(table, 0) + count
-        return [replace(p, rows=rows.get(f"{p.schema}.{p.name}", p.rows)) for p in partitions]
+            sizes[table] = sizes.get(table, 0) + size
+        return [replace(p, rows=rows.get(f"{p.schema}.{p.name}", p.rows), bytes=sizes.get(f"{p.schema}.{p.name}", p.bytes))
+                for p in partitions]
 
     def unkept_links(self, metadata):
         from tdbctl.schema.distribution import distribution_of

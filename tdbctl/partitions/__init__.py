@@ -92,6 +92,8 @@ def inspect(db, metadata: sa.MetaData, now: datetime) -> list[TableState]:
         return [TableState(d.table, d.column, d.interval, False, retention_cutoff(metadata, d, now)) for d in declarations]
     with db.connect() as conn:
         out = [state(conn, metadata, d, now) for d in declarations]
+        for table in out:
+            table.partitions = db.dialect.with_shard_figures(conn, table.partitions)
         conn.rollback()
     return out
 

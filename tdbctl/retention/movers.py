@@ -75,7 +75,7 @@ def _split(conn, dialect, metadata, target):
     if not partitioned_here(conn, dialect, metadata, policy.table):
         return None
     declaration = partitioning_of(metadata)[policy.table]
-    found = dialect.with_shard_rows(conn, partitions(conn, declaration.schema, declaration.name))
+    found = dialect.with_shard_figures(conn, partitions(conn, declaration.schema, declaration.name))
     if cutoff is not None and cutoff.tzinfo is None:  # UTC wall time, for a column without a zone
         cutoff = cutoff.replace(tzinfo=timezone.utc)
     by_age = policy.age_column == declaration.column and cutoff is not None
