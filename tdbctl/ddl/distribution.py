@@ -107,6 +107,7 @@ def widen_keys(conn, metadata: sa.MetaData, schemas) -> list[str]:
 def narrow_keys(conn, metadata: sa.MetaData, schemas) -> list[str]:
     """The declared keys back (migration 0013's downgrade)."""
     from tdbctl.schema.distribution import distribution_of, tenant_links
+    from tdbctl.schema.partitioning import partitioning_of
 
     if conn.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'citus'").first():
         placed = sorted(p.table for p in placements(conn, schemas).values() if p.kind == "distributed")
@@ -129,10 +130,8 @@ def narrow_keys(conn, metadata: sa.MetaData, schemas) -> list[str]:
         if declared.kind != "distributed" or (table.schema, table.name) not in present:
             continue
         current = inspector.get_pk_constraint(table.name, schema=table.schema)
-        wanted = [c.name for c in table.primary_key.columns]
-        partitioning = metadata.info.get("partitioning", {}).get(name)
-        if partitioning and wanted and partitioning.column not in wanted:
-            wanted.append(partitioning.column)
+        partitioning = partitioning_of(metadata).get(name)
+        wanted = partitioning.key(metadata) if partitioning else [c.name for c in table.primary_key.columns]
         if wanted and current["constrained_columns"] != wanted:
             constraint = preparer.quote(current["name"])
             run += [f"ALTER TABLE {_table(conn, table)} DROP CONSTRAINT {constraint}",

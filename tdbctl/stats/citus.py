@@ -44,11 +44,11 @@ class CitusCollector(PostgresCollector):
 
     def cluster(self) -> dict:
         nodes = {}
-        for node_id, host, port, role, active, has_shards in self._all(
-                "SELECT nodeid, nodename, nodeport, noderole, isactive, shouldhaveshards FROM pg_dist_node "
-                "ORDER BY groupid = 0 DESC, nodeid"):
+        for node_id, host, port, role, active, has_shards, coordinator in self._all(
+                "SELECT nodeid, nodename, nodeport, noderole, isactive, shouldhaveshards, groupid = 0 "
+                "FROM pg_dist_node ORDER BY groupid = 0 DESC, nodeid"):
             nodes[_node(host, port)] = {
-                "node": _node(host, port), "id": node_id, "role": "coordinator" if not nodes else "worker",
+                "node": _node(host, port), "id": node_id, "role": "coordinator" if coordinator else "worker",
                 "primary": role == "primary", "active": bool(active), "holds_shards": bool(has_shards),
                 "reachable": True, "shards": 0, "rows": 0, "bytes": 0, "distributed_rows": 0,
                 "distributed_bytes": 0, "sessions": 0}
